@@ -1,0 +1,93 @@
+"""The narrow interface every storage backend implements (modelled on restic's Backend).
+
+A backend stores opaque files by (type, name). It knows restic's "default" layout (packs under
+``data/<2 hex>/``), nothing about encryption or formats. Saves are atomic: a reader sees either
+no file or the whole file, never a prefix of it.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Iterator
+
+from mover.repo.errors import NotFound
+
+
+class FileType(enum.Enum):
+    CONFIG = "config"
+    KEY = "keys"
+    PACK = "data"
+    INDEX = "index"
+    SNAPSHOT = "snapshots"
+    LOCK = "locks"
+
+
+@dataclass(frozen=True)
+class Handle:
+    type: FileType
+    name: str = ""  # empty for CONFIG
+
+    def relpath(self) -> str:
+        """Path relative to the repository root in restic's default layout."""
+        if self.type is FileType.CONFIG:
+            return "config"
+        if self.type is FileType.PACK:
+            return f"data/{self.name[:2]}/{self.name}"
+        return f"{self.type.value}/{self.name}"
+
+    def __str__(self) -> str:
+        return self.relpath()
+
+
+class Backend(ABC):
+    """Where the files of one repository are stored."""
+
+    @abstractmethod
+    def location(self) -> str:
+        """Human-readable location for messages, e.g. ``/srv/repo`` or ``s3:http://h/b/p``."""
+
+    @abstractmethod
+    def create(self) -> None:
+        """Prepare an empty location for a new repository (directories, bucket).
+
+        Raises RepoError if a repository (a ``config`` file) is already there.
+        """
+
+    @abstractmethod
+    def save(self, h: Handle, data: bytes) -> None:
+        """Store ``data`` under ``h`` atomically. Overwriting an existing file is allowed."""
+
+    @abstractmethod
+    def load(self, h: Handle, offset: int = 0, length: int | None = None) -> bytes:
+        """Read ``length`` bytes at ``offset`` (all to the end when None).
+
+        Raises NotFound when the file does not exist. Returns fewer bytes only if the file
+        is shorter than asked for; callers that need exact lengths check.
+        """
+
+    @abstractmethod
+    def stat(self, h: Handle) -> int:
+        """Size of the file in bytes; NotFound when missing."""
+
+    @abstractmethod
+    def remove(self, h: Handle) -> None:
+        """Delete the file; missing files are not an error."""
+
+    @abstractmethod
+    def list(self, t: FileType) -> Iterator[tuple[str, int]]:
+        """Yield ``(name, size)`` for every file of type ``t`` (names only, no paths).
+
+        Temporary files of interrupted saves are never listed.
+        """
+
+    def exists(self, h: Handle) -> bool:
+        try:
+            self.stat(h)
+        except NotFound:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Release connections and threads; the default has nothing to release."""
