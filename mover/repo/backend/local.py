@@ -1,0 +1,140 @@
+"""A repository in a local directory, in restic's default layout."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+from typing import Iterator
+
+from mover.repo.backend.base import Backend, FileType, Handle
+from mover.repo.errors import BackendError, NotFound, RepoError
+
+_ID = re.compile(r"^[0-9a-f]{64}$")
+_DIRS = ("data", "index", "keys", "locks", "snapshots")
+
+
+class LocalBackend(Backend):
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+
+    def location(self) -> str:
+        return self.path
+
+    def _p(self, h: Handle) -> str:
+        return os.path.join(self.path, h.relpath())
+
+    def create(self) -> None:
+        if os.path.exists(os.path.join(self.path, "config")):
+            raise RepoError(f"{self.path}: a repository already exists here")
+        if os.path.isdir(self.path) and any(n in _DIRS for n in os.listdir(self.path)):
+            raise RepoError(f"{self.path}: holds repository folders but no config; refusing to init over it")
+        try:
+            os.makedirs(self.path, mode=0o700, exist_ok=True)
+            for d in _DIRS:
+                os.makedirs(os.path.join(self.path, d), mode=0o700, exist_ok=True)
+            for i in range(256):
+                os.makedirs(os.path.join(self.path, "data", f"{i:02x}"), mode=0o700, exist_ok=True)
+        except OSError as e:
+            raise BackendError(f"cannot create repository at {self.path}: {e.strerror}") from None
+
+    def save(self, h: Handle, data: bytes) -> None:
+        final = self._p(h)
+        d = os.path.dirname(final)
+        tmp = f"{final}-tmp-{secrets.token_hex(8)}"
+        try:
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileNotFoundError:  # e.g. a data/xx folder removed by hand
+                os.makedirs(d, mode=0o700, exist_ok=True)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+            dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+            os.chmod(final, 0o400)
+        except OSError as e:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise BackendError(f"cannot write {final}: {e.strerror}") from None
+
+    def load(self, h: Handle, offset: int = 0, length: int | None = None) -> bytes:
+        try:
+            with open(self._p(h), "rb", buffering=0) as f:
+                if offset < 0:
+                    f.seek(offset, os.SEEK_END)
+                elif offset:
+                    f.seek(offset)
+                return f.read() if length is None else _read_exact(f, length)
+        except FileNotFoundError:
+            raise NotFound(f"{h} not found in repository {self.path}") from None
+        except OSError as e:
+            raise BackendError(f"cannot read {self._p(h)}: {e.strerror}") from None
+
+    def stat(self, h: Handle) -> int:
+        try:
+            return os.stat(self._p(h)).st_size
+        except FileNotFoundError:
+            raise NotFound(f"{h} not found in repository {self.path}") from None
+        except OSError as e:
+            raise BackendError(f"cannot stat {self._p(h)}: {e.strerror}") from None
+
+    def remove(self, h: Handle) -> None:
+        try:
+            os.unlink(self._p(h))
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise BackendError(f"cannot remove {self._p(h)}: {e.strerror}") from None
+
+    def list(self, t: FileType) -> Iterator[tuple[str, int]]:
+        if t is FileType.CONFIG:
+            try:
+                yield "", self.stat(Handle(t))
+            except NotFound:
+                pass
+            return
+        top = os.path.join(self.path, t.value)
+        dirs = [top]
+        if t is FileType.PACK:
+            dirs = [e.path for e in _scandir(top) if e.is_dir(follow_symlinks=False)]
+        for d in dirs:
+            for e in _scandir(d):
+                if _ID.match(e.name) and e.is_file(follow_symlinks=False):
+                    yield e.name, e.stat(follow_symlinks=False).st_size
+
+
+def _scandir(path: str) -> list[os.DirEntry]:
+    try:
+        with os.scandir(path) as it:
+            return list(it)
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        if e.errno == errno.ENOTDIR:
+            return []
+        raise BackendError(f"cannot list {path}: {e.strerror}") from None
+
+
+def _read_exact(f, length: int) -> bytes:
+    parts = []
+    while length > 0:
+        b = f.read(length)
+        if not b:
+            break
+        parts.append(b)
+        length -= len(b)
+    return b"".join(parts)

@@ -1,0 +1,104 @@
+"""restic's authenticated encryption: AES-256-CTR with a Poly1305-AES MAC over the ciphertext.
+
+Layout of every sealed message: ``IV(16) || ciphertext || MAC(16)``. The IV is both the CTR
+initial counter block and the Poly1305-AES nonce (``s = AES-128(mac.k, IV)``).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.poly1305 import Poly1305
+
+from mover.repo.errors import IntegrityError
+
+IV_SIZE = 16
+MAC_SIZE = 16
+OVERHEAD = IV_SIZE + MAC_SIZE
+
+_R_MASK = bytes.fromhex("ffffff0ffcffff0ffcffff0ffcffff0f")
+
+
+@dataclass(frozen=True)
+class Key:
+    """A master (or password-derived) key: AES-256 key plus the Poly1305-AES key pair."""
+
+    encrypt: bytes  # 32 bytes
+    mac_k: bytes  # 16 bytes, AES-128 key for the nonce encryption
+    mac_r: bytes  # 16 bytes, Poly1305 r (masked)
+
+    @classmethod
+    def random(cls) -> "Key":
+        return cls(os.urandom(32), os.urandom(16), _mask_r(os.urandom(16)))
+
+    @classmethod
+    def from_kdf_output(cls, raw: bytes) -> "Key":
+        """Split 64 bytes of scrypt output the way restic does: enc | mac.k | mac.r."""
+        return cls(raw[:32], raw[32:48], _mask_r(raw[48:64]))
+
+    def to_json(self) -> dict:
+        b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+        return {"mac": {"k": b64(self.mac_k), "r": b64(self.mac_r)}, "encrypt": b64(self.encrypt)}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "Key":
+        try:
+            enc = base64.b64decode(obj["encrypt"])
+            k = base64.b64decode(obj["mac"]["k"])
+            r = base64.b64decode(obj["mac"]["r"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise IntegrityError(f"master key is malformed: {e}") from None
+        if len(enc) != 32 or len(k) != 16 or len(r) != 16:
+            raise IntegrityError("master key has wrong field lengths")
+        return cls(enc, k, _mask_r(r))
+
+    def _poly_key(self, iv: bytes) -> bytes:
+        enc = Cipher(algorithms.AES(self.mac_k), modes.ECB()).encryptor()
+        s = enc.update(iv) + enc.finalize()
+        return self.mac_r + s
+
+    def seal(self, plaintext: bytes | memoryview) -> bytes:
+        """Encrypt and authenticate; returns IV || ciphertext || MAC."""
+        iv = os.urandom(IV_SIZE)
+        while iv == bytes(IV_SIZE):  # restic refuses an all-zero IV
+            iv = os.urandom(IV_SIZE)
+        enc = Cipher(algorithms.AES(self.encrypt), modes.CTR(iv)).encryptor()
+        ct = enc.update(plaintext) + enc.finalize()
+        tag = Poly1305.generate_tag(self._poly_key(iv), ct)
+        return iv + ct + tag
+
+    def open(self, sealed: bytes | memoryview, what: str = "data") -> bytes:
+        """Verify and decrypt ``IV || ciphertext || MAC``.
+
+        Raises IntegrityError naming ``what`` when the MAC does not match (wrong key,
+        a flipped byte, a truncated message).
+        """
+        sealed = memoryview(sealed)
+        if len(sealed) < OVERHEAD:
+            raise IntegrityError(f"{what}: ciphertext too short ({len(sealed)} bytes), file truncated?")
+        if bytes(sealed[:IV_SIZE]) == bytes(IV_SIZE):
+            raise IntegrityError(f"{what}: invalid all-zero IV")
+        if not self.mac_ok(sealed):
+            raise IntegrityError(f"{what}: MAC check failed (damaged data or wrong key)")
+        dec = Cipher(algorithms.AES(self.encrypt), modes.CTR(bytes(sealed[:IV_SIZE]))).decryptor()
+        return dec.update(sealed[IV_SIZE:-MAC_SIZE]) + dec.finalize()
+
+    def mac_ok(self, sealed: bytes | memoryview) -> bool:
+        """True when the MAC of a sealed message verifies (used by check without decrypting)."""
+        sealed = memoryview(sealed)
+        if len(sealed) < OVERHEAD:
+            return False
+        try:
+            Poly1305.verify_tag(self._poly_key(bytes(sealed[:IV_SIZE])), sealed[IV_SIZE:-MAC_SIZE],
+                                bytes(sealed[-MAC_SIZE:]))
+        except InvalidSignature:
+            return False
+        return True
+
+
+def _mask_r(r: bytes) -> bytes:
+    return bytes(a & b for a, b in zip(r, _R_MASK))

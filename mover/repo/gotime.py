@@ -1,0 +1,58 @@
+"""RFC 3339 times with nanoseconds, as Go's time.Time marshals them.
+
+Python's datetime stops at microseconds, so times are carried as integer nanoseconds since the
+Unix epoch. Go clamps node years to 0..9999; Python's calendar starts at year 1.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MIN_NS = -62135596800 * 10**9  # 0001-01-01T00:00:00Z, Go's zero time
+_MAX_NS = (253402300799 * 10**9) + 999_999_999  # 9999-12-31T23:59:59.999999999Z
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})$"
+)
+
+ZERO = _MIN_NS
+
+
+def format_ns(ns: int, utc_offset_s: int = 0) -> str:
+    """Format epoch nanoseconds like Go's RFC3339Nano (trailing zeros trimmed, UTC as Z)."""
+    ns = min(max(ns, _MIN_NS), _MAX_NS)
+    secs, frac = divmod(ns, 10**9)
+    dt = _EPOCH + timedelta(seconds=secs + utc_offset_s)
+    s = dt.replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M:%S")
+    s = f"{dt.year:04d}" + s[s.index("-"):]  # strftime drops leading zeros of small years
+    if frac:
+        s += "." + f"{frac:09d}".rstrip("0")
+    if utc_offset_s == 0:
+        return s + "Z"
+    sign = "+" if utc_offset_s >= 0 else "-"
+    off = abs(utc_offset_s)
+    return f"{s}{sign}{off // 3600:02d}:{off % 3600 // 60:02d}"
+
+
+def parse_ns(text: str) -> int:
+    """Parse RFC 3339 (with up to 9 fraction digits) into epoch nanoseconds."""
+    m = _RFC3339.match(text)
+    if not m:
+        raise ValueError(f"not an RFC 3339 time: {text!r}")
+    y, mo, d, h, mi, s = (int(g) for g in m.groups()[:6])
+    frac = int((m.group(7) or "").ljust(9, "0"))
+    tz = m.group(8)
+    off = 0
+    if tz not in ("Z", "z"):
+        off = (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60) * (1 if tz[0] == "+" else -1)
+    y = max(y, 1)  # Go's year 0 has no Python equivalent; clamp to the zero time's year
+    dt = datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc)
+    secs = int((dt - _EPOCH).total_seconds()) - off
+    return secs * 10**9 + frac
+
+
+def local_offset(ns: int) -> int:
+    """The local time zone's UTC offset in seconds at the given time."""
+    secs = ns // 10**9
+    return int(datetime.fromtimestamp(secs).astimezone().utcoffset().total_seconds())

@@ -1,0 +1,327 @@
+"""A restic-format repository: keys, config, blobs in packs, index, snapshots.
+
+Writers call :meth:`Repository.save_blob` from many threads; blobs are compressed and sealed in
+the calling thread, collected into packs per blob type, and packs are uploaded in the
+background. :meth:`flush` writes the remaining packs and then the index that names them, so an
+index never points at a pack that is not stored, and a snapshot is only saved after its index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Iterable
+
+from mover.repo import compression, gojson, keyfile, polynomial
+from mover.repo.backend import Backend, FileType, Handle
+from mover.repo.blob import BlobType, PackedBlob
+from mover.repo.crypto import OVERHEAD, Key
+from mover.repo.errors import IntegrityError, NotARepository, NotFound, RepoError, WrongPassword
+from mover.repo.index import Index, decode_index_file, encode_index_file
+from mover.repo.pack import PackBuilder
+from mover.repo.snapshot import Snapshot
+from mover.repo.tree import Node, decode_tree, encode_tree
+
+PACK_SIZE = 16 * 1024 * 1024  # restic 0.14's default target
+INDEX_EVERY_PACKS = 256  # write an index part during long backups, so a crash keeps the work
+MAX_KEYS_TRIED = 20
+
+
+class Repository:
+    def __init__(self, backend: Backend, key: Key, config: dict) -> None:
+        self.backend = backend
+        self.key = key
+        self.config = config
+        self.version: int = int(config["version"])
+        self.id: str = config["id"]
+        self.polynomial = int(config["chunker_polynomial"], 16)
+        self.pack_size = PACK_SIZE
+        self._index: Index | None = None
+        self._index_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._builders: dict[BlobType, PackBuilder] = {}
+        self._in_flight: set[tuple[BlobType, bytes]] = set()
+        self._unindexed: dict[bytes, list[PackedBlob]] = {}
+        self._uploads: list[Future] = []
+        self._upload_pool: ThreadPoolExecutor | None = None
+        self._upload_slots = threading.BoundedSemaphore(4)
+        self._tree_cache: OrderedDict[bytes, list[Node]] = OrderedDict()
+        self._tree_cache_lock = threading.Lock()
+
+    # ---- opening and creating -------------------------------------------------------------
+
+    @classmethod
+    def init(cls, backend: Backend, password: str, version: int = 2) -> "Repository":
+        if version not in (1, 2):
+            raise RepoError(f"repository version {version} is not supported (use 1 or 2)")
+        backend.create()
+        master = Key.random()
+        key_id, key_raw = keyfile.new_key_file(password.encode(), master)
+        config = {"version": version, "id": os.urandom(32).hex(),
+                  "chunker_polynomial": f"{polynomial.random_polynomial():x}"}
+        backend.save(Handle(FileType.KEY, key_id), key_raw)  # restic writes the key first
+        backend.save(Handle(FileType.CONFIG), master.seal(gojson.dumps(config).encode()))
+        return cls(backend, master, config)
+
+    @classmethod
+    def open(cls, backend: Backend, password: str) -> "Repository":
+        where = backend.location()
+        if not backend.exists(Handle(FileType.CONFIG)):
+            raise NotARepository(f"no repository at {where} (no 'config' file): check the path, "
+                                 f"or create one with `mover init`")
+        master = None
+        tried = 0
+        for name, _size in backend.list(FileType.KEY):
+            if tried >= MAX_KEYS_TRIED:
+                break
+            tried += 1
+            what = f"key {name[:8]} in {where}"
+            kf = keyfile.KeyFile.from_bytes(backend.load(Handle(FileType.KEY, name)), what)
+            master = keyfile.open_master(password.encode(), kf, what)
+            if master is not None:
+                break
+        if tried == 0:
+            raise NotARepository(f"repository at {where} has no key files; it is damaged or incomplete")
+        if master is None:
+            raise WrongPassword(f"wrong password for repository {where}: no key opens with it")
+        raw = master.open(backend.load(Handle(FileType.CONFIG)), f"config of {where}")
+        try:
+            config = json.loads(raw)
+            if int(config["version"]) not in (1, 2):
+                raise RepoError(f"repository {where} has version {config['version']}, "
+                                f"this mover reads versions 1 and 2")
+            if not polynomial.is_irreducible(int(config["chunker_polynomial"], 16)):
+                raise IntegrityError(f"config of {where}: invalid chunker polynomial")
+            str(config["id"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise IntegrityError(f"config of {where} is malformed ({e})") from None
+        return cls(backend, master, config)
+
+    def close(self) -> None:
+        if self._upload_pool:
+            self._upload_pool.shutdown(wait=True)
+            self._upload_pool = None
+        self.backend.close()
+
+    # ---- unpacked files (index, snapshots, locks) -------------------------------------------
+
+    def save_unpacked(self, t: FileType, json_bytes: bytes) -> str:
+        data = self.key.seal(compression.encode_unpacked(json_bytes, self.version))
+        name = hashlib.sha256(data).hexdigest()
+        self.backend.save(Handle(t, name), data)
+        return name
+
+    def load_unpacked(self, t: FileType, name: str) -> bytes:
+        h = Handle(t, name)
+        what = f"{h} in {self.backend.location()}"
+        data = self.backend.load(h)
+        if hashlib.sha256(data).hexdigest() != name:
+            raise IntegrityError(f"{what}: content does not match its name (damaged or truncated file)")
+        return compression.decode_unpacked(self.key.open(data, what), what)
+
+    # ---- index -------------------------------------------------------------------------------
+
+    @property
+    def index(self) -> Index:
+        if self._index is None:
+            with self._index_lock:
+                if self._index is None:
+                    self._index = self._load_index()
+        return self._index
+
+    def _load_index(self) -> Index:
+        idx = Index()
+        names = [n for n, _ in self.backend.list(FileType.INDEX)]
+        with ThreadPoolExecutor(8) as pool:
+            for name, raw in zip(names, pool.map(lambda n: self.load_unpacked(FileType.INDEX, n), names)):
+                _sup, blobs = decode_index_file(raw, f"index/{name}")
+                idx.add(blobs)
+        return idx
+
+    # ---- writing blobs -------------------------------------------------------------------------
+
+    def save_blob(self, btype: BlobType, data: bytes | memoryview, blob_id: bytes | None = None) -> tuple[bytes, bool]:
+        """Store a blob unless the repository already has it. Returns (id, newly stored).
+
+        Safe to call from many threads: compression and encryption run in the caller's thread.
+        """
+        if blob_id is None:
+            blob_id = hashlib.sha256(data).digest()
+        key = (btype, blob_id)
+        with self._write_lock:
+            if self.index.has(btype, blob_id) or key in self._in_flight:
+                return blob_id, False
+            self._in_flight.add(key)
+        raw_length = 0
+        payload = data
+        # v2: trees always compressed, data too (restic's "auto"); an empty blob cannot be marked
+        # compressed, so it stays plain.
+        if self.version >= 2 and len(data) > 0:
+            payload = compression.compress(data)
+            raw_length = len(data)
+        sealed = self.key.seal(payload)
+        self._raise_upload_errors()
+        with self._write_lock:
+            b = self._builders.get(btype)
+            if b is None:
+                b = self._builders[btype] = PackBuilder()
+            b.add(btype, blob_id, sealed, raw_length)
+            full = b.size >= self.pack_size
+            if full:
+                del self._builders[btype]
+        if full:
+            self._submit_pack(b)
+        return blob_id, True
+
+    def _submit_pack(self, b: PackBuilder) -> None:
+        pack_id, data, blobs = b.finish(self.key)
+        self._upload_slots.acquire()  # back-pressure: at most a few finished packs in memory
+        if self._upload_pool is None:
+            self._upload_pool = ThreadPoolExecutor(4, thread_name_prefix="pack-upload")
+        fut = self._upload_pool.submit(self._upload_pack, pack_id, data, blobs)
+        with self._write_lock:
+            self._uploads.append(fut)
+
+    def _upload_pack(self, pack_id: bytes, data: bytes, blobs: list[PackedBlob]) -> None:
+        try:
+            self.backend.save(Handle(FileType.PACK, pack_id.hex()), data)
+        finally:
+            self._upload_slots.release()
+        self.index.add(blobs)
+        with self._write_lock:
+            self._unindexed[pack_id] = blobs
+            for pb in blobs:
+                self._in_flight.discard((pb.type, pb.id))
+            write_index = len(self._unindexed) >= INDEX_EVERY_PACKS
+        if write_index:
+            self._write_unindexed()
+
+    def _raise_upload_errors(self) -> None:
+        with self._write_lock:
+            done = [f for f in self._uploads if f.done()]
+            self._uploads = [f for f in self._uploads if not f.done()]
+        for f in done:
+            f.result()
+
+    def _write_unindexed(self) -> None:
+        with self._write_lock:
+            packs, self._unindexed = self._unindexed, {}
+        if packs:
+            self.save_unpacked(FileType.INDEX, encode_index_file(packs))
+
+    def flush(self) -> None:
+        """Store every pending pack, then an index for all packs not yet in an index file."""
+        with self._write_lock:
+            builders = list(self._builders.values())
+            self._builders.clear()
+        for b in builders:
+            self._submit_pack(b)
+        with self._write_lock:
+            uploads, self._uploads = self._uploads, []
+        errors = []
+        for f in uploads:
+            try:
+                f.result()
+            except BaseException as e:  # collect all, so every pack that made it gets indexed
+                errors.append(e)
+        self._write_unindexed()
+        if errors:
+            raise errors[0]
+
+    def abandon_pending(self) -> None:
+        """Drop blobs not yet in a pack (after Ctrl-C) and wait for packs already on their way."""
+        with self._write_lock:
+            self._builders.clear()
+        self.flush()
+
+    # ---- reading blobs -------------------------------------------------------------------------
+
+    def decode_blob(self, pb: PackedBlob, sealed: bytes | memoryview) -> bytes:
+        """Decrypt, decompress and verify one blob read from its pack."""
+        what = f"{pb.type.json_name} blob {pb.id.hex()[:16]} in pack {pb.pack.hex()[:16]}"
+        if len(sealed) != pb.length:
+            raise IntegrityError(f"{what}: pack is truncated (got {len(sealed)} of {pb.length} bytes)")
+        plain = self.key.open(sealed, what)
+        if pb.compressed:
+            plain = compression.decompress(plain, pb.raw_length, what)
+        if hashlib.sha256(plain).digest() != pb.id:
+            raise IntegrityError(f"{what}: content does not match its id")
+        return plain
+
+    def lookup(self, btype: BlobType, blob_id: bytes) -> PackedBlob:
+        pb = self.index.get(btype, blob_id)
+        if pb is None:
+            raise NotFound(f"{btype.json_name} blob {blob_id.hex()} is not in the index of "
+                           f"{self.backend.location()} (repository damaged: run `mover check`)")
+        return pb
+
+    def load_blob(self, btype: BlobType, blob_id: bytes) -> bytes:
+        pb = self.lookup(btype, blob_id)
+        try:
+            sealed = self.backend.load(Handle(FileType.PACK, pb.pack.hex()), pb.offset, pb.length)
+        except NotFound:
+            raise NotFound(f"pack {pb.pack.hex()} holding {btype.json_name} blob {blob_id.hex()[:16]} "
+                           f"is missing from {self.backend.location()}") from None
+        return self.decode_blob(pb, sealed)
+
+    def plain_size(self, btype: BlobType, blob_id: bytes) -> int:
+        return self.lookup(btype, blob_id).plain_length
+
+    # ---- trees and snapshots -------------------------------------------------------------------
+
+    def load_tree(self, tree_id: bytes) -> list[Node]:
+        with self._tree_cache_lock:
+            nodes = self._tree_cache.get(tree_id)
+            if nodes is not None:
+                self._tree_cache.move_to_end(tree_id)
+                return nodes
+        nodes = decode_tree(self.load_blob(BlobType.TREE, tree_id), f"tree {tree_id.hex()[:16]}")
+        with self._tree_cache_lock:
+            self._tree_cache[tree_id] = nodes
+            while len(self._tree_cache) > 256:
+                self._tree_cache.popitem(last=False)
+        return nodes
+
+    def save_tree(self, nodes: list[Node]) -> bytes:
+        return self.save_blob(BlobType.TREE, encode_tree(nodes))[0]
+
+    def save_snapshot(self, snap: Snapshot) -> bytes:
+        snap.id = bytes.fromhex(self.save_unpacked(FileType.SNAPSHOT, snap.to_bytes()))
+        return snap.id
+
+    def load_snapshot(self, name: str) -> Snapshot:
+        return Snapshot.from_bytes(self.load_unpacked(FileType.SNAPSHOT, name), bytes.fromhex(name),
+                                   f"snapshot {name[:8]}")
+
+    def snapshots(self) -> list[Snapshot]:
+        """All snapshots, oldest first."""
+        names = [n for n, _ in self.backend.list(FileType.SNAPSHOT)]
+        with ThreadPoolExecutor(8) as pool:
+            snaps = list(pool.map(self.load_snapshot, names))
+        return sorted(snaps, key=lambda s: (s.time, s.id))
+
+    def find_snapshot(self, ref: str, snaps: Iterable[Snapshot] | None = None) -> Snapshot:
+        """An id, a unique id prefix, or ``latest``."""
+        if ref == "latest":
+            all_snaps = list(snaps) if snaps is not None else self.snapshots()
+            if not all_snaps:
+                raise NotFound(f"repository {self.backend.location()} has no snapshots")
+            return max(all_snaps, key=lambda s: (s.time, s.id))
+        ref = ref.lower()
+        if not ref or any(c not in "0123456789abcdef" for c in ref):
+            raise NotFound(f"{ref!r} is not a snapshot id: give a hex id, a prefix of one, or 'latest'")
+        if snaps is None:
+            matches = [n for n, _ in self.backend.list(FileType.SNAPSHOT) if n.startswith(ref)]
+            if len(matches) == 1:
+                return self.load_snapshot(matches[0])
+        else:
+            matches = [s.id.hex() for s in snaps if s.id.hex().startswith(ref)]
+            if len(matches) == 1:
+                return next(s for s in snaps if s.id.hex() == matches[0])
+        if not matches:
+            raise NotFound(f"no snapshot {ref} in {self.backend.location()}")
+        raise NotFound(f"snapshot prefix {ref} is ambiguous ({len(matches)} snapshots match): give more digits")
