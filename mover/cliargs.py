@@ -1,0 +1,97 @@
+"""Command-line plumbing shared by `mover` and `kbrowse`: repository options, the password,
+error reporting and progress bars.
+
+Global options (-r, --password-file, --json) are accepted before or after the subcommand, as
+restic's are: they are declared on the main parser and on every subparser with SUPPRESS
+defaults, so whichever position the user picks fills the same attribute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import signal
+import sys
+from typing import Callable, NoReturn
+
+from mover.repo.errors import RepoError
+
+
+class UsageError(RepoError):
+    exit_code = 2
+
+
+def add_global_options(p: argparse.ArgumentParser, top: bool) -> None:
+    d = {} if top else {"default": argparse.SUPPRESS}
+    p.add_argument("-r", "--repo", metavar="REPO", **({"default": None} if top else d),
+                   help="repository: a directory or s3:http://host:port/bucket/prefix "
+                        "(default: $RESTIC_REPOSITORY)")
+    p.add_argument("--password-file", metavar="FILE", **({"default": None} if top else d),
+                   help="read the repository password from FILE (default: $RESTIC_PASSWORD_FILE, "
+                        "$RESTIC_PASSWORD, or a prompt)")
+    p.add_argument("--json", action="store_true", **({"default": False} if top else d),
+                   help="machine-readable output")
+
+
+def repo_location(args: argparse.Namespace) -> str:
+    loc = args.repo or os.environ.get("RESTIC_REPOSITORY")
+    if not loc:
+        raise UsageError("no repository given: use -r/--repo or set RESTIC_REPOSITORY")
+    return loc
+
+
+def password(args: argparse.Namespace, *, confirm: bool = False) -> str:
+    path = args.password_file or os.environ.get("RESTIC_PASSWORD_FILE")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                pw = f.read().rstrip("\r\n")
+        except OSError as e:
+            raise UsageError(f"cannot read password file {path}: {e.strerror}") from None
+        if not pw:
+            raise UsageError(f"password file {path} is empty")
+        return pw
+    env = os.environ.get("RESTIC_PASSWORD")
+    if env:
+        return env
+    if sys.stdin.isatty():
+        pw = getpass.getpass("enter password for repository: ")
+        if confirm and getpass.getpass("enter password again: ") != pw:
+            raise UsageError("passwords do not match")
+        if not pw:
+            raise UsageError("an empty password is not allowed")
+        return pw
+    raise UsageError("no password: use --password-file, RESTIC_PASSWORD_FILE or RESTIC_PASSWORD")
+
+
+def print_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+
+
+def err(prog: str, msg: str) -> None:
+    sys.stderr.write(f"{prog}: {msg}\n")
+
+
+def run(prog: str, fn: Callable[[], int]) -> NoReturn:
+    """Run a command body: clear one-line errors and exit codes, never a traceback."""
+    try:
+        code = fn()
+    except RepoError as e:
+        err(prog, f"error: {e}")
+        code = e.exit_code
+    except KeyboardInterrupt:
+        err(prog, "interrupted")
+        code = 130
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`); keep Python from complaining at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 141
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+def restore_default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
