@@ -1,0 +1,172 @@
+"""`mover`: the data mover's command line (repository commands; cluster commands come later)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from mover import cliargs
+from mover.archiver import Archiver, find_parent
+from mover.progress import Counters, ProgressBar, human_bytes, human_duration
+from mover.repo import identity
+from mover.repo.check import check
+from mover.repo.errors import RepoError
+from mover.repo.lock import Lock
+from mover.repo.open import open_backend, open_repository
+from mover.repo.repository import Repository
+
+EXIT_PARTIAL = 3  # as restic: the snapshot exists but some sources could not be read
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mover", description="restic-compatible data mover")
+    cliargs.add_global_options(p, top=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def cmd(name: str, help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        cliargs.add_global_options(sp, top=False)
+        return sp
+
+    sp = cmd("init", "create a new repository")
+    sp.add_argument("--repository-version", type=int, default=2, choices=(1, 2),
+                    help="format version to write (default 2, compressed)")
+    sp = cmd("backup", "back up files and directories into a new snapshot")
+    sp.add_argument("paths", nargs="+", metavar="PATH")
+    sp.add_argument("--tag", action="append", default=[], metavar="TAG",
+                    help="add a tag (repeatable; 'a,b' adds two)")
+    sp.add_argument("--host", help="hostname recorded in the snapshot (default: this host)")
+    sp.add_argument("--parent", metavar="SNAPSHOT",
+                    help="compare against this snapshot (default: latest with the same host and paths)")
+    sp.add_argument("--force", action="store_true", help="read every file, ignore the parent")
+    sp.add_argument("--with-atime", action="store_true",
+                    help="record access times (default: atime = mtime, as restic does)")
+    cmd("snapshots", "list snapshots")
+    sp = cmd("check", "verify the repository's structure")
+    sp.add_argument("--read-data", action="store_true", help="also read and verify every pack")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    cliargs.restore_default_sigint()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        sys.exit(0)
+    cliargs.run("mover", lambda: COMMANDS[args.command](args))
+
+
+def _open(args: argparse.Namespace) -> Repository:
+    return open_repository(cliargs.repo_location(args), cliargs.password(args))
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    loc = cliargs.repo_location(args)
+    pw = cliargs.password(args, confirm=True)
+    repo = Repository.init(open_backend(loc), pw, version=args.repository_version)
+    if args.json:
+        cliargs.print_json({"message_type": "initialized", "id": repo.id, "repository": loc})
+    else:
+        print(f"created repository {repo.id[:10]} (version {repo.version}) at {loc}")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    repo = _open(args)
+    host = args.host or identity.hostname()
+    tags = [t for arg in args.tag for t in arg.split(",") if t]
+    warn = (lambda m: None) if args.json else (lambda m: cliargs.err("mover", f"warning: {m}"))
+    with Lock(repo, exclusive=False).acquire():
+        parent = None
+        if args.parent:
+            parent = repo.find_snapshot(args.parent)
+        elif not args.force:
+            parent = find_parent(repo, args.paths, host)
+        counters = Counters()
+        arch = Archiver(repo, counters, warn=warn, with_atime=args.with_atime)
+        with ProgressBar(counters, "backup", enabled=None if not args.json else False):
+            res = arch.backup(args.paths, host=host, tags=tags, parent=parent)
+    s = res.stats
+    elapsed = counters.elapsed()
+    if args.json:
+        cliargs.print_json({
+            "message_type": "summary", "snapshot_id": res.snapshot.id.hex(),
+            "parent": parent.id.hex() if parent else None,
+            "files_new": s.files_new, "files_changed": s.files_changed,
+            "files_unmodified": s.files_unmodified, "dirs": s.dirs,
+            "data_blobs": s.data_blobs_added, "data_added": s.data_added,
+            "bytes_read": s.bytes_read, "total_files_processed": counters.files,
+            "total_bytes_processed": counters.bytes, "errors": len(s.warnings),
+            "total_duration": round(elapsed, 3)})
+    else:
+        if parent:
+            print(f"using parent snapshot {parent.short_id}")
+        print(f"Files: {s.files_new} new, {s.files_changed} changed, {s.files_unmodified} unmodified")
+        rate = human_bytes(counters.bytes / elapsed) + "/s" if elapsed > 0 else ""
+        print(f"processed {counters.files} files, {human_bytes(counters.bytes)} in "
+              f"{human_duration(elapsed)} ({rate}); added {human_bytes(s.data_added)}; "
+              f"snapshot {res.snapshot.short_id} saved")
+        if s.warnings:
+            print(f"warning: {len(s.warnings)} source paths could not be read; the snapshot is incomplete",
+                  file=sys.stderr)
+    return EXIT_PARTIAL if s.warnings else 0
+
+
+def cmd_snapshots(args: argparse.Namespace) -> int:
+    repo = _open(args)
+    snaps = repo.snapshots()
+    if args.json:
+        cliargs.print_json([snapshot_json(s) for s in snaps])
+        return 0
+    print_snapshot_table(snaps)
+    return 0
+
+
+def snapshot_json(s) -> dict:
+    d = s.to_json()
+    d["id"] = s.id.hex()
+    d["short_id"] = s.short_id
+    return d
+
+
+def print_snapshot_table(snaps) -> None:
+    from datetime import datetime
+
+    rows = [(s.short_id, datetime.fromtimestamp(s.time / 1e9).strftime("%Y-%m-%d %H:%M:%S"),
+             s.hostname, ",".join(s.tags), ", ".join(s.paths)) for s in snaps]
+    head = ("ID", "Time", "Host", "Tags", "Paths")
+    widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(4)]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4]  # noqa: E731
+    print(line(head))
+    print("-" * (sum(widths) + 8 + max([5] + [len(r[4]) for r in rows])))
+    for r in rows:
+        print(line(r))
+    print("-" * (sum(widths) + 8 + max([5] + [len(r[4]) for r in rows])))
+    print(f"{len(rows)} snapshots")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    repo = _open(args)
+    with Lock(repo, exclusive=True).acquire():
+        rep = check(repo, read_data=args.read_data)
+    if args.json:
+        cliargs.print_json({"ok": rep.ok, "errors": rep.errors, "hints": rep.hints,
+                            "packs": rep.packs, "snapshots": rep.snapshots})
+    else:
+        for h in rep.hints:
+            print(h)
+        for e in rep.errors:
+            print(f"error: {e}", file=sys.stderr)
+        what = f"{rep.packs} packs, {rep.snapshots} snapshots, {rep.trees} trees"
+        if args.read_data:
+            what += f", {rep.packs_read} packs read"
+        print(("no errors were found" if rep.ok else f"{len(rep.errors)} errors found") + f" ({what})")
+    return 0 if rep.ok else 1
+
+
+COMMANDS = {"init": cmd_init, "backup": cmd_backup, "snapshots": cmd_snapshots, "check": cmd_check}
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Repository consistency check, with restic's rules (and optionally reading all data)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from mover.repo import pack as packfmt
+from mover.repo.backend import FileType, Handle
+from mover.repo.blob import BlobType, PackedBlob
+from mover.repo.errors import RepoError
+from mover.repo.index import decode_index_file
+from mover.repo.repository import Repository
+
+
+@dataclass
+class CheckReport:
+    errors: list[str] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)
+    packs: int = 0
+    snapshots: int = 0
+    trees: int = 0
+    packs_read: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def check(repo: Repository, read_data: bool = False,
+          progress: Callable[[str, int, int], None] | None = None) -> CheckReport:
+    rep = CheckReport()
+    by_pack = _load_indexes(repo, rep)
+    stored = dict(repo.backend.list(FileType.PACK))
+    rep.packs = len(stored)
+    for pid, blobs in by_pack.items():
+        name = pid.hex()
+        if name not in stored:
+            rep.errors.append(f"pack {name}: listed in the index but missing")
+        elif stored[name] != packfmt.expected_size(blobs):
+            rep.errors.append(f"pack {name}: unexpected file size {stored[name]}, "
+                              f"the index implies {packfmt.expected_size(blobs)}")
+    for name in stored:
+        if bytes.fromhex(name) not in by_pack:
+            rep.hints.append(f"pack {name}: not referenced in any index (left by an interrupted "
+                             f"backup; harmless)")
+    _check_snapshots(repo, rep)
+    if read_data:
+        names = [p for p in stored if bytes.fromhex(p) in by_pack]
+        with ThreadPoolExecutor(4) as pool:
+            for i, errs in enumerate(pool.map(lambda n: _read_pack(repo, n, by_pack[bytes.fromhex(n)]), names)):
+                rep.errors.extend(errs)
+                rep.packs_read += 1
+                if progress:
+                    progress("read data", i + 1, len(names))
+    return rep
+
+
+def _load_indexes(repo: Repository, rep: CheckReport) -> dict[bytes, list[PackedBlob]]:
+    """Blobs of every indexed pack, by offset; the same entry in two index files counts once."""
+    entries: dict[bytes, dict[tuple, PackedBlob]] = defaultdict(dict)
+    for name, _ in repo.backend.list(FileType.INDEX):
+        try:
+            _sup, blobs = decode_index_file(repo.load_unpacked(FileType.INDEX, name), f"index/{name}")
+        except RepoError as e:
+            rep.errors.append(f"index {name}: {e}")
+            continue
+        for b in blobs:
+            entries[b.pack][(b.type, b.id, b.offset, b.length)] = b
+    by_pack = {pid: sorted(d.values(), key=lambda b: b.offset) for pid, d in entries.items()}
+    for pid, blobs in by_pack.items():
+        pos = 0
+        for b in blobs:
+            if b.offset != pos:
+                rep.errors.append(f"pack {pid.hex()}: index has a gap or overlap at offset {b.offset}")
+                break
+            pos += b.length
+    return by_pack
+
+
+def _check_snapshots(repo: Repository, rep: CheckReport) -> None:
+    seen: set[bytes] = set()
+    for name, _ in repo.backend.list(FileType.SNAPSHOT):
+        try:
+            snap = repo.load_snapshot(name)
+        except RepoError as e:
+            rep.errors.append(f"snapshot {name}: {e}")
+            continue
+        rep.snapshots += 1
+        stack = [(snap.tree, "/")]
+        while stack:
+            tid, path = stack.pop()
+            if tid in seen:
+                continue
+            seen.add(tid)
+            rep.trees += 1
+            try:
+                nodes = repo.load_tree(tid)
+            except RepoError as e:
+                rep.errors.append(f"snapshot {name[:8]} {path}: tree {tid.hex()[:16]}: {e}")
+                continue
+            for n in nodes:
+                p = path.rstrip("/") + "/" + n.name
+                if not n.name:
+                    rep.errors.append(f"snapshot {name[:8]} {path}: node with an empty name")
+                if n.type == "file":
+                    if n.content is None:
+                        rep.errors.append(f"snapshot {name[:8]} {p}: file has no content list")
+                        continue
+                    for b in n.content:
+                        if not repo.index.has(BlobType.DATA, b):
+                            rep.errors.append(f"snapshot {name[:8]} {p}: data blob {b.hex()[:16]} not in index")
+                elif n.type == "dir":
+                    if n.subtree is None:
+                        rep.errors.append(f"snapshot {name[:8]} {p}: directory has no subtree")
+                    else:
+                        stack.append((n.subtree, p))
+
+
+def _read_pack(repo: Repository, name: str, indexed: list[PackedBlob]) -> list[str]:
+    try:
+        data = repo.backend.load(Handle(FileType.PACK, name))
+    except RepoError as e:
+        return [f"pack {name}: {e}"]
+    errs = []
+    if hashlib.sha256(data).hexdigest() != name:
+        errs.append(f"pack {name}: content does not match its name (damaged)")
+    what = f"pack {name}"
+    try:
+        hlen = packfmt.header_length(data[-4:], len(data), what)
+        header = packfmt.parse_header(repo.key, data[-4 - hlen:-4], bytes.fromhex(name), what,
+                                      allow_compressed=repo.version >= 2)
+    except RepoError as e:
+        return errs + [str(e)]
+    if [(b.type, b.id, b.offset, b.length) for b in header] != \
+            [(b.type, b.id, b.offset, b.length) for b in indexed]:
+        errs.append(f"pack {name}: header does not match the index")
+    for b in header:
+        try:
+            repo.decode_blob(b, memoryview(data)[b.offset:b.offset + b.length])
+        except RepoError as e:
+            errs.append(str(e))
+    return errs
