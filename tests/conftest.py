@@ -1,0 +1,43 @@
+"""Shared fixtures. Helpers live in tests/treekit.py and tests/restic_cli.py."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.restic_cli import Restic
+from tests.treekit import make_full_tree
+
+RESTIC_TEST_PASSWORD = "kbrowse-test-password"
+
+
+@pytest.fixture
+def full_tree(tmp_path: Path) -> tuple[Path, dict]:
+    """A fresh tree with every kind of entry restic records, and its description."""
+    root = tmp_path / "full-tree"
+    return root, make_full_tree(root)
+
+
+@pytest.fixture(scope="session")
+def restic_bin() -> str:
+    path = shutil.which("restic")
+    if path is None:
+        pytest.skip("the restic binary is not on PATH (Debian package `restic`, 0.14)")
+    return path
+
+
+@pytest.fixture
+def restic_repo(tmp_path: Path, restic_bin: str) -> Callable[..., Restic]:
+    """Factory: `restic_repo(version=2, password=...)` inits a new local repository."""
+    counter = itertools.count()
+
+    def make(version: int = 2, password: str = RESTIC_TEST_PASSWORD) -> Restic:
+        repo = Restic(str(tmp_path / f"restic-repo-{next(counter)}"), password, binary=restic_bin)
+        repo.init(version=version)
+        return repo
+
+    return make
