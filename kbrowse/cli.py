@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import NoReturn
 
 from kbrowse import listing
+from kbrowse.demo import DEMO_PASSWORD, run_demo
 from kbrowse.pathspec import resolve
 from mover.cliargs import add_global_options, err, password, print_json, repo_location, run
 from mover.progress import Counters, ProgressBar, human_bytes
@@ -143,7 +145,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dest", metavar="DEST",
                    help="directory that receives a directory's contents (created if missing); "
                         "for a file, a directory to put it in or the new file's path")
+    s = sub.add_parser("demo", help="back up a sample volume into a local repository and show it",
+                       description="Build ./kbrowse-demo: a sample volume, a local repository "
+                                   "with two snapshots made by the mover in-process.")
+    s.add_argument("--dir", default="kbrowse-demo", help="where to put the demo (default: %(default)s)")
     return p
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    demo = run_demo(Path(args.dir))
+    view = RepositoryView(open_repository(str(demo.repo_path), DEMO_PASSWORD))
+    try:
+        print(f"\nrepository {demo.repo_path} (password in {demo.password_file}):\n")
+        cmd_snapshots(args, view)
+        print("\nkbrowse ls -l latest:/")
+        args.target, args.long, args.recursive = "latest:/", True, False
+        cmd_ls(args, view)
+    finally:
+        view.repo.close()
+    print(f"\ntry: kbrowse -r {demo.repo_path} --password-file {demo.password_file} cat latest:/config/app.yaml")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -154,6 +175,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         sys.exit(0)
 
     def body() -> int:
+        if args.command == "demo":
+            return cmd_demo(args)
         view = _open(args)
         try:
             return COMMANDS[args.command](args, view)
