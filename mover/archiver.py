@@ -107,7 +107,7 @@ def read_xattrs(path: str) -> list[tuple[str, bytes]]:
     except OSError:
         return []  # filesystem without xattrs, or a symlink where the kernel refuses them
     out = []
-    for name in sorted(names):
+    for name in names:  # kernel order, as restic 0.14 keeps it: trees stay byte-identical
         try:
             out.append((name, os.getxattr(path, name, follow_symlinks=False)))
         except OSError:
@@ -180,17 +180,19 @@ class Archiver:
     def _existing_targets(self, paths: list[str]) -> list[str]:
         if not paths:
             raise RepoError("nothing to back up: give at least one path")
-        found = []
+        found, missing = [], []
         for p in paths:
             try:
                 os.lstat(p)
                 found.append(p)
             except FileNotFoundError:
-                self._warn(f"source path {p} does not exist")
+                missing.append(f"source path {p} does not exist")
             except OSError as e:
-                self._warn(f"cannot access source path {p}: {e.strerror}")
-        if not found:
-            raise RepoError(f"no source path exists: {', '.join(paths)}")
+                missing.append(f"cannot access source path {p}: {e.strerror}")
+        if not found:  # one error line, not a warning per path followed by the error
+            raise RepoError(f"nothing to back up: {'; '.join(missing)}")
+        for m in missing:
+            self._warn(m)
         if len({os.path.abspath(p) for p in found}) != len(found):
             raise RepoError("the same source path is given twice")
         return found

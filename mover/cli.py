@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -77,7 +78,11 @@ def cmd_backup(args: argparse.Namespace) -> int:
     repo = _open(args)
     host = args.host or identity.hostname()
     tags = [t for arg in args.tag for t in arg.split(",") if t]
-    warn = (lambda m: None) if args.json else (lambda m: cliargs.err("mover", f"warning: {m}"))
+    if args.json:  # like restic --json: stdout stays the summary, warnings go to stderr as JSON
+        warn = lambda m: sys.stderr.write(json.dumps(  # noqa: E731
+            {"message_type": "error", "error": {"message": m}, "during": "archival"}) + "\n")
+    else:
+        warn = lambda m: cliargs.err("mover", f"warning: {m}")  # noqa: E731
     with Lock(repo, exclusive=False).acquire():
         parent = None
         if args.parent:

@@ -34,6 +34,7 @@ def check(repo: Repository, read_data: bool = False,
           progress: Callable[[str, int, int], None] | None = None) -> CheckReport:
     rep = CheckReport()
     by_pack = _load_indexes(repo, rep)
+    index_damaged = bool(rep.errors)  # an index file could not be read
     stored = dict(repo.backend.list(FileType.PACK))
     rep.packs = len(stored)
     for pid, blobs in by_pack.items():
@@ -45,8 +46,9 @@ def check(repo: Repository, read_data: bool = False,
                               f"the index implies {packfmt.expected_size(blobs)}")
     for name in stored:
         if bytes.fromhex(name) not in by_pack:
-            rep.hints.append(f"pack {name}: not referenced in any index (left by an interrupted "
-                             f"backup; harmless)")
+            rep.hints.append(f"pack {name}: not referenced in any readable index" + (
+                " (perhaps listed in the damaged index file)" if index_damaged else
+                " (left by an interrupted backup; harmless)"))
     _check_snapshots(repo, rep)
     if read_data:
         names = [p for p in stored if bytes.fromhex(p) in by_pack]

@@ -42,14 +42,25 @@ def parse_ns(text: str) -> int:
         raise ValueError(f"not an RFC 3339 time: {text!r}")
     y, mo, d, h, mi, s = (int(g) for g in m.groups()[:6])
     frac = int((m.group(7) or "").ljust(9, "0"))
-    tz = m.group(8)
-    off = 0
-    if tz not in ("Z", "z"):
-        off = (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60) * (1 if tz[0] == "+" else -1)
+    off = _offset(m.group(8))
     y = max(y, 1)  # Go's year 0 has no Python equivalent; clamp to the zero time's year
     dt = datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc)
     secs = int((dt - _EPOCH).total_seconds()) - off
     return secs * 10**9 + frac
+
+
+def parse_offset(text: str) -> int:
+    """The UTC offset in seconds an RFC 3339 time was written with (restic names snapshots in it)."""
+    m = _RFC3339.match(text)
+    if not m:
+        raise ValueError(f"not an RFC 3339 time: {text!r}")
+    return _offset(m.group(8))
+
+
+def _offset(tz: str) -> int:
+    if tz in ("Z", "z"):
+        return 0
+    return (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60) * (1 if tz[0] == "+" else -1)
 
 
 def local_offset(ns: int) -> int:

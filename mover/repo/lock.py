@@ -84,12 +84,20 @@ class Lock:
     def acquire(self) -> "Lock":
         self._remove_own_stale()
         self._check_conflicts()
-        self._id = self._write()
-        time.sleep(RECHECK_WAIT_S)  # a lock written at the same moment shows up by now
+        started = time.time_ns()
         try:
+            self._id = self._write()
+            time.sleep(RECHECK_WAIT_S)  # a lock written at the same moment shows up by now
             self._check_conflicts()
-        except LockedError:
-            self._repo.backend.remove(self._handle())
+        except BaseException:  # a conflict, or Ctrl-C while we write or wait: take our lock back
+            if self._id:
+                self._repo.backend.remove(self._handle())
+                self._id = None
+            else:  # Ctrl-C can land after the file is in place but before we know its name
+                try:
+                    self._remove_mine(since=started)
+                except RepoError:
+                    pass
             raise
         self._thread = threading.Thread(target=self._refresh_loop, name="lock-refresh", daemon=True)
         self._thread.start()
@@ -137,6 +145,12 @@ class Lock:
         host = hostname()
         for name, other in list(self._others()):
             if other.hostname == host and not _pid_alive(other.pid):
+                self._repo.backend.remove(self._handle(name))
+
+    def _remove_mine(self, since: int) -> None:
+        host, pid = hostname(), os.getpid()
+        for name, other in list(self._others()):
+            if other.hostname == host and other.pid == pid and other.time >= since:
                 self._repo.backend.remove(self._handle(name))
 
     def _refresh_loop(self) -> None:

@@ -24,13 +24,17 @@ class Snapshot:
     original: bytes | None = None
     program_version: str = ""
     id: bytes = b""  # the file's id, set when loaded or saved; not part of the JSON
+    # the zone offset `time` was written with (restic keeps it; its mount names snapshots in
+    # it); None for a new snapshot, which is written in local time
+    utc_offset: int | None = field(default=None, compare=False)
 
     @property
     def short_id(self) -> str:
         return self.id.hex()[:8]
 
     def to_json(self) -> dict:
-        d: dict = {"time": gotime.format_ns(self.time, gotime.local_offset(self.time))}
+        off = gotime.local_offset(self.time) if self.utc_offset is None else self.utc_offset
+        d: dict = {"time": gotime.format_ns(self.time, off)}
         if self.parent:
             d["parent"] = self.parent.hex()
         d["tree"] = self.tree.hex()
@@ -62,6 +66,7 @@ class Snapshot:
                 parent=bytes.fromhex(d["parent"]) if d.get("parent") else None,
                 original=bytes.fromhex(d["original"]) if d.get("original") else None,
                 program_version=d.get("program_version") or "", id=snap_id,
+                utc_offset=gotime.parse_offset(d["time"]),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise IntegrityError(f"{what}: not a valid snapshot ({e})") from None
