@@ -1,4 +1,4 @@
-"""`mover`: the data mover's command line (repository commands; cluster commands come later)."""
+"""`mover`: the data mover's command line: repository commands, and `install`/`server` for a cluster."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ import json
 import os
 import sys
 
-from mover import cliargs
+from mover.earlyexit import quiet_sigint
+
+quiet_sigint()
+
+from mover import cliargs  # noqa: E402  (after the handler: imports take a while)
 from mover.archiver import Archiver, find_parent
+from mover.deploy import installcmd
+from mover.kube import servercmd
 from mover.progress import Counters, ProgressBar, human_bytes, human_duration
 from mover.repo import identity
 from mover.repo.check import check
@@ -46,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmd("snapshots", "list snapshots")
     sp = cmd("check", "verify the repository's structure")
     sp.add_argument("--read-data", action="store_true", help="also read and verify every pack")
+    installcmd.register(sub)  # cluster commands: their parsers set `handler`
+    servercmd.register(sub)
     return p
 
 
@@ -56,7 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.command:
         parser.print_help()
         sys.exit(0)
-    cliargs.run("mover", lambda: COMMANDS[args.command](args))
+    handler = getattr(args, "handler", None) or COMMANDS[args.command]
+    cliargs.run("mover", lambda: handler(args))
 
 
 def _open(args: argparse.Namespace) -> Repository:
@@ -114,7 +123,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
               f"{human_duration(elapsed)} ({rate}); added {human_bytes(s.data_added)}; "
               f"snapshot {res.snapshot.short_id} saved")
         if s.warnings:
-            print(f"warning: {len(s.warnings)} source paths could not be read; the snapshot is incomplete",
+            n = len(s.warnings)
+            print(f"mover: warning: {n} source path{'s' if n != 1 else ''} could not be read; "
+                  f"the snapshot is incomplete",
                   file=sys.stderr)
     return EXIT_PARTIAL if s.warnings else 0
 

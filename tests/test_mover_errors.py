@@ -277,7 +277,7 @@ def test_one_source_path_missing_one_present(
     else:
         assert proc.stderr.splitlines() == [
             f"mover: warning: source path {missing} does not exist",
-            "warning: 1 source paths could not be read; the snapshot is incomplete",
+            "mover: warning: 1 source path could not be read; the snapshot is incomplete",
         ]
     latest = max(m.snapshots(), key=lambda s: s["time"])
     assert latest["paths"] == [str(present)]

@@ -1,0 +1,20 @@
+"""Ctrl-C while a command is still importing its modules must not print a traceback.
+
+The command line modules call :func:`quiet_sigint` before their heavy imports; ``main`` then
+restores Python's KeyboardInterrupt so running work can stop cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+
+def _exit_quietly(_sig: int, _frame: object) -> None:
+    sys.stderr.write("interrupted\n")
+    os._exit(130)
+
+
+def quiet_sigint() -> None:
+    signal.signal(signal.SIGINT, _exit_quietly)
