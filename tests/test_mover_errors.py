@@ -311,7 +311,7 @@ def test_unreadable_source_file(repo_copy: tuple[Path, Path], tmp_path: Path, re
     warnings = proc.stderr.splitlines()
     assert f"mover: warning: cannot read {tree / 'secret.txt'}: Permission denied; skipped" in warnings
     assert f"mover: warning: cannot read directory {tree / 'locked'}: Permission denied" in warnings
-    assert warnings[-1] == "warning: 2 source paths could not be read; the snapshot is incomplete"
+    assert warnings[-1] == "mover: warning: 2 source paths could not be read; the snapshot is incomplete"
     assert len(warnings) == 3
     assert "snapshot" in proc.stdout and "saved" in proc.stdout
 
