@@ -12,7 +12,7 @@ from mover.repo import pack as packfmt
 from mover.repo.backend import FileType, Handle
 from mover.repo.blob import BlobType, PackedBlob
 from mover.repo.errors import RepoError
-from mover.repo.index import decode_index_file
+from mover.repo.index import Index, decode_index_file
 from mover.repo.repository import Repository
 
 
@@ -34,6 +34,10 @@ def check(repo: Repository, read_data: bool = False,
           progress: Callable[[str, int, int], None] | None = None) -> CheckReport:
     rep = CheckReport()
     by_pack = _load_indexes(repo, rep)
+    readable = Index()
+    for blobs in by_pack.values():
+        readable.add(blobs)
+    repo.use_index(readable)
     index_damaged = bool(rep.errors)  # an index file could not be read
     stored = dict(repo.backend.list(FileType.PACK))
     rep.packs = len(stored)

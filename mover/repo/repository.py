@@ -133,6 +133,12 @@ class Repository:
                     self._index = self._load_index()
         return self._index
 
+    def use_index(self, idx: Index) -> None:
+        """Read through ``idx`` instead of loading index files (check, when one is damaged,
+        still walks every tree through the index files it could read)."""
+        with self._index_lock:
+            self._index = idx
+
     def _load_index(self) -> Index:
         idx = Index()
         names = [n for n, _ in self.backend.list(FileType.INDEX)]
