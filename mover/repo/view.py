@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from typing import Iterator, Protocol
 
 from mover.repo.blob import BlobType
@@ -39,6 +40,7 @@ class RepositoryView:
         self._cache_limit = cache_bytes
         self._lock = threading.Lock()
         self._offsets: OrderedDict[tuple[bytes, ...], list[int]] = OrderedDict()
+        self._loading: dict[bytes, Future[bytes]] = {}
 
     def location(self) -> str:
         return self.repo.backend.location()
@@ -73,20 +75,35 @@ class RepositoryView:
             node = nxt
         return node
 
-    def _blob(self, blob_id: bytes) -> bytes:
+    def blob(self, blob_id: bytes) -> bytes:
+        """One data blob, decrypted, through the cache. Callers asking for a blob that another
+        thread is already loading wait for that load: read-ahead and the reader it runs ahead
+        of must not both fetch and decrypt the same blob."""
         with self._lock:
             data = self._cache.get(blob_id)
             if data is not None:
                 self._cache.move_to_end(blob_id)
                 return data
-        data = self.repo.load_blob(BlobType.DATA, blob_id)
+            pending = self._loading.get(blob_id)
+            if pending is None:
+                mine = self._loading[blob_id] = Future()
+        if pending is not None:
+            return pending.result()
+        try:
+            data = self.repo.load_blob(BlobType.DATA, blob_id)
+        except BaseException as e:
+            with self._lock:
+                del self._loading[blob_id]
+            mine.set_exception(e)
+            raise
         with self._lock:
-            if blob_id not in self._cache:
-                self._cache[blob_id] = data
-                self._cache_bytes += len(data)
-                while self._cache_bytes > self._cache_limit and len(self._cache) > 1:
-                    _, old = self._cache.popitem(last=False)
-                    self._cache_bytes -= len(old)
+            del self._loading[blob_id]
+            self._cache[blob_id] = data
+            self._cache_bytes += len(data)
+            while self._cache_bytes > self._cache_limit and len(self._cache) > 1:
+                _, old = self._cache.popitem(last=False)
+                self._cache_bytes -= len(old)
+        mine.set_result(data)
         return data
 
     def blob_offsets(self, node: Node) -> list[int]:
@@ -116,7 +133,7 @@ class RepositoryView:
         out = bytearray()
         end = min(offset + size, node.size)
         while i < len(content) and offs[i] < end:
-            data = self._blob(content[i])
+            data = self.blob(content[i])
             lo = max(offset - offs[i], 0)
             hi = min(end - offs[i], len(data))
             out += data[lo:hi]

@@ -1,0 +1,409 @@
+"""The read-only FUSE filesystem behind `kbrowse mount` (fusepy over libfuse2).
+
+Why it is faster than `restic mount`:
+- snapshot content never changes, so every open keeps the kernel's page cache (FOPEN_KEEP_CACHE)
+  and attributes and names are cached by the kernel for a day: a second read of a file never
+  reaches this process;
+- sequential reads start fetching the next blobs in a thread pool while the current one is
+  served, and libfuse runs several requests at once (decryption releases the GIL);
+- directories are read in pages at the offsets the kernel asks for, and paths resolve through a
+  cache of entries and a per-tree name index, so a lookup never scans a directory.
+
+Names reach libfuse as latin-1 text, which maps every byte to one character: paths and link
+targets that are not UTF-8 pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import errno
+import hashlib
+import itertools
+import os
+import stat
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import fuse
+
+from kbrowse.fstree import Entry, SnapEntry, VDir, VLink
+from mover.repo.errors import RepoError
+from mover.repo.tree import Node, posix_perm_from_go
+from mover.repo.view import RepositoryView
+
+CACHE_SECONDS = 86400  # kernel caching of attributes, names and missing names
+READAHEAD_BYTES = 16 * 1024 * 1024  # how far sequential readers are served ahead
+READAHEAD_THREADS = 4
+SEQUENTIAL_SLACK = 1024 * 1024  # the kernel's parallel read-ahead requests arrive a little out of order
+PATH_CACHE = 65536  # resolved paths kept
+INDEX_CACHE_NODES = 400_000  # names kept in per-directory indexes, summed over directories
+
+_IFMT = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK,
+         "dev": stat.S_IFBLK, "chardev": stat.S_IFCHR, "fifo": stat.S_IFIFO,
+         "socket": stat.S_IFSOCK}
+_ENC = "latin-1"
+
+
+def _ino(*parts: bytes) -> int:
+    h = hashlib.blake2b(digest_size=8)
+    for p in parts:
+        h.update(len(p).to_bytes(4, "little"))
+        h.update(p)
+    return int.from_bytes(h.digest(), "little") | 2  # never 0 (no inode) or 1 (libfuse's root)
+
+
+def node_ino(snap_id: bytes, path: bytes, node: Node) -> int:
+    """Stable inode number: hard links share (snapshot, device, inode), anything else is its path
+    in the snapshot, so the same file seen under snapshots/ and ids/ keeps one number."""
+    if node.links > 1 and node.type != "dir" and node.inode:
+        return _ino(snap_id, node.device_id.to_bytes(8, "little"), node.inode.to_bytes(8, "little"))
+    return _ino(snap_id, path)
+
+
+def node_stat(snap_id: bytes, path: bytes, node: Node) -> dict:
+    size = node.size if node.type == "file" else 0
+    if node.type == "symlink":
+        size = len(node.linktarget.encode("utf-8", "surrogateescape"))
+    return {
+        "st_ino": node_ino(snap_id, path, node),
+        "st_mode": _IFMT.get(node.type, stat.S_IFREG) | posix_perm_from_go(node.mode),
+        # a directory's stored link count, or 1 = "unknown" (find/du then stat every child)
+        "st_nlink": node.links or 1,
+        "st_uid": node.uid, "st_gid": node.gid,
+        "st_rdev": node.device if node.type in ("dev", "chardev") else 0,
+        "st_size": size,
+        "st_blocks": (size + 511) // 512 if node.type == "file" else 0,
+        "st_atime": node.atime, "st_mtime": node.mtime, "st_ctime": node.ctime,
+    }
+
+
+@dataclass
+class _File:
+    entry: SnapEntry
+    next_offset: int = 0  # where a sequential reader reads next
+    ahead: int = 0  # blobs before this index have been handed to read-ahead
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class _Dir:
+    path: str
+    entry: Entry
+    items: list  # list[Node] for a snapshot directory, list[(name, Entry)] for a virtual one
+
+
+class SnapshotFS(fuse.Operations):
+    use_ns = True  # fusepy: times are integer nanoseconds
+
+    def __init__(self, view: RepositoryView, root: Entry, *,
+                 on_ready: Callable[[], None] | None = None) -> None:
+        self.view = view
+        self.root = root
+        self.on_ready = on_ready
+        self.uid, self.gid = os.getuid(), os.getgid()
+        self._lock = threading.Lock()
+        self._paths: OrderedDict[str, Entry] = OrderedDict()
+        self._indexes: OrderedDict[bytes, dict[bytes, Node]] = OrderedDict()
+        self._index_nodes = 0
+        self._handles: dict[int, _File | _Dir] = {}
+        self._next_handle = itertools.count(1)
+        self._pool = ThreadPoolExecutor(READAHEAD_THREADS, thread_name_prefix="readahead",
+                                        initializer=_background_priority)
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def init(self, path: str) -> None:
+        # the index is needed by the first read of any tree or file; load it while the user types
+        threading.Thread(target=self._warm_index, name="index-load", daemon=True).start()
+        if self.on_ready:
+            self.on_ready()
+
+    def _warm_index(self) -> None:
+        try:
+            _ = self.view.repo.index  # the property loads it
+        except RepoError:
+            pass  # reported by the first operation that needs it
+
+    def destroy(self, path: str) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---- resolving paths -----------------------------------------------------------------------
+
+    def _resolve(self, path: str) -> Entry:
+        """The entry at a mount path, walking up to the nearest cached ancestor and back down."""
+        names: list[str] = []
+        p = path
+        with self._lock:
+            while p != "/" and (entry := self._paths.get(p)) is None:
+                p, _, name = p.rpartition("/")
+                p = p or "/"
+                names.append(name)
+            if p == "/":
+                entry = self.root
+            else:
+                self._paths.move_to_end(p)
+        for name in reversed(names):
+            entry = self._child(entry, name.encode(_ENC), path)
+            p = (p if p != "/" else "") + "/" + name
+            with self._lock:
+                self._paths[p] = entry
+                if len(self._paths) > PATH_CACHE:
+                    self._paths.popitem(last=False)
+        return entry
+
+    def _child(self, entry: Entry, name: bytes, path: str) -> Entry:
+        if isinstance(entry, VDir):
+            child = entry.children.get(name)
+        elif isinstance(entry, SnapEntry) and entry.node.type == "dir":
+            node = self._index(entry, path).get(name)
+            child = None if node is None else SnapEntry(entry.snap, node, entry.path + b"/" + name)
+        else:
+            raise fuse.FuseOSError(errno.ENOTDIR)
+        if child is None:
+            raise fuse.FuseOSError(errno.ENOENT)
+        return child
+
+    def _list(self, entry: SnapEntry, path: str) -> list[Node]:
+        try:
+            return self.view.list_dir(entry.node)
+        except RepoError as e:
+            self._log(f"{_show(path)}: cannot read directory: {e}")
+            raise fuse.FuseOSError(errno.EIO) from None
+
+    def _index(self, entry: SnapEntry, path: str) -> dict[bytes, Node]:
+        key = entry.node.subtree or b""
+        with self._lock:
+            index = self._indexes.get(key)
+            if index is not None:
+                self._indexes.move_to_end(key)
+                return index
+        index = {n.name_bytes: n for n in self._list(entry, path)}
+        with self._lock:
+            if key not in self._indexes:
+                self._indexes[key] = index
+                self._index_nodes += len(index)
+                while self._index_nodes > INDEX_CACHE_NODES and len(self._indexes) > 1:
+                    _, old = self._indexes.popitem(last=False)
+                    self._index_nodes -= len(old)
+        return index
+
+    # ---- attributes ----------------------------------------------------------------------------
+
+    def _stat(self, entry: Entry, path: str) -> dict:
+        if isinstance(entry, SnapEntry):
+            return node_stat(entry.snap.id, entry.path, entry.node)
+        virtual = {"st_ino": _ino(b"/", path.encode(_ENC)), "st_nlink": 1, "st_uid": self.uid,
+                   "st_gid": self.gid, "st_atime": entry.mtime, "st_mtime": entry.mtime,
+                   "st_ctime": entry.mtime}
+        if isinstance(entry, VDir):
+            return virtual | {"st_mode": stat.S_IFDIR | 0o555, "st_size": 0}
+        return virtual | {"st_mode": stat.S_IFLNK | 0o777, "st_size": len(entry.target)}
+
+    def getattr(self, path: str, fh: object = None) -> dict:
+        return self._stat(self._resolve(path), path)
+
+    def readlink(self, path: str) -> str:
+        entry = self._resolve(path)
+        if isinstance(entry, VLink):
+            return entry.target.decode(_ENC)
+        if isinstance(entry, SnapEntry) and entry.node.type == "symlink":
+            return entry.node.linktarget.encode("utf-8", "surrogateescape").decode(_ENC)
+        raise fuse.FuseOSError(errno.EINVAL)
+
+    def _xattrs(self, path: str) -> dict[str, bytes]:
+        # only user.*: security.* and system.* would be interpreted by the kernel of this host
+        entry = self._resolve(path)
+        if not isinstance(entry, SnapEntry):
+            return {}
+        return {n.encode("utf-8", "surrogateescape").decode(_ENC): v
+                for n, v in entry.node.xattrs if n.startswith("user.")}
+
+    def listxattr(self, path: str) -> list[str]:
+        return list(self._xattrs(path))
+
+    def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        value = self._xattrs(path).get(name)
+        if value is None:
+            raise fuse.FuseOSError(errno.ENODATA)
+        return value
+
+    def statfs(self, path: str) -> dict:
+        return {"f_bsize": 4096, "f_frsize": 4096, "f_namemax": 255}
+
+    # ---- directories ---------------------------------------------------------------------------
+
+    def opendir(self, path: str) -> int:
+        entry = self._resolve(path)
+        if isinstance(entry, VDir):
+            items: list = list(entry.children.items())
+        elif isinstance(entry, SnapEntry) and entry.node.type == "dir":
+            items = self._list(entry, path)
+        else:
+            raise fuse.FuseOSError(errno.ENOTDIR)
+        return self._add_handle(_Dir(path, entry, items))
+
+    def readdir(self, path: str, fh: int, offset: int = 0) -> Iterator[tuple[str, dict, int]]:
+        """Entries from ``offset`` on, each with the offset of the next: libfuse stops asking
+        when the kernel's buffer is full and comes back with that offset, so a huge directory
+        is never turned into dirents all at once."""
+        d = self._handles[fh]
+        assert isinstance(d, _Dir)
+        base = d.path.rstrip("/")
+        if offset == 0:
+            yield ".", {"st_ino": self._stat(d.entry, d.path)["st_ino"], "st_mode": stat.S_IFDIR}, 1
+        if offset <= 1:
+            parent = d.path.rpartition("/")[0] or "/"
+            yield "..", {"st_ino": self.getattr(parent)["st_ino"], "st_mode": stat.S_IFDIR}, 2
+        for i in range(max(offset - 2, 0), len(d.items)):
+            item = d.items[i]
+            if isinstance(item, Node):
+                assert isinstance(d.entry, SnapEntry)
+                name = item.name_bytes
+                attrs = {"st_ino": node_ino(d.entry.snap.id, d.entry.path + b"/" + name, item),
+                         "st_mode": _IFMT.get(item.type, stat.S_IFREG)}
+            else:
+                name, child = item
+                attrs = {k: v for k, v in self._stat(child, f"{base}/{name.decode(_ENC)}").items()
+                         if k in ("st_ino", "st_mode")}
+            yield name.decode(_ENC), attrs, i + 3
+
+    def releasedir(self, path: str, fh: int) -> int:
+        self._drop_handle(fh)
+        return 0
+
+    # ---- files ---------------------------------------------------------------------------------
+
+    def open(self, path: str, fi: fuse.fuse_file_info) -> int:
+        if fi.flags & os.O_ACCMODE != os.O_RDONLY:
+            raise fuse.FuseOSError(errno.EROFS)
+        entry = self._resolve(path)
+        if not isinstance(entry, SnapEntry) or entry.node.type != "file":
+            raise fuse.FuseOSError(errno.EACCES)
+        fi.fh = self._add_handle(_File(entry))
+        fi.keep_cache = 1  # content never changes: pages read by an earlier open stay valid
+        return 0
+
+    def read(self, path: str, size: int, offset: int, fi: fuse.fuse_file_info) -> bytes:
+        f = self._handles[fi.fh]
+        assert isinstance(f, _File)
+        try:
+            data = self.view.read(f.entry.node, offset, size)
+        except Exception as e:  # damaged or missing data, or a failing backend: one read fails
+            self._log(f"{_show(path)}: read of {size} bytes at offset {offset} failed: {e}")
+            raise fuse.FuseOSError(errno.EIO) from None
+        self._read_ahead(f, offset, offset + len(data))
+        return data
+
+    def _read_ahead(self, f: _File, start: int, end: int) -> None:
+        node = f.entry.node
+        with f.lock:
+            sequential = abs(start - f.next_offset) <= SEQUENTIAL_SLACK
+            f.next_offset = max(f.next_offset, end) if sequential else end
+            if not sequential:
+                f.ahead = 0  # a seek: read-ahead starts over wherever the reader goes on
+                return
+            if end >= node.size:
+                return
+            content = node.content or []
+            offsets = self.view.blob_offsets(node)
+            i = max(bisect.bisect_right(offsets, end - 1), f.ahead)
+            while i < len(content) and offsets[i] < end + READAHEAD_BYTES:
+                self._pool.submit(self._prefetch, content[i])
+                i += 1
+            f.ahead = i
+
+    def _prefetch(self, blob_id: bytes) -> None:
+        try:
+            self.view.blob(blob_id)
+        except Exception:
+            pass  # the read that needs this blob fetches it again and reports the error
+
+    def release(self, path: str, fi: fuse.fuse_file_info) -> int:
+        self._drop_handle(fi.fh)
+        return 0
+
+    # ---- handles and errors --------------------------------------------------------------------
+
+    def _add_handle(self, h: _File | _Dir) -> int:
+        n = next(self._next_handle)
+        with self._lock:
+            self._handles[n] = h
+        return n
+
+    def _drop_handle(self, n: int) -> None:
+        with self._lock:
+            self._handles.pop(n, None)
+
+    def _log(self, msg: str) -> None:
+        sys.stderr.write(f"kbrowse mount: error: {msg}\n")
+        sys.stderr.flush()
+
+    # ---- a read-only filesystem ----------------------------------------------------------------
+
+    def _read_only(self, *args: object) -> int:
+        raise fuse.FuseOSError(errno.EROFS)
+
+    chmod = chown = create = link = mkdir = mknod = rename = rmdir = symlink = _read_only
+    truncate = unlink = utimens = write = setxattr = removexattr = _read_only
+
+
+def _background_priority() -> None:
+    # read-ahead is a guess: on a busy machine the request being waited for gets the CPU first
+    # (on Linux, PRIO_PROCESS with 0 sets the nice value of the calling thread only)
+    os.setpriority(os.PRIO_PROCESS, 0, 10)
+
+
+def _show(path: str) -> str:
+    return path.encode(_ENC).decode("utf-8", "backslashreplace")
+
+
+_pinned = threading.local()
+
+
+class _FUSE(fuse.FUSE):
+    """fusepy's FUSE with two changes: readdir offsets are passed through (fusepy drops them,
+    which makes libfuse collect a whole directory before answering), and each libfuse worker
+    thread keeps its Python thread state between requests."""
+
+    @staticmethod
+    def _wrapper(func: Callable, *args: object, **kwargs: object) -> int:
+        # ctypes creates and destroys a Python thread state around every callback from a thread
+        # Python did not start; one extra, never released PyGILState_Ensure keeps it alive. That
+        # is a third of the cost of a lookup, which `du` or `ls -l` pays once per file.
+        if not getattr(_pinned, "done", False):
+            ctypes.pythonapi.PyGILState_Ensure()
+            _pinned.done = True
+        return fuse.FUSE._wrapper(func, *args, **kwargs)
+
+    def readdir(self, path: bytes, buf: ctypes.c_void_p, filler: object, offset: int,
+                fip: object) -> int:
+        for name, attrs, next_offset in self.operations(
+                "readdir", self._decode_optional_path(path), fip.contents.fh, offset):
+            st = fuse.c_stat()
+            fuse.set_st_attrs(st, attrs, use_ns=True)
+            if filler(buf, name.encode(self.encoding), st, next_offset) != 0:
+                break
+        return 0
+
+
+def serve(ops: SnapshotFS, mountpoint: str, *, allow_other: bool = False) -> None:
+    """Mount and serve until unmounted or SIGINT/SIGTERM/SIGHUP (libfuse's handlers unmount)."""
+    options: dict[str, object] = {
+        "fsname": "kbrowse", "subtype": "kbrowse", "ro": True,
+        "use_ino": True,  # our inode numbers, so hard links share one
+        "entry_timeout": CACHE_SECONDS, "attr_timeout": CACHE_SECONDS,
+        "negative_timeout": CACHE_SECONDS,
+    }
+    if allow_other:
+        # other users see the mount, so the kernel must enforce the snapshot's permissions
+        options |= {"allow_other": True, "default_permissions": True}
+    try:
+        _FUSE(ops, os.fsencode(mountpoint).decode(_ENC), raw_fi=True, encoding=_ENC,
+              foreground=True, nothreads=False, **options)
+    except RuntimeError as e:  # libfuse has printed why on stderr
+        raise RepoError(f"cannot mount at {mountpoint} (libfuse status {e})") from None
