@@ -1,0 +1,1 @@
+"""The kbrowse terminal UI (Textual): sources, snapshots, a file browser, restore."""

@@ -1,0 +1,139 @@
+"""Mounting a snapshot from the app: ``kbrowse.fs`` served by a thread of this process.
+
+A thread, not the `kbrowse mount` child process: the app holds an open repository but not the
+password a child would need. libfuse runs its own request threads; unmounting (``fusermount
+-u``) ends the serving thread. While a mount is up libfuse handles SIGTERM and SIGHUP (by
+unmounting) and puts the default handlers back when it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+
+from kbrowse.fstree import SnapEntry
+from kbrowse.mountcmd import MountError, check_mountpoint
+from mover.repo.lock import Lock
+from mover.repo.snapshot import Snapshot
+from mover.repo.view import RepositoryView
+
+READY_TIMEOUT = 15.0
+
+
+@dataclass
+class SnapshotMount:
+    snapshot: Snapshot
+    mountpoint: str
+    thread: threading.Thread
+    made_dir: bool  # the mountpoint is ours to remove
+    errors: list[BaseException] = field(default_factory=list)
+
+
+def fuse_problem() -> str | None:
+    """Why mounting cannot work here, or None."""
+    if not os.path.exists("/dev/fuse"):
+        return "FUSE is not available: /dev/fuse is missing"
+    if shutil.which("fusermount") is None:
+        return "FUSE is not available: fusermount is not installed (Debian package fuse)"
+    try:
+        from kbrowse import fs  # noqa: F401  (fusepy loads libfuse on import)
+    except (ImportError, OSError) as e:
+        return f"FUSE is not available: {e}"
+    return None
+
+
+def mount(view: RepositoryView, snap: Snapshot, mountpoint: str | None = None) -> SnapshotMount:
+    """Serve ``snap`` read-only at ``mountpoint`` (default: a new directory in the temp dir);
+    returns once the kernel has the mount. Holds a shared lock on the repository meanwhile, as
+    `kbrowse mount` does, so a prune cannot remove packs under it."""
+    problem = fuse_problem()
+    if problem:
+        raise MountError(problem)
+    from kbrowse import fs
+
+    made_dir = mountpoint is None
+    mp = check_mountpoint(mountpoint or tempfile.mkdtemp(prefix=f"kbrowse-{snap.short_id}-"))
+    ready = threading.Event()
+    ops = fs.SnapshotFS(view, SnapEntry(snap, view.root(snap), b""), on_ready=ready.set)
+    m = SnapshotMount(snap, mp, threading.Thread(), made_dir)
+
+    def serve() -> None:
+        try:
+            with Lock(view.repo, exclusive=False).acquire():
+                fs.serve(ops, mp)
+        except BaseException as e:  # noqa: BLE001 - reported to whoever waits for the mount
+            m.errors.append(e)
+        finally:
+            ready.set()
+
+    m.thread = threading.Thread(target=serve, name=f"mount-{snap.short_id}", daemon=True)
+    m.thread.start()
+    ready.wait(READY_TIMEOUT)
+    if m.errors or not os.path.ismount(mp):
+        _stop(m)
+        why = m.errors[0] if m.errors else "FUSE did not come up"
+        raise MountError(f"cannot mount snapshot {snap.short_id} at {mp}: {why}")
+    return m
+
+
+def unmount(m: SnapshotMount, *, lazy: bool = False) -> None:
+    """Unmount and wait for the serving thread. When the kernel refuses (a shell still sits in
+    the mount) this raises MountError, or with ``lazy`` detaches the mount instead: it is gone
+    from the tree now and its last users see errors once this process exits."""
+    if os.path.ismount(m.mountpoint):
+        why = _fusermount("-u", m.mountpoint)
+        if why and lazy:
+            why = _fusermount("-uz", m.mountpoint)
+        if why:
+            raise MountError(f"cannot unmount {m.mountpoint}: {why}")
+    _stop(m)
+
+
+def _fusermount(flags: str, mountpoint: str) -> str:
+    """'' on success, else why not."""
+    proc = subprocess.run(["fusermount", flags, mountpoint], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, check=False)
+    if proc.returncode == 0:
+        return ""
+    return (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+
+
+class Mounts:
+    """The app's mounts, one per snapshot at most; all are unmounted when the app ends."""
+
+    def __init__(self) -> None:
+        self._mounts: dict[bytes, SnapshotMount] = {}
+
+    def get(self, snap: Snapshot) -> SnapshotMount | None:
+        return self._mounts.get(snap.id)
+
+    def add(self, m: SnapshotMount) -> None:
+        self._mounts[m.snapshot.id] = m
+
+    def remove(self, m: SnapshotMount) -> None:
+        self._mounts.pop(m.snapshot.id, None)
+
+    def unmount_all(self) -> list[str]:
+        """Unmount everything (lazily where busy); returns the problems."""
+        problems = []
+        for m in list(self._mounts.values()):
+            try:
+                unmount(m, lazy=True)
+            except MountError as e:
+                problems.append(str(e))
+            self.remove(m)
+        return problems
+
+
+def _stop(m: SnapshotMount) -> None:
+    if m.thread.is_alive():
+        m.thread.join(READY_TIMEOUT)
+    if m.made_dir:
+        try:
+            os.rmdir(m.mountpoint)
+        except OSError:
+            pass  # still mounted or not empty: leave it for the operator to see

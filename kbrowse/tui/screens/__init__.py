@@ -1,0 +1,1 @@
+"""Screens of the kbrowse TUI, one per module."""

@@ -1,0 +1,1 @@
+"""Widgets of the kbrowse TUI, one per module."""

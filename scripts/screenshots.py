@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Regenerate screenshots/*.svg: build the demo repository, drive the app, save what it draws.
+
+    python scripts/screenshots.py [OUTDIR]
+
+The demo is built in a fixed temporary directory so the paths shown are the same every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from textual.pilot import Pilot
+
+from kbrowse.demo import DEMO_PASSWORD, run_demo
+from kbrowse.tui.app import KbrowseApp
+from kbrowse.tui.screens.browser import BrowserScreen
+from kbrowse.tui.screens.compare import CompareScreen
+from kbrowse.tui.screens.find import FindScreen
+from kbrowse.tui.screens.restore import RestoreScreen
+from kbrowse.tui.screens.snapshots import SnapshotsScreen
+from kbrowse.tui.widgets.preview import Preview
+from mover.repo.open import open_repository
+from mover.repo.view import RepositoryView
+
+SIZE = (130, 36)
+WORK = Path(tempfile.gettempdir()) / "kbrowse-screenshots"
+SLOW_BLOB = 0.1  # seconds per restored blob: the demo restores too fast to catch the bar mid-way
+
+
+async def until(pilot: Pilot, cond: Callable[[], object], timeout: float = 20.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise SystemExit(f"screenshots: timed out waiting for {cond.__qualname__}")
+        await asyncio.sleep(0.02)
+    await pilot.pause()
+
+
+async def reveal(pilot: Pilot, browser: BrowserScreen, path: str) -> None:
+    browser.reveal(path)
+    name = path.rsplit("/", 1)[-1]
+    listing = browser.query_one("#listing")
+    preview = browser.query_one(Preview)
+    await until(pilot, lambda: listing.current is not None and listing.current.name == name
+                and preview.border_title == name and not preview.pending)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def shoot_app(view: RepositoryView, out: Path) -> None:
+    app = KbrowseApp(view, "kbrowse demo")
+
+    def save(name: str) -> None:
+        app.save_screenshot(f"{name}.svg", str(out))
+        print(f"wrote {out / name}.svg")
+
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, SnapshotsScreen) and app.screen.table.row_count)
+        await until(pilot, lambda: app.screen.table.columns["paths"].content_width > 5)
+        save("snapshots")
+
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, BrowserScreen))
+        browser = app.screen
+        await reveal(pilot, browser, "/config/app.yaml")
+        save("browser")
+        await reveal(pilot, browser, "/data/app.db")
+        save("browser-hex")
+
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, FindScreen))
+        await pilot.press(*"*2026-11-0[5-8]*")
+        status = app.screen.query_one("#find-status")
+        await until(pilot, lambda: "done" in str(status.content))
+        save("find")
+        await pilot.press("escape")
+
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.done)
+        save("compare")
+        await pilot.press("escape")
+
+        await reveal(pilot, browser, "/data")
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        dialog = app.screen
+        save("restore-dialog")
+        decode = view.repo.decode_blob
+
+        def slow_decode(*args, **kwargs):
+            time.sleep(SLOW_BLOB)
+            return decode(*args, **kwargs)
+
+        view.repo.decode_blob = slow_decode
+        dialog.query_one("#restore-target").value = str(WORK / "restored" / "data")
+        await pilot.click("#start")
+        c = dialog.counters
+        await until(pilot, lambda: c.total_bytes and c.bytes > c.total_bytes * 0.4)
+        await asyncio.sleep(0.25)  # one progress tick
+        save("restore")
+        await until(pilot, lambda: dialog.finished)
+        view.repo.decode_blob = decode
+        await asyncio.sleep(0.25)
+        save("restore-done")
+
+
+async def shoot_picker(out: Path) -> None:
+    app = KbrowseApp(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        app.save_screenshot("source-picker.svg", str(out))
+        print(f"wrote {out}/source-picker.svg")
+
+
+def main() -> None:
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "screenshots").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    demo = run_demo(WORK / "kbrowse-demo")
+    for var in ("RESTIC_REPOSITORY", "RESTIC_PASSWORD", "RESTIC_PASSWORD_FILE"):
+        os.environ.pop(var, None)
+    os.chdir(WORK)  # the source picker finds ./kbrowse-demo
+    view = RepositoryView(open_repository(str(demo.repo_path), DEMO_PASSWORD))
+    try:
+        asyncio.run(shoot_app(view, out))
+    finally:
+        view.repo.close()
+    asyncio.run(shoot_picker(out))
+
+
+if __name__ == "__main__":
+    main()
