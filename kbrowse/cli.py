@@ -1,25 +1,46 @@
-"""The ``kbrowse`` command: look into a repository and take files out of it.
+"""The ``kbrowse`` command: look into a repository or a Velero bucket, take files out of it.
 
     kbrowse -r REPO snapshots
     kbrowse -r REPO ls SNAPSHOT[:PATH] [-l] [-R]
     kbrowse -r REPO cat SNAPSHOT:PATH > file
     kbrowse -r REPO cp SNAPSHOT:PATH DEST
 
-Global options (-r, --password-file, --json) go before or after the subcommand, as restic's.
+    kbrowse --bsl BSL backups                      what `velero backup get` prints
+    kbrowse --bsl BSL describe BACKUP              what `velero backup describe --details` prints
+    kbrowse --bsl BSL logs BACKUP
+    kbrowse --bsl BSL ls|cat|cp BACKUP/resources/RESOURCE/NAMESPACE/NAME ...
+    kbrowse --bsl BSL ls|cat|cp BACKUP/volumes/NAMESPACE/POD/VOLUME[:PATH] ...
+
+Global options (-r, --bsl, --password-file, --json, ...) go before or after the subcommand, as
+restic's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from pathlib import Path
+
+from mover.earlyexit import quiet_sigint
+
+quiet_sigint()
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import NoReturn
 
-from kbrowse import listing
+from kbrowse import bslcmd, bslpath, listing, mountcmd
 from kbrowse.demo import DEMO_PASSWORD, run_demo
-from kbrowse.pathspec import resolve
-from mover.cliargs import add_global_options, err, password, print_json, repo_location, run
+from kbrowse.pathspec import Target, resolve
+from mover.cliargs import (
+    UsageError,
+    add_global_options,
+    err,
+    password,
+    print_json,
+    repo_location,
+    restore_default_sigint,
+    run,
+)
 from mover.progress import Counters, ProgressBar, human_bytes
 from mover.repo.errors import RepoError
 from mover.repo.gojson import go_quote
@@ -27,6 +48,7 @@ from mover.repo.open import open_repository
 from mover.repo.tree import Node
 from mover.repo.view import RepositoryView
 from mover.restorer import restore
+from mover.velero.bsl import BucketView
 
 PROG = "kbrowse"
 
@@ -59,8 +81,25 @@ def _walk(view: RepositoryView, node: Node, recursive: bool) -> Iterator[tuple[s
             stack.append((rel + "/", iter(view.list_dir(child))))
 
 
+def _target(args: argparse.Namespace, view: RepositoryView) -> Target:
+    if not args.target:
+        raise UsageError(f"{args.command}: give SNAPSHOT[:PATH], e.g. latest:/")
+    return resolve(view, args.target)
+
+
 def cmd_ls(args: argparse.Namespace, view: RepositoryView) -> int:
-    t = resolve(view, args.target)
+    return ls_target(args, view, _target(args, view))
+
+
+def cmd_cat(args: argparse.Namespace, view: RepositoryView) -> int:
+    return cat_target(view, _target(args, view))
+
+
+def cmd_cp(args: argparse.Namespace, view: RepositoryView) -> int:
+    return cp_target(args, view, _target(args, view))
+
+
+def ls_target(args: argparse.Namespace, view: RepositoryView, t: Target) -> int:
     if t.node.type == "dir":
         entries = _walk(view, t.node, args.recursive)
         base = t.path.rstrip("/") + "/"
@@ -78,8 +117,7 @@ def cmd_ls(args: argparse.Namespace, view: RepositoryView) -> int:
     return 0
 
 
-def cmd_cat(args: argparse.Namespace, view: RepositoryView) -> int:
-    t = resolve(view, args.target)
+def cat_target(view: RepositoryView, t: Target) -> int:
     if t.node.type != "file":
         raise RepoError(f"{t.path} in snapshot {t.snapshot.short_id} is a {t.node.type}, not a file")
     out = sys.stdout.buffer
@@ -92,8 +130,7 @@ def cmd_cat(args: argparse.Namespace, view: RepositoryView) -> int:
     return 0
 
 
-def cmd_cp(args: argparse.Namespace, view: RepositoryView) -> int:
-    t = resolve(view, args.target)
+def cp_target(args: argparse.Namespace, view: RepositoryView, t: Target) -> int:
     counters = Counters()
     with ProgressBar(counters, "restoring", enabled=False if args.json else None):
         result = restore(view.repo, t.node, args.dest, counters)
@@ -120,27 +157,75 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, RepositoryView], int]] = {
 }
 
 
+# -- on a Velero bucket (--bsl) -----------------------------------------------------------------
+
+
+def bsl_ls(args: argparse.Namespace, bucket: BucketView) -> int:
+    p = bslpath.parse(args.target)
+    if p.is_volume:
+        return ls_target(args, *bslcmd.volume_target(bucket, p))
+    return bslcmd.ls_level(args, bucket, p)
+
+
+def bsl_cat(args: argparse.Namespace, bucket: BucketView) -> int:
+    p = bslpath.parse(args.target)
+    if p.is_volume:
+        return cat_target(*bslcmd.volume_target(bucket, p))
+    return bslcmd.cat_resource(bucket, p)
+
+
+def bsl_cp(args: argparse.Namespace, bucket: BucketView) -> int:
+    p = bslpath.parse(args.target)
+    if p.is_volume:
+        return cp_target(args, *bslcmd.volume_target(bucket, p))
+    if p.area == bslpath.VOLUMES:
+        raise UsageError(f"{p}: cp takes one volume, BACKUP/volumes/NAMESPACE/POD/VOLUME[:PATH]")
+    return bslcmd.cp_resources(args, bucket, p)
+
+
+BSL_COMMANDS: dict[str, Callable[[argparse.Namespace, BucketView], int]] = {
+    "backups": bslcmd.cmd_backups, "describe": bslcmd.cmd_describe, "logs": bslcmd.cmd_logs,
+    "ls": bsl_ls, "cat": bsl_cat, "cp": bsl_cp,
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=PROG, description="Browse and restore backups in a restic-format repository.",
+        prog=PROG, description="Browse and restore backups in a restic-format repository (-r) "
+                               "or in a Velero backup storage location (--bsl).",
         epilog="SNAPSHOT is an id, an unambiguous id prefix, or 'latest'; PATH is a path inside "
-               "it ('/' when left out).")
+               "it ('/' when left out). With --bsl, targets are backup paths: "
+               "BACKUP[/resources[/RESOURCE[.GROUP]/NAMESPACE/NAME]] (NAMESPACE _cluster for "
+               "cluster-scoped objects) or BACKUP/volumes[/NAMESPACE/POD/VOLUME[:PATH]].")
     add_global_options(p, top=True)
+    bslcmd.add_options(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def cmd(name: str, help: str) -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help, description=help)
         add_global_options(s, top=False)
+        bslcmd.add_options(s, top=False)
         return s
 
     cmd("snapshots", "list the snapshots")
-    s = cmd("ls", "list a directory (or one file) of a snapshot")
-    s.add_argument("target", metavar="SNAPSHOT[:PATH]")
+    s = cmd("backups", "list the backups in a bucket (--bsl), as `velero backup get` does")
+    s.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table",
+                   help="output format (default: table)")
+    s = cmd("describe", "describe a backup in a bucket (--bsl), as `velero backup describe "
+                        "--details` does")
+    s.add_argument("backup", metavar="BACKUP")
+    s.add_argument("--details", action="store_true",
+                   help="accepted for velero's sake: the details are always shown")
+    s = cmd("logs", "print a backup's log from a bucket (--bsl)")
+    s.add_argument("backup", metavar="BACKUP")
+    s = cmd("ls", "list a directory (or one file) of a snapshot, or a level of a backup path")
+    s.add_argument("target", metavar="SNAPSHOT[:PATH]", nargs="?")
     s.add_argument("-l", "--long", action="store_true", help="mode, owner, size, time, link target")
     s.add_argument("-R", "--recursive", action="store_true", help="list sub-directories too")
-    s = cmd("cat", "write a file's bytes to stdout")
-    s.add_argument("target", metavar="SNAPSHOT:PATH")
-    s = cmd("cp", "restore a file or a directory (SNAPSHOT:/ is everything) into DEST")
+    s = cmd("cat", "write a file's bytes (or a backed-up object as YAML) to stdout")
+    s.add_argument("target", metavar="SNAPSHOT:PATH", nargs="?")
+    s = cmd("cp", "restore a file or a directory (SNAPSHOT:/ is everything), or backed-up "
+                  "objects as YAML, into DEST")
     s.add_argument("target", metavar="SNAPSHOT:PATH")
     s.add_argument("dest", metavar="DEST",
                    help="directory that receives a directory's contents (created if missing); "
@@ -149,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Build ./kbrowse-demo: a sample volume, a local repository "
                                    "with two snapshots made by the mover in-process.")
     s.add_argument("--dir", default="kbrowse-demo", help="where to put the demo (default: %(default)s)")
+    mountcmd.register(sub)
     return p
 
 
@@ -164,19 +250,55 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         view.repo.close()
     print(f"\ntry: kbrowse -r {demo.repo_path} --password-file {demo.password_file} cat latest:/config/app.yaml")
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        from kbrowse.tui.app import run_tui  # Textual takes ~0.5 s to import: only for the app
+
+        run_tui(RepositoryView(open_repository(str(demo.repo_path), DEMO_PASSWORD)), str(demo.repo_path))
+    return 0
+
+
+def open_app(args: argparse.Namespace) -> int:
+    """The TUI on -r/RESTIC_REPOSITORY when given, else on its source picker."""
+    from kbrowse.tui.app import run_tui  # Textual takes ~0.5 s to import: only for the app
+
+    if args.bsl:
+        raise UsageError("the app does not open buckets yet: use `kbrowse backups --bsl ...`")
+    if args.repo or os.environ.get("RESTIC_REPOSITORY"):
+        view = _open(args)
+        try:
+            run_tui(view, view.location())
+        finally:
+            view.repo.close()
+    else:
+        run_tui(None)
     return 0
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
+    restore_default_sigint()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        sys.exit(0)
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            parser.print_help()
+            sys.exit(0)
+        run(PROG, lambda: open_app(args))
 
     def body() -> int:
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command in mountcmd.COMMANDS:
+            return mountcmd.COMMANDS[args.command](args)
+        if args.bsl:
+            if args.repo:
+                raise UsageError("give either -r/--repo (a repository) or --bsl (a bucket), not both")
+            if args.command not in BSL_COMMANDS:
+                raise UsageError(f"{args.command} works on a repository (-r), not on --bsl")
+            with bslcmd.open_bucket(args) as bucket:
+                return BSL_COMMANDS[args.command](args, bucket)
+        if args.command not in COMMANDS:
+            raise UsageError(f"{args.command} needs --bsl: a bucket URL or a directory with "
+                             "Velero's layout")
         view = _open(args)
         try:
             return COMMANDS[args.command](args, view)

@@ -35,6 +35,24 @@ def add_global_options(p: argparse.ArgumentParser, top: bool) -> None:
                    help="machine-readable output")
 
 
+def add_kube_options(p: argparse.ArgumentParser) -> None:
+    """--kubeconfig and --context, as kubectl takes them (velero spells the second --kubecontext)."""
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the "
+                                        "service account when running in a pod)")
+    p.add_argument("--context", "--kubecontext", dest="context", help="kubeconfig context to use")
+
+
+def key_values(text: str) -> dict[str, str]:
+    """An argparse type for ``k=v,k2=v2`` (labels, provider config), as velero's flags take them."""
+    pairs = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"expected key=value pairs separated by commas, got {item!r}")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
 def repo_location(args: argparse.Namespace) -> str:
     loc = args.repo or os.environ.get("RESTIC_REPOSITORY")
     if not loc:
@@ -42,17 +60,21 @@ def repo_location(args: argparse.Namespace) -> str:
     return loc
 
 
+def read_password_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            pw = f.read().rstrip("\r\n")
+    except OSError as e:
+        raise UsageError(f"cannot read password file {path}: {e.strerror}") from None
+    if not pw:
+        raise UsageError(f"password file {path} is empty")
+    return pw
+
+
 def password(args: argparse.Namespace, *, confirm: bool = False) -> str:
     path = args.password_file or os.environ.get("RESTIC_PASSWORD_FILE")
     if path:
-        try:
-            with open(path, encoding="utf-8") as f:
-                pw = f.read().rstrip("\r\n")
-        except OSError as e:
-            raise UsageError(f"cannot read password file {path}: {e.strerror}") from None
-        if not pw:
-            raise UsageError(f"password file {path} is empty")
-        return pw
+        return read_password_file(path)
     env = os.environ.get("RESTIC_PASSWORD")
     if env:
         return env

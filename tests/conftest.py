@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.restic_cli import Restic
+from tests.s3server import s3_bucket, s3_server  # noqa: F401  (fixtures, imported only here)
 from tests.treekit import make_full_tree
 
 RESTIC_TEST_PASSWORD = "kbrowse-test-password"

@@ -29,7 +29,7 @@ from tests.mover_cli import TEST_PASSWORD, Mover
 from tests.restic_cli import Restic
 from tests.treekit import compare_trees, make_full_tree
 
-KBROWSE = [sys.executable, "-m", "kbrowse.mountcmd"]
+KBROWSE = [sys.executable, "-m", "kbrowse.cli"]
 MOUNT_TIMEOUT = 20.0
 
 

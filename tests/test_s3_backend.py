@@ -24,7 +24,7 @@ from mover.repo.backend.s3 import (
 )
 from mover.repo.errors import BackendError, NotFound, RepoError
 from tests.restic_cli import Restic
-from tests.s3server import S3Server, free_ports, s3_bucket, s3_server  # noqa: F401  (fixtures)
+from tests.s3server import S3Server, free_ports
 
 # Short enough that a test of an unreachable server fails in about a second.
 FAST_FAIL = RetryPolicy(attempts=4, base_delay=0.05, max_delay=0.2, deadline=1.0, sdk_retries=0)

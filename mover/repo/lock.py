@@ -114,8 +114,15 @@ class Lock:
     def __enter__(self) -> "Lock":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.release()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.release()
+        except RepoError:
+            if exc is None:
+                raise
+            # The operation's own error is the one to report (e.g. storage went away mid-backup
+            # and the lock cannot be removed either); the lock stays behind, stale, for the
+            # next run or `restic unlock` to remove.
 
     def _handle(self, name: str | None = None) -> Handle:
         return Handle(FileType.LOCK, name or self._id or "")

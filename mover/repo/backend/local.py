@@ -41,34 +41,9 @@ class LocalBackend(Backend):
 
     def save(self, h: Handle, data: bytes) -> None:
         final = self._p(h)
-        d = os.path.dirname(final)
-        tmp = f"{final}-tmp-{secrets.token_hex(8)}"
         try:
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileNotFoundError:  # e.g. a data/xx folder removed by hand
-                os.makedirs(d, mode=0o700, exist_ok=True)
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, final)
-            dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-            os.chmod(final, 0o400)
+            write_atomic(final, data, 0o400)
         except OSError as e:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             raise BackendError(f"cannot write {final}: {e.strerror}") from None
 
     def load(self, h: Handle, offset: int = 0, length: int | None = None) -> bytes:
@@ -115,6 +90,40 @@ class LocalBackend(Backend):
             for e in _scandir(d):
                 if _ID.match(e.name) and e.is_file(follow_symlinks=False):
                     yield e.name, e.stat(follow_symlinks=False).st_size
+
+
+def write_atomic(final: str, data: bytes, mode: int) -> None:
+    """Write `final` so that readers see no file or all of it, durable once this returns;
+    missing parent directories are created (e.g. a data/xx folder removed by hand)."""
+    d = os.path.dirname(final)
+    tmp = f"{final}-tmp-{secrets.token_hex(8)}"
+    try:
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileNotFoundError:
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        os.chmod(final, mode)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _scandir(path: str) -> list[os.DirEntry]:
