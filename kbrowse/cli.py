@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
-from kbrowse import bslcmd, bslpath, listing, mountcmd
+from kbrowse import bslcmd, bslpath, listing, mountcmd, velerocmd
 from kbrowse.demo import DEMO_PASSWORD, run_demo
 from kbrowse.pathspec import Target, resolve
 from mover.cliargs import (
@@ -235,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with two snapshots made by the mover in-process.")
     s.add_argument("--dir", default="kbrowse-demo", help="where to put the demo (default: %(default)s)")
     mountcmd.register(sub)
+    velerocmd.register(sub)  # backup, restore, schedule, backup-location: leaves set `handler`
     return p
 
 
@@ -285,6 +286,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         run(PROG, lambda: open_app(args))
 
     def body() -> int:
+        if hasattr(args, "handler"):
+            return args.handler(args)
         if args.command == "demo":
             return cmd_demo(args)
         if args.command in mountcmd.COMMANDS:
