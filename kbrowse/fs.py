@@ -31,8 +31,17 @@ from dataclasses import dataclass, field
 
 import fuse
 
-from kbrowse.fstree import Entry, SnapEntry, VDir, VLink
-from mover.repo.errors import RepoError
+from kbrowse.fstree import (
+    DIRS,
+    Entry,
+    LazyDir,
+    LazySnapshot,
+    SnapEntry,
+    TextFile,
+    VDir,
+    VLink,
+)
+from mover.repo.errors import RepoError, WrongPassword
 from mover.repo.tree import Node, posix_perm_from_go
 from mover.repo.view import RepositoryView
 
@@ -84,7 +93,7 @@ def node_stat(snap_id: bytes, path: bytes, node: Node) -> dict:
 
 @dataclass
 class _File:
-    entry: SnapEntry
+    entry: SnapEntry | TextFile
     next_offset: int = 0  # where a sequential reader reads next
     ahead: int = 0  # blobs before this index have been handed to read-ahead
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -100,15 +109,16 @@ class _Dir:
 class SnapshotFS(fuse.Operations):
     use_ns = True  # fusepy: times are integer nanoseconds
 
-    def __init__(self, view: RepositoryView, root: Entry, *,
+    def __init__(self, view: RepositoryView | None, root: Entry, *,
                  on_ready: Callable[[], None] | None = None) -> None:
+        """``view`` reads the snapshot entries that do not name their own (None: all do)."""
         self.view = view
         self.root = root
         self.on_ready = on_ready
         self.uid, self.gid = os.getuid(), os.getgid()
         self._lock = threading.Lock()
         self._paths: OrderedDict[str, Entry] = OrderedDict()
-        self._indexes: OrderedDict[bytes, dict[bytes, Node]] = OrderedDict()
+        self._indexes: OrderedDict[tuple[int, bytes], dict[bytes, Node]] = OrderedDict()
         self._index_nodes = 0
         self._handles: dict[int, _File | _Dir] = {}
         self._next_handle = itertools.count(1)
@@ -119,13 +129,14 @@ class SnapshotFS(fuse.Operations):
 
     def init(self, path: str) -> None:
         # the index is needed by the first read of any tree or file; load it while the user types
-        threading.Thread(target=self._warm_index, name="index-load", daemon=True).start()
+        if self.view is not None:
+            threading.Thread(target=self._warm_index, name="index-load", daemon=True).start()
         if self.on_ready:
             self.on_ready()
 
     def _warm_index(self) -> None:
         try:
-            _ = self.view.repo.index  # the property loads it
+            _ = self.view.repo.index  # type: ignore[union-attr]  # the property loads it
         except RepoError:
             pass  # reported by the first operation that needs it
 
@@ -148,7 +159,7 @@ class SnapshotFS(fuse.Operations):
             else:
                 self._paths.move_to_end(p)
         for name in reversed(names):
-            entry = self._child(entry, name.encode(_ENC), path)
+            entry = self._child(entry, name.encode(_ENC), p)
             p = (p if p != "/" else "") + "/" + name
             with self._lock:
                 self._paths[p] = entry
@@ -156,12 +167,46 @@ class SnapshotFS(fuse.Operations):
                     self._paths.popitem(last=False)
         return entry
 
-    def _child(self, entry: Entry, name: bytes, path: str) -> Entry:
+    def _view(self, entry: SnapEntry) -> RepositoryView:
+        view = entry.view if entry.view is not None else self.view
+        assert view is not None
+        return view
+
+    def _load(self, path: str, what: str, load: Callable[[], object]) -> object:
+        """A lazy entry's value; a failure (bucket, repository, password) is an error of this
+        path only: EACCES for a wrong password, else EIO, with a log line."""
+        try:
+            return load()
+        except fuse.FuseOSError:
+            raise
+        except Exception as e:  # noqa: BLE001  the mount must stay up whatever a backend does
+            self._log(f"{_show(path)}: cannot {what}: {e}")
+            code = errno.EACCES if isinstance(e, WrongPassword) else errno.EIO
+            raise fuse.FuseOSError(code) from None
+
+    def _children(self, entry: VDir | LazyDir, path: str) -> dict[bytes, Entry]:
         if isinstance(entry, VDir):
-            child = entry.children.get(name)
+            return entry.children
+        children = self._load(path, "list directory", lambda: entry.children)
+        return children  # type: ignore[return-value]
+
+    def _enter(self, entry: LazySnapshot, path: str) -> SnapEntry:
+        root = self._load(path, "open the volume's snapshot", entry.root)
+        return root  # type: ignore[return-value]
+
+    def _mtime(self, entry: LazyDir | LazySnapshot | TextFile, path: str) -> int:
+        return self._load(path, "read its time", lambda: entry.mtime)  # type: ignore[return-value]
+
+    def _child(self, entry: Entry, name: bytes, path: str) -> Entry:
+        """The child ``name`` of ``entry``, the directory at ``path``."""
+        if isinstance(entry, LazySnapshot):
+            entry = self._enter(entry, path)
+        if isinstance(entry, DIRS):
+            child = self._children(entry, path).get(name)
         elif isinstance(entry, SnapEntry) and entry.node.type == "dir":
             node = self._index(entry, path).get(name)
-            child = None if node is None else SnapEntry(entry.snap, node, entry.path + b"/" + name)
+            child = None if node is None else SnapEntry(entry.snap, node, entry.path + b"/" + name,
+                                                        entry.view)
         else:
             raise fuse.FuseOSError(errno.ENOTDIR)
         if child is None:
@@ -170,13 +215,13 @@ class SnapshotFS(fuse.Operations):
 
     def _list(self, entry: SnapEntry, path: str) -> list[Node]:
         try:
-            return self.view.list_dir(entry.node)
+            return self._view(entry).list_dir(entry.node)
         except RepoError as e:
             self._log(f"{_show(path)}: cannot read directory: {e}")
             raise fuse.FuseOSError(errno.EIO) from None
 
     def _index(self, entry: SnapEntry, path: str) -> dict[bytes, Node]:
-        key = entry.node.subtree or b""
+        key = (id(self._view(entry)), entry.node.subtree or b"")
         with self._lock:
             index = self._indexes.get(key)
             if index is not None:
@@ -197,12 +242,24 @@ class SnapshotFS(fuse.Operations):
     def _stat(self, entry: Entry, path: str) -> dict:
         if isinstance(entry, SnapEntry):
             return node_stat(entry.snap.id, entry.path, entry.node)
+        mtime = entry.mtime if isinstance(entry, (VDir, VLink)) else self._mtime(entry, path)
         virtual = {"st_ino": _ino(b"/", path.encode(_ENC)), "st_nlink": 1, "st_uid": self.uid,
-                   "st_gid": self.gid, "st_atime": entry.mtime, "st_mtime": entry.mtime,
-                   "st_ctime": entry.mtime}
-        if isinstance(entry, VDir):
+                   "st_gid": self.gid, "st_atime": mtime, "st_mtime": mtime, "st_ctime": mtime}
+        if isinstance(entry, (VDir, LazyDir, LazySnapshot)):
             return virtual | {"st_mode": stat.S_IFDIR | 0o555, "st_size": 0}
+        if isinstance(entry, TextFile):
+            size = len(self._load(path, "render it", lambda: entry.data))  # type: ignore[arg-type]
+            return virtual | {"st_mode": stat.S_IFREG | 0o444, "st_size": size,
+                              "st_blocks": (size + 511) // 512}
         return virtual | {"st_mode": stat.S_IFLNK | 0o777, "st_size": len(entry.target)}
+
+    def _dirent(self, entry: Entry, path: str) -> dict:
+        """What readdir tells about a virtual directory's child: inode and type, without
+        loading a lazy entry (listing a directory of YAML files renders none of them)."""
+        if isinstance(entry, (SnapEntry, VDir, VLink)):
+            return {k: v for k, v in self._stat(entry, path).items() if k in ("st_ino", "st_mode")}
+        mode = stat.S_IFREG if isinstance(entry, TextFile) else stat.S_IFDIR
+        return {"st_ino": _ino(b"/", path.encode(_ENC)), "st_mode": mode}
 
     def getattr(self, path: str, fh: object = None) -> dict:
         return self._stat(self._resolve(path), path)
@@ -239,8 +296,10 @@ class SnapshotFS(fuse.Operations):
 
     def opendir(self, path: str) -> int:
         entry = self._resolve(path)
-        if isinstance(entry, VDir):
-            items: list = list(entry.children.items())
+        if isinstance(entry, LazySnapshot):
+            entry = self._enter(entry, path)
+        if isinstance(entry, DIRS):
+            items: list = list(self._children(entry, path).items())
         elif isinstance(entry, SnapEntry) and entry.node.type == "dir":
             items = self._list(entry, path)
         else:
@@ -255,7 +314,7 @@ class SnapshotFS(fuse.Operations):
         assert isinstance(d, _Dir)
         base = d.path.rstrip("/")
         if offset == 0:
-            yield ".", {"st_ino": self._stat(d.entry, d.path)["st_ino"], "st_mode": stat.S_IFDIR}, 1
+            yield ".", {"st_ino": self.getattr(d.path)["st_ino"], "st_mode": stat.S_IFDIR}, 1
         if offset <= 1:
             parent = d.path.rpartition("/")[0] or "/"
             yield "..", {"st_ino": self.getattr(parent)["st_ino"], "st_mode": stat.S_IFDIR}, 2
@@ -268,8 +327,7 @@ class SnapshotFS(fuse.Operations):
                          "st_mode": _IFMT.get(item.type, stat.S_IFREG)}
             else:
                 name, child = item
-                attrs = {k: v for k, v in self._stat(child, f"{base}/{name.decode(_ENC)}").items()
-                         if k in ("st_ino", "st_mode")}
+                attrs = self._dirent(child, f"{base}/{name.decode(_ENC)}")
             yield name.decode(_ENC), attrs, i + 3
 
     def releasedir(self, path: str, fh: int) -> int:
@@ -282,7 +340,9 @@ class SnapshotFS(fuse.Operations):
         if fi.flags & os.O_ACCMODE != os.O_RDONLY:
             raise fuse.FuseOSError(errno.EROFS)
         entry = self._resolve(path)
-        if not isinstance(entry, SnapEntry) or entry.node.type != "file":
+        if isinstance(entry, TextFile):
+            self._load(path, "render it", lambda: entry.data)
+        elif not isinstance(entry, SnapEntry) or entry.node.type != "file":
             raise fuse.FuseOSError(errno.EACCES)
         fi.fh = self._add_handle(_File(entry))
         fi.keep_cache = 1  # content never changes: pages read by an earlier open stay valid
@@ -291,8 +351,10 @@ class SnapshotFS(fuse.Operations):
     def read(self, path: str, size: int, offset: int, fi: fuse.fuse_file_info) -> bytes:
         f = self._handles[fi.fh]
         assert isinstance(f, _File)
+        if isinstance(f.entry, TextFile):
+            return f.entry.data[offset:offset + size]
         try:
-            data = self.view.read(f.entry.node, offset, size)
+            data = self._view(f.entry).read(f.entry.node, offset, size)
         except Exception as e:  # damaged or missing data, or a failing backend: one read fails
             self._log(f"{_show(path)}: read of {size} bytes at offset {offset} failed: {e}")
             raise fuse.FuseOSError(errno.EIO) from None
@@ -300,7 +362,9 @@ class SnapshotFS(fuse.Operations):
         return data
 
     def _read_ahead(self, f: _File, start: int, end: int) -> None:
+        assert isinstance(f.entry, SnapEntry)
         node = f.entry.node
+        view = self._view(f.entry)
         with f.lock:
             sequential = abs(start - f.next_offset) <= SEQUENTIAL_SLACK
             f.next_offset = max(f.next_offset, end) if sequential else end
@@ -310,16 +374,16 @@ class SnapshotFS(fuse.Operations):
             if end >= node.size:
                 return
             content = node.content or []
-            offsets = self.view.blob_offsets(node)
+            offsets = view.blob_offsets(node)
             i = max(bisect.bisect_right(offsets, end - 1), f.ahead)
             while i < len(content) and offsets[i] < end + READAHEAD_BYTES:
-                self._pool.submit(self._prefetch, content[i])
+                self._pool.submit(self._prefetch, view, content[i])
                 i += 1
             f.ahead = i
 
-    def _prefetch(self, blob_id: bytes) -> None:
+    def _prefetch(self, view: RepositoryView, blob_id: bytes) -> None:
         try:
-            self.view.blob(blob_id)
+            view.blob(blob_id)
         except Exception:
             pass  # the read that needs this blob fetches it again and reports the error
 

@@ -3,14 +3,19 @@
 The repository view lays snapshots out as restic 0.14's mount does (`snapshots/<time>/`,
 `snapshots/latest`, `ids/<short id>/`, `hosts/<host>/<time>/`, `tags/<tag>/<time>/`), so scripts
 written against `restic mount` keep working. Building it needs the snapshot list only: trees
-inside a snapshot are loaded by the filesystem when a directory is looked into. Another view
-(Velero backups in a bucket) becomes one more top-level entry beside these.
+inside a snapshot are loaded by the filesystem when a directory is looked into.
+
+The bucket view (kbrowse.fsbucket) is built from three lazy entries: a :class:`LazyDir` lists
+its children when first looked into, a :class:`LazySnapshot` opens its repository when first
+entered, and a :class:`TextFile` renders its bytes when first stat'ed or read.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from mover.repo import gotime
 from mover.repo.snapshot import Snapshot
@@ -40,9 +45,97 @@ class SnapEntry:
     snap: Snapshot
     node: Node
     path: bytes
+    view: Any = None  # the RepositoryView it is read from; None: the mount's own view
 
 
-Entry = VDir | VLink | SnapEntry
+class _Once:
+    """A value computed by the first caller (others wait for it); a failure is not kept."""
+
+    def __init__(self, load: Callable[[], Any]) -> None:
+        self._load = load
+        self._lock = threading.Lock()
+        self._done = False
+        self._value: Any = None
+
+    def get(self) -> Any:
+        if self._done:
+            return self._value
+        with self._lock:
+            if not self._done:
+                self._value = self._load()
+                self._done = True
+        return self._value
+
+
+@dataclass(eq=False)
+class LazyDir:
+    """A virtual directory whose children (and time) are loaded when first needed; loading may
+    raise, which the filesystem reports as an error of this directory."""
+
+    load: Callable[[], dict[bytes, Entry]]
+    load_mtime: Callable[[], int]
+    _children: _Once = field(init=False, repr=False)
+    _mtime: _Once = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._children = _Once(lambda: dict(sorted(self.load().items())))
+        self._mtime = _Once(self.load_mtime)
+
+    @property
+    def children(self) -> dict[bytes, Entry]:
+        return self._children.get()
+
+    @property
+    def mtime(self) -> int:
+        return self._mtime.get()
+
+
+@dataclass(eq=False)
+class LazySnapshot:
+    """A directory showing a snapshot's root whose repository is opened when it is first
+    entered (listed or looked into); its own stat is virtual, so `ls -l` above opens nothing."""
+
+    open: Callable[[], SnapEntry]
+    load_mtime: Callable[[], int]
+    _root: _Once = field(init=False, repr=False)
+    _mtime: _Once = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._root = _Once(self.open)
+        self._mtime = _Once(self.load_mtime)
+
+    def root(self) -> SnapEntry:
+        return self._root.get()
+
+    @property
+    def mtime(self) -> int:
+        return self._mtime.get()
+
+
+@dataclass(eq=False)
+class TextFile:
+    """A read-only file whose bytes are rendered once, when first stat'ed or read."""
+
+    render: Callable[[], bytes]
+    load_mtime: Callable[[], int]
+    _data: _Once = field(init=False, repr=False)
+    _mtime: _Once = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._data = _Once(self.render)
+        self._mtime = _Once(self.load_mtime)
+
+    @property
+    def data(self) -> bytes:
+        return self._data.get()
+
+    @property
+    def mtime(self) -> int:
+        return self._mtime.get()
+
+
+Entry = VDir | VLink | SnapEntry | LazyDir | LazySnapshot | TextFile
+DIRS = (VDir, LazyDir)  # virtual directories with a ``children`` mapping
 RootOf = Callable[[Snapshot], Node]
 
 

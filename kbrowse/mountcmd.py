@@ -18,9 +18,11 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from types import ModuleType
 
+from kbrowse import bslcmd
 from kbrowse.fstree import SnapEntry, repository_root, vdir
 from mover import cliargs
 from mover.repo.errors import RepoError
@@ -47,11 +49,14 @@ def parse_size(text: str) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `mount` and `umount` to a CLI's subcommands; dispatch with :data:`COMMANDS`."""
     desc = ("mount a repository (or one SNAPSHOT) as a read-only filesystem: snapshots/<time>/, "
-            "snapshots/latest, ids/<id>/, hosts/<host>/<time>/, tags/<tag>/<time>/. Returns once "
+            "snapshots/latest, ids/<id>/, hosts/<host>/<time>/, tags/<tag>/<time>/; or, with "
+            "--bsl, a Velero bucket: backups/<backup>/volumes/<namespace>/<pod>/<volume>/ and "
+            "backups/<backup>/resources/<resource>/<namespace>/<name>.yaml. Returns once "
             "mounted; the filesystem is served in the background until `kbrowse umount`.")
     sp = subparsers.add_parser("mount", help="mount snapshots as a read-only filesystem",
                                description=desc)
     cliargs.add_global_options(sp, top=False)
+    bslcmd.add_options(sp, top=False)
     sp.add_argument("mountpoint", metavar="MOUNTPOINT", help="an existing empty directory")
     sp.add_argument("snapshot", metavar="SNAPSHOT", nargs="?",
                     help="mount only this snapshot (id, id prefix or 'latest') at MOUNTPOINT")
@@ -102,6 +107,12 @@ def _load_fs() -> ModuleType:
 
 
 def cmd_mount(args: argparse.Namespace) -> int:
+    if getattr(args, "bsl", None):
+        if args.repo:
+            raise cliargs.UsageError("give either -r/--repo (a repository) or --bsl (a bucket), "
+                                     "not both")
+        if args.snapshot:
+            raise cliargs.UsageError("with --bsl the whole bucket is mounted: leave out SNAPSHOT")
     mp = check_mountpoint(args.mountpoint)
     fs = _load_fs()
     if args.foreground:
@@ -111,6 +122,8 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, mp: str, fs: ModuleType,
            on_ready: Callable[[], None] | None) -> int:
+    if getattr(args, "bsl", None):
+        return _serve_bucket(args, mp, fs, on_ready)
     repo = open_repository(cliargs.repo_location(args), cliargs.password(args))
     view = RepositoryView(repo, cache_bytes=args.cache_size)
     if args.snapshot:
@@ -130,6 +143,22 @@ def _serve(args: argparse.Namespace, mp: str, fs: ModuleType,
         # like restic mount: a prune must not delete packs under a live mount
         with Lock(repo, exclusive=False).acquire():
             fs.serve(ops, mp, allow_other=args.allow_other)
+    return 0
+
+
+def _serve_bucket(args: argparse.Namespace, mp: str, fs: ModuleType,
+                  on_ready: Callable[[], None] | None) -> int:
+    """A Velero bucket: backups/<backup>/{volumes,resources}/..., loaded as it is looked into.
+    No lock is taken in the volume repositories: the bucket is Velero's, and stays unwritten."""
+    from kbrowse.fsbucket import bucket_root
+
+    with bslcmd.open_bucket(args) as bucket:
+        root = bucket_root(bucket, time.time_ns())
+        ops = fs.SnapshotFS(None, root, on_ready=on_ready)
+        if on_ready is None:
+            cliargs.err("kbrowse", f"serving {bucket.location()} at {mp}; Ctrl-C or "
+                                   f"`kbrowse umount {mp}` unmounts")
+        fs.serve(ops, mp, allow_other=args.allow_other)
     return 0
 
 
@@ -193,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     cliargs.restore_default_sigint()
     p = argparse.ArgumentParser(prog="kbrowse")
     cliargs.add_global_options(p, top=True)
+    bslcmd.add_options(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     register(sub)
     args = p.parse_args(argv)
