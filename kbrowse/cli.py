@@ -259,11 +259,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def open_app(args: argparse.Namespace) -> int:
-    """The TUI on -r/RESTIC_REPOSITORY when given, else on its source picker."""
+    """The TUI on --bsl (bucket mode), on -r/RESTIC_REPOSITORY when given, else on its
+    source picker."""
     from kbrowse.tui.app import run_tui  # Textual takes ~0.5 s to import: only for the app
 
     if args.bsl:
-        raise UsageError("the app does not open buckets yet: use `kbrowse backups --bsl ...`")
+        if args.repo:
+            raise UsageError("give either -r/--repo (a repository) or --bsl (a bucket), not both")
+        with bslcmd.open_bucket(args) as bucket:
+            run_tui(None, bucket.location(), bucket=bucket)
+        return 0
     if args.repo or os.environ.get("RESTIC_REPOSITORY"):
         view = _open(args)
         try:

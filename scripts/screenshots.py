@@ -24,6 +24,8 @@ from textual.pilot import Pilot
 
 from kbrowse.demo import DEMO_PASSWORD, run_demo
 from kbrowse.tui.app import KbrowseApp
+from kbrowse.tui.screens.backup import BackupScreen
+from kbrowse.tui.screens.backups import BackupsScreen
 from kbrowse.tui.screens.browser import BrowserScreen
 from kbrowse.tui.screens.compare import CompareScreen
 from kbrowse.tui.screens.find import FindScreen
@@ -32,6 +34,8 @@ from kbrowse.tui.screens.snapshots import SnapshotsScreen
 from kbrowse.tui.widgets.preview import Preview
 from mover.repo.open import open_repository
 from mover.repo.view import RepositoryView
+from mover.velero.bsl import BucketView
+from mover.velero.repopassword import default_password, fixed
 
 SIZE = (130, 36)
 WORK = Path(tempfile.gettempdir()) / "kbrowse-screenshots"
@@ -115,6 +119,42 @@ async def shoot_app(view: RepositoryView, out: Path) -> None:
         save("restore-done")
 
 
+async def shoot_bucket(bucket: BucketView, out: Path) -> None:
+    """Bucket mode on a Velero-shaped bucket: the backups, then one backup's YAML and volumes."""
+    app = KbrowseApp(bucket=bucket, source_label="velero bucket (local copy)")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, BackupsScreen) and app.screen.table.items)
+        screen = app.screen
+        screen.table.select_where(lambda b: b.name == "web-backup")
+        describe = screen.query_one("#describe", Preview)
+        await until(pilot, lambda: describe.border_title == "Describe web-backup" and not describe.pending)
+        save = lambda name: (app.save_screenshot(f"{name}.svg", str(out)),
+                             print(f"wrote {out / name}.svg"))
+        save("bucket")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, BackupScreen) and app.screen.contents)
+        backup = app.screen
+        volumes = backup.query_one("#volumes")
+        await until(pilot, lambda: volumes.items)
+        backup.select_resource("deployments.apps", "shop", "web")
+        yaml = backup.query_one("#yaml", Preview)
+        await until(pilot, lambda: yaml.border_title == "web" and not yaml.pending)
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        save("bucket-backup")
+
+
+def build_bucket(where: Path) -> BucketView:
+    from tests.velerobucket import LEDGER_PASSWORD, build
+
+    restic = shutil.which("restic")
+    if restic is None:
+        raise SystemExit("screenshots: bucket mode needs the restic binary (Debian package restic)")
+    build(where / "bsl", where / "node", restic)
+    return BucketView.open(str(where / "bsl"),
+                           passwords=[default_password(), fixed("ledger", LEDGER_PASSWORD)])
+
+
 async def shoot_picker(out: Path) -> None:
     app = KbrowseApp(None)
     async with app.run_test(size=SIZE) as pilot:
@@ -138,6 +178,11 @@ def main() -> None:
     finally:
         view.repo.close()
     asyncio.run(shoot_picker(out))
+    bucket = build_bucket(WORK / "velero")
+    try:
+        asyncio.run(shoot_bucket(bucket, out))
+    finally:
+        bucket.close()
 
 
 if __name__ == "__main__":

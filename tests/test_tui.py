@@ -595,3 +595,201 @@ async def test_a_folder_of_100k_entries_opens_and_scrolls_at_once(big_repo: tupl
         print(f"\n100k folder: listed in {opened:.2f}s (tree decode in a worker, longest UI "
               f"stall {max(gaps):.2f}s), 21 page moves in {scrolled:.2f}s")
     view.repo.close()
+
+
+# ---- bucket mode -------------------------------------------------------------------------------
+
+from kbrowse.tui.screens.backup import BackupScreen, VolumeBrowserScreen
+from kbrowse.tui.screens.backups import BackupsScreen
+from mover.velero.bsl import BucketView
+from mover.velero.repopassword import default_password, fixed
+from tests.velerobucket import LEDGER_PASSWORD, BuiltBucket
+from tests.velerobucket import build as build_bucket
+
+
+@pytest.fixture(scope="module")
+def velero_bucket(tmp_path_factory: pytest.TempPathFactory, restic_bin: str) -> BuiltBucket:
+    base = tmp_path_factory.mktemp("tui-bucket")
+    return build_bucket(base / "bsl", base / "node", restic_bin)
+
+
+def open_bucket(built: BuiltBucket, *passwords: str) -> BucketView:
+    sources = [fixed(f"password {i}", p) for i, p in enumerate(passwords)] or [default_password()]
+    return BucketView.open(str(built.root), passwords=sources)
+
+
+async def backups_ready(pilot, app: KbrowseApp) -> BackupsScreen:
+    await until(pilot, lambda: isinstance(app.screen, BackupsScreen)
+                and app.screen.table.items, what="backups")
+    return app.screen
+
+
+async def open_backup(pilot, app: KbrowseApp, name: str) -> BackupScreen:
+    screen = await backups_ready(pilot, app)
+    screen.table.select_where(lambda b: b.name == name)
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, BackupScreen), what="backup screen")
+    backup = app.screen
+    await until(pilot, lambda: backup.contents is not None
+                and backup.query_one("#volumes", VirtualTable).empty_text != "reading volumes…",
+                what="resources and volumes")
+    await pilot.pause()
+    return backup
+
+
+@drive
+async def test_bucket_backups_listed_described_and_filtered(velero_bucket: BuiltBucket) -> None:
+    bucket = open_bucket(velero_bucket)
+    app = KbrowseApp(bucket=bucket)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await backups_ready(pilot, app)
+            table = screen.table
+            assert [b.name for b in table.items] == ["kopia-backup", "legacy-backup", "web-backup"]
+            assert [c.label for c in table.columns] == [
+                "NAME", "STATUS", "ERRORS", "WARNINGS", "CREATED", "EXPIRES", "STORAGE LOCATION",
+                "SELECTOR"]
+            web = table.items[2]
+            row = table.formatter(web)
+            assert row[:4] == ("web-backup", "Completed", "0", "1")
+            assert row[5] == "29d" and row[6:] == ("default", "<none>")
+            assert table.formatter(table.items[0])[5] == "10d ago"
+            assert "3 backups in" in text_of(screen.query_one("#status"))
+
+            describe = screen.query_one("#describe", Preview)
+            await until(pilot, lambda: describe.border_title == "Describe kopia-backup"
+                        and not describe.pending, what="describe")
+            assert "Name:         kopia-backup" in describe.plain
+
+            await pilot.press(*"web")  # typing on the table filters
+            assert screen.filter_input.has_focus and screen.filter_input.value == "web"
+            assert [b.name for b in table.items] == ["web-backup"]
+            assert "1 of 3 backups" in text_of(screen.query_one("#status"))
+            await until(pilot, lambda: describe.border_title == "Describe web-backup"
+                        and not describe.pending, what="describe of web-backup")
+            text = describe.plain
+            assert "Phase:  Completed" in text and "Included:  shop, ledger" in text
+            assert "pod shop/web-7d9f8: volume cache is an emptyDir" in text
+            assert "v1/ConfigMap:" in text  # the resource list
+            await pilot.press("escape")
+            assert [b.name for b in table.items] == ["kopia-backup", "legacy-backup", "web-backup"]
+            assert table.has_focus
+    finally:
+        bucket.close()
+
+
+@drive
+async def test_bucket_resources_tree_and_yaml_preview(velero_bucket: BuiltBucket) -> None:
+    bucket = open_bucket(velero_bucket)
+    app = KbrowseApp(bucket=bucket)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            backup = await open_backup(pilot, app, "web-backup")
+            tree = backup.query_one("#resources")
+            top = [str(n.label.plain).split(" (")[0] for n in tree.root.children]
+            assert top == sorted({i.ref.resource for i in velero_bucket.items})
+            configmaps = tree.root.children[top.index("configmaps")]
+            assert [str(n.label.plain) for n in configmaps.children] == ["shop (1)"]
+            cluster = tree.root.children[top.index("clusterroles.rbac.authorization.k8s.io")]
+            assert [str(n.label.plain) for n in cluster.children] == ["(cluster) (1)"]
+
+            assert backup.select_resource("configmaps", "shop", "web-config")
+            preview = backup.query_one("#yaml", Preview)
+            await until(pilot, lambda: preview.border_title == "web-config" and not preview.pending,
+                        what="YAML preview")
+            assert preview.border_subtitle == "configmaps · shop"
+            assert isinstance(preview.lines, TextLines) and preview.lines.language == "yaml"
+            lines = [ln.plain for ln in preview.lines.lines]
+            assert "kind: ConfigMap" in lines and "  name: web-config" in lines
+            assert any(span.style for ln in preview.lines.lines for span in ln.spans)  # colours
+
+            await pilot.press("y")
+            assert preview.has_focus
+            await pilot.press("escape")
+            assert tree.has_focus
+            await pilot.press("escape")
+            assert isinstance(app.screen, BackupsScreen)
+    finally:
+        bucket.close()
+
+
+@drive
+async def test_bucket_volume_opens_the_browser_previews_and_restores(
+        velero_bucket: BuiltBucket, tmp_path: Path) -> None:
+    bucket = open_bucket(velero_bucket, "not-it", LEDGER_PASSWORD, "static-passw0rd")
+    app = KbrowseApp(bucket=bucket)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            backup = await open_backup(pilot, app, "web-backup")
+            volumes = backup.query_one("#volumes", VirtualTable)
+            assert [v.label for v in volumes.items] == [
+                "ledger/db-0/data", "shop/web-7d9f8/cache", "shop/web-7d9f8/html"]
+            assert volumes.formatter(volumes.items[2])[2:4] == ("PodVolumeBackup", "restic")
+            await pilot.press("v")
+            assert volumes.has_focus
+            volumes.select_where(lambda v: v.label == "shop/web-7d9f8/html")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, VolumeBrowserScreen)
+                        and listing(app).items, what="the volume's browser")
+            browser = app.screen
+            html = velero_bucket.volumes["shop/web-7d9f8/html"]
+            assert browser.snapshot.id.hex() == html.snapshot_id
+            assert "web-backup · shop/web-7d9f8/html" in browser.sub_title
+            assert sorted(names(app)) == ["deep", "img", "index.html"]
+
+            await show(pilot, app, "/index.html")
+            preview = browser.query_one(Preview)
+            assert "<h1>shop</h1>" in preview.plain
+
+            source = velero_bucket.volume_dirs["shop/web-7d9f8/html"]
+            await show(pilot, app, "/img/logo.bin")
+            dialog = await restore_via_dialog(pilot, app, tmp_path / "logo.bin")
+            assert dialog.outcome.ok
+            assert (tmp_path / "logo.bin").read_bytes() == (source / "img" / "logo.bin").read_bytes()
+            await pilot.press("escape")
+            await pilot.press("escape")
+            assert isinstance(app.screen, BackupScreen)
+
+            # the ledger repository has its own password: the second source opens it
+            volumes.select_where(lambda v: v.label == "ledger/db-0/data")
+            volumes.focus()
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, VolumeBrowserScreen)
+                        and listing(app).items, what="the ledger volume")
+            assert names(app) == ["ledger.csv"]
+    finally:
+        bucket.close()
+
+
+@drive
+async def test_bucket_volume_errors_are_notifications(velero_bucket: BuiltBucket,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = open_bucket(velero_bucket)  # Velero's default password only: not the ledger's
+    app = KbrowseApp(bucket=bucket)
+    notes = record_notifications(app, monkeypatch)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            backup = await open_backup(pilot, app, "web-backup")
+            volumes = backup.query_one("#volumes", VirtualTable)
+            volumes.select_where(lambda v: v.label == "ledger/db-0/data")
+            volumes.focus()
+            await pilot.press("enter")
+            await until(pilot, lambda: any(kw.get("severity") == "error" for _, kw in notes),
+                        what="an error")
+            message, kw = next((m, kw) for m, kw in notes if kw.get("severity") == "error")
+            assert "wrong password" in kw["title"] and "no password opens repository" in message
+            assert isinstance(app.screen, BackupScreen)
+
+            await pilot.press("escape")
+            backup = await open_backup(pilot, app, "kopia-backup")
+            notes.clear()
+            volumes = backup.query_one("#volumes", VirtualTable)
+            volumes.focus()
+            await pilot.press("enter")
+            await until(pilot, lambda: any(kw.get("severity") == "error" for _, kw in notes),
+                        what="an error")
+            message, kw = next((m, kw) for m, kw in notes if kw.get("severity") == "error")
+            assert "kopia" in kw["title"] and "cannot open kopia repositories" in message
+            assert isinstance(app.screen, BackupScreen)
+    finally:
+        bucket.close()

@@ -12,6 +12,7 @@ import os
 import random
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ from mover.repo.repository import Repository
 from mover.repo.snapshot import Snapshot
 from mover.repo.tree import GO_DIR, GO_SYMLINK, Node
 from mover.repo.view import RepositoryView
+from mover.velero.bsl import BucketView
 
 SIZE = (130, 36)
 PASSWORD = "snapshot-tests"
@@ -226,3 +228,70 @@ def test_source_picker(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyP
     for var in ("RESTIC_REPOSITORY", "RESTIC_PASSWORD", "RESTIC_PASSWORD_FILE"):
         monkeypatch.delenv(var, raising=False)
     assert snap_compare(KbrowseApp(None), terminal_size=SIZE)
+
+
+# ---- bucket mode ---------------------------------------------------------------------------------
+
+BUCKET_NOW = datetime(2026, 11, 8, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def fixed_bucket(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Velero's metadata for four backups at fixed times (no volume data: the table and the
+    describe pane are what is drawn)."""
+    from mover.velero.objects import BackupResults, Result
+    from mover.velero.objectstore import LocalStore
+    from mover.velero.writer import BackupRecord, write_backup
+    from tests.velerobucket import _backup, _items
+
+    root = tmp_path_factory.mktemp("bucket") / "bsl"
+    root.mkdir()
+    store = LocalStore(root)
+    items = _items()
+    specs = [("nightly-20261106020000", ["shop"], 0, 6), ("nightly-20261107020000", ["shop"], 0, 5),
+             ("nightly-20261108020000", ["shop", "ledger"], 1, 4), ("before-upgrade", ["ledger"], 0, 30)]
+    for i, (name, namespaces, warnings, days_ago) in enumerate(specs):
+        started = BUCKET_NOW - timedelta(days=days_ago, hours=10)
+        results = BackupResults(warnings=Result(namespaces={"shop": ["pod shop/web-0: volume cache is an emptyDir"]})) if warnings else BackupResults()
+        write_backup(store, BackupRecord(
+            backup=_backup(name, f"00000000-0000-4000-8000-00000000000{i}", namespaces, len(items),
+                           warnings=warnings, started=started),
+            items=items, results=results, volume_infos=[]), mtime=started.timestamp())
+    return str(root)
+
+
+class FixedBucket(BucketView):
+    def location(self) -> str:
+        return "s3:https://minio.example.com/velero"
+
+
+async def backups_ready(pilot: Pilot) -> None:
+    from kbrowse.tui.screens.backups import BackupsScreen
+
+    def ready() -> bool:
+        screen = pilot.app.screen
+        if not isinstance(screen, BackupsScreen) or not screen.table.items:
+            return False
+        describe = screen.query_one("#describe", Preview)
+        return describe.border_title.startswith("Describe") and not describe.pending
+
+    await until(pilot, ready)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def test_bucket_backups_screen(snap_compare, fixed_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kbrowse.tui.screens import backups
+
+    monkeypatch.setattr(backups, "now", lambda: BUCKET_NOW)
+    bucket = FixedBucket.open(fixed_bucket)
+
+    async def run_before(pilot: Pilot) -> None:
+        await backups_ready(pilot)
+        await pilot.press("down", "down")
+        await backups_ready(pilot)
+
+    try:
+        assert snap_compare(KbrowseApp(bucket=bucket), terminal_size=SIZE, run_before=run_before)
+    finally:
+        bucket.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -16,20 +17,30 @@ from kbrowse.tui.screens.snapshots import SnapshotsScreen
 from kbrowse.tui.screens.source_picker import SourcePickerScreen
 from mover.repo.view import SnapshotView
 
+if TYPE_CHECKING:
+    from mover.velero.bsl import BucketView
+
 
 class KbrowseApp(App[None]):
     CSS_PATH = "kbrowse.tcss"
     TITLE = "kbrowse"
 
-    def __init__(self, view: SnapshotView | None = None, source_label: str = "") -> None:
+    def __init__(self, view: SnapshotView | None = None, source_label: str = "",
+                 bucket: BucketView | None = None) -> None:
         super().__init__()
         self.view = view
-        self.source_label = source_label or (view.location() if view is not None else "")
+        self.bucket = bucket
+        self.source_label = source_label or (view.location() if view is not None else
+                                             bucket.location() if bucket is not None else "")
         self.mounts = Mounts()
 
     def on_mount(self) -> None:
         self._warm_up()
-        if self.view is not None:
+        if self.bucket is not None:
+            from kbrowse.tui.screens.backups import BackupsScreen
+
+            self.push_screen(BackupsScreen(self.bucket, self.source_label))
+        elif self.view is not None:
             self.push_screen(SnapshotsScreen(self.view, self.source_label))
         else:
             self.push_screen(SourcePickerScreen())
@@ -55,10 +66,12 @@ class KbrowseApp(App[None]):
         yield from super().get_system_commands(screen)
 
 
-def run_tui(view: SnapshotView | None, source_label: str = "") -> None:
+def run_tui(view: SnapshotView | None, source_label: str = "",
+            bucket: BucketView | None = None) -> None:
     """Run the app in this terminal until the user quits.
 
-    ``view`` is an open repository (``RepositoryView``); with None the app starts on the source
-    picker. ``source_label`` names the source in the title (default: the view's location).
+    ``view`` is an open repository (``RepositoryView``); ``bucket`` a Velero bucket (the app
+    starts on its backups); with neither the app starts on the source picker. ``source_label``
+    names the source in the title (default: the view's or bucket's location).
     """
-    KbrowseApp(view, source_label).run()
+    KbrowseApp(view, source_label, bucket).run()
