@@ -68,13 +68,51 @@ class _DirPlan:
     """A directory being backed up: its own node and its children (nodes or pending files)."""
 
     node: Node
-    children: list["Node | Future[Node | None] | _DirPlan"] = field(default_factory=list)
+    children: list["Node | Future[Node | None] | _DirPlan | _Small"] = field(default_factory=list)
+    # the same directory in the parent snapshot: when every entry comes out equal, its tree is
+    # reused as it is, with no encoding, hashing or index lookup per entry
+    parent_tree: bytes | None = None
+    parent_nodes: list[Node] | None = None
+
+
+_TYPES = {st.S_IFREG: "file", st.S_IFDIR: "dir", st.S_IFLNK: "symlink", st.S_IFBLK: "dev",
+          st.S_IFCHR: "chardev", st.S_IFIFO: "fifo", st.S_IFSOCK: "socket"}
+
+
+def _name_key(n: Node) -> bytes:
+    return n.name_bytes  # trees are sorted bytewise
 
 
 def _type_of(mode: int) -> str:
-    fmt = st.S_IFMT(mode)
-    return {st.S_IFREG: "file", st.S_IFDIR: "dir", st.S_IFLNK: "symlink", st.S_IFBLK: "dev",
-            st.S_IFCHR: "chardev", st.S_IFIFO: "fifo", st.S_IFSOCK: "socket"}.get(fmt, "irregular")
+    return _TYPES.get(st.S_IFMT(mode), "irregular")
+
+
+class _Batch:
+    """Small files read, hashed, compressed and sealed one after another by one file worker:
+    a file under the minimum chunk size is a single blob, and a task (a future, a semaphore,
+    a wake-up) per file or per blob cost more than the file itself."""
+
+    __slots__ = ("items", "nbytes", "future")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, Node, bool]] = []
+        self.nbytes = 0
+        self.future: Future | None = None
+
+
+class _Small:
+    """A directory's child that is read as part of a :class:`_Batch`; a file that turns out
+    unreadable gets ``content = None`` and is left out of the tree, as a skipped file is."""
+
+    __slots__ = ("batch", "node")
+
+    def __init__(self, batch: _Batch, node: Node) -> None:
+        self.batch = batch
+        self.node = node
+
+
+SMALL_BATCH_FILES = 64
+SMALL_BATCH_BYTES = 2 * 1024 * 1024
 
 
 class _Names:
@@ -122,10 +160,112 @@ def file_unchanged(node: Node | None, s: os.stat_result) -> bool:
             and node.ctime == s.st_ctime_ns and node.inode == s.st_ino)
 
 
+def _walk_root(target: str) -> str:
+    """The path string the archiver's walk uses for a target (so a prescan's keys match)."""
+    if os.path.abspath(target) == os.path.abspath(os.curdir) and os.path.isdir(target):
+        return target  # '.' puts the directory's entries at the snapshot root
+    return os.path.abspath(target)
+
+
+class Prescan:
+    """The source trees' lstat and extended attributes, gathered on a thread of its own.
+
+    Start one before the repository is opened: it then runs while the key is derived (scrypt,
+    which releases the GIL) and while the lock is taken, and the backup's walk finds most of
+    its system calls already made. It walks in the walk's order (depth first, names sorted),
+    keeps at most ``limit`` entries (the rest are looked up by the walk as usual, so memory
+    stays bounded), and counts the files and bytes for the progress totals. A stat taken here
+    is at most moments older than one the walk would take, as any stat is older than the read.
+    """
+
+    def __init__(self, paths: list[str], limit: int = 50_000) -> None:
+        self._entries: dict[str, tuple[os.stat_result, list[tuple[str, bytes]]]] = {}
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._counters: Counters | None = None
+        self._files = self._bytes = 0
+        self._stop = threading.Event()
+        self.done = False
+        self._thread = threading.Thread(target=self._run, args=(list(paths),), name="prescan",
+                                        daemon=True)
+        self._thread.start()
+
+    def take(self, path: str) -> tuple[os.stat_result, list[tuple[str, bytes]]] | None:
+        return self._entries.pop(path, None)
+
+    def attach(self, counters: Counters) -> None:
+        """Report totals to ``counters`` from now on (and what was counted so far)."""
+        with self._lock:
+            counters.add_total(files=self._files, nbytes=self._bytes)
+            self._counters = counters
+            if self.done:
+                counters.scanning = False
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._entries.clear()
+
+    def _count(self, files: int, nbytes: int) -> None:
+        with self._lock:
+            if self._counters is not None:
+                self._counters.add_total(files=files, nbytes=nbytes)
+            else:
+                self._files += files
+                self._bytes += nbytes
+
+    def _run(self, paths: list[str]) -> None:
+        try:
+            for t in paths:
+                try:
+                    if not os.path.isdir(t):
+                        self._count(1, os.lstat(t).st_size)
+                        continue
+                    self._dir(_walk_root(t))
+                except OSError:
+                    continue
+        finally:
+            with self._lock:
+                self.done = True
+                if self._counters is not None:
+                    self._counters.scanning = False
+
+    def _dir(self, path: str) -> None:
+        stack = [path]
+        entries, keep = self._entries, self._limit
+        while stack:
+            if self._stop.is_set():
+                return
+            d = stack.pop()
+            try:
+                with os.scandir(d) as it:
+                    found = sorted(it, key=lambda e: e.name)
+            except OSError:
+                continue
+            n = b = 0
+            subdirs = []
+            for e in found:
+                child = os.path.join(d, e.name)
+                try:
+                    s = e.stat(follow_symlinks=False)
+                except OSError:
+                    n += 1  # counted as os.walk would, size unknown
+                    continue
+                if len(entries) < keep:
+                    entries[child] = (s, read_xattrs(child))
+                if st.S_ISDIR(s.st_mode):
+                    subdirs.append(child)
+                elif not (st.S_ISLNK(s.st_mode) and e.is_dir()):  # os.walk's view of "a file"
+                    n += 1
+                    b += s.st_size
+            self._count(n, b)
+            stack.extend(reversed(subdirs))  # depth first, in name order, as the walk goes
+
+
 class Archiver:
     def __init__(self, repo: Repository, counters: Counters | None = None, *,
                  workers: int | None = None, warn: Callable[[str], None] | None = None,
-                 cancel: threading.Event | None = None, with_atime: bool = False) -> None:
+                 cancel: threading.Event | None = None, with_atime: bool = False,
+                 prescan: Prescan | None = None) -> None:
         self.repo = repo
         # Like restic, record atime = mtime unless asked: reading a file moves its atime, and a
         # moving atime would make every directory's tree new on every backup.
@@ -141,6 +281,14 @@ class Archiver:
         # bounded hand-off so a huge tree or a fast reader never queues unbounded work
         self._file_slots = threading.BoundedSemaphore(self.file_workers * 4)
         self._blob_slots = threading.BoundedSemaphore(self.blob_workers * 2)
+        self._batch = _Batch()
+        # Small files go to their own worker(s): their work is mostly Python, holding the GIL,
+        # while a big file's is hashing, compressing and encrypting without it. Separate queues
+        # let the two overlap instead of the small files waiting behind the big ones.
+        self.small_workers = min(2, self.file_workers)
+        self._small_slots = threading.BoundedSemaphore(self.small_workers * 4)
+        self._small_pool: ThreadPoolExecutor | None = None
+        self._prescan = prescan
 
     # ---- public ---------------------------------------------------------------------------
 
@@ -148,16 +296,22 @@ class Archiver:
                parent: Snapshot | None = None, when_ns: int | None = None) -> BackupResult:
         started = when_ns or time.time_ns()
         targets = self._existing_targets(paths)
-        scanner = threading.Thread(target=self._scan, args=(targets,), name="scan", daemon=True)
-        scanner.start()
+        if self._prescan is not None:
+            self._prescan.attach(self.counters)  # its totals replace the scan thread's
+        else:
+            scanner = threading.Thread(target=self._scan, args=(targets,), name="scan", daemon=True)
+            scanner.start()
         file_pool = ThreadPoolExecutor(self.file_workers, thread_name_prefix="file")
         blob_pool = ThreadPoolExecutor(self.blob_workers, thread_name_prefix="blob")
+        self._small_pool = small_pool = ThreadPoolExecutor(self.small_workers, thread_name_prefix="small")
         try:
             root = self._plan_root(targets, parent, file_pool, blob_pool)
+            self._submit_batch(file_pool, blob_pool)
             tree_id = self._finish(root)
             self.repo.flush()
         except BaseException:
             self.cancel.set()
+            small_pool.shutdown(wait=True, cancel_futures=True)
             file_pool.shutdown(wait=True, cancel_futures=True)
             blob_pool.shutdown(wait=True, cancel_futures=True)
             # keep what is already packed and indexed; nothing refers to it yet, so a later
@@ -165,8 +319,11 @@ class Archiver:
             self.repo.abandon_pending()
             raise
         finally:
+            small_pool.shutdown(wait=True)
             file_pool.shutdown(wait=True)
             blob_pool.shutdown(wait=True)
+            if self._prescan is not None:
+                self._prescan.stop()
             self.counters.scanning = False
         snap = Snapshot(time=started, tree=tree_id, paths=[os.path.abspath(p) for p in targets],
                         hostname=host or identity.hostname(), username=identity.username(),
@@ -242,16 +399,21 @@ class Archiver:
         return None
 
     def _plan_entry(self, path: str, name: str, pnode: Node | None, fp, bp):
-        try:
-            s = os.lstat(path)
-        except OSError as e:
-            self._warn(f"cannot stat {path}: {e.strerror}")
-            return None
+        got = self._prescan.take(path) if self._prescan is not None else None
+        if got is not None:
+            s, xattrs = got
+        else:
+            xattrs = None
+            try:
+                s = os.lstat(path)
+            except OSError as e:
+                self._warn(f"cannot stat {path}: {e.strerror}")
+                return None
         if st.S_ISDIR(s.st_mode):
-            plan = _DirPlan(self._node(path, name, s))
+            plan = _DirPlan(self._node(path, name, s, pnode, xattrs))
             self._plan_dir_entries(plan, path, pnode.subtree if pnode is not None and pnode.type == "dir" else None, fp, bp)
             return plan
-        node = self._node(path, name, s)
+        node = self._node(path, name, s, pnode, xattrs)
         if node.type != "file":
             self.counters.done(files=1)
             return node
@@ -260,10 +422,41 @@ class Archiver:
             self.stats.add(files_unmodified=1)
             self.counters.done(files=1, nbytes=s.st_size)
             return node
+        if s.st_size < chunker.MIN_SIZE:
+            b = self._batch
+            b.items.append((path, node, pnode is not None))
+            b.nbytes += s.st_size
+            if len(b.items) >= SMALL_BATCH_FILES or b.nbytes >= SMALL_BATCH_BYTES:
+                self._submit_batch(fp, bp)
+            return _Small(b, node)
         self._file_slots.acquire()
         fut = fp.submit(self._read_file, path, node, pnode is not None, bp)
-        fut.add_done_callback(lambda _f: self._file_slots.release())
+        fut.add_done_callback(self._release_file_slot)
         return fut
+
+    def _release_file_slot(self, _f: Future) -> None:
+        self._file_slots.release()
+
+    def _release_small_slot(self, _f: Future) -> None:
+        self._small_slots.release()
+
+    def _release_blob_slot(self, _f: Future) -> None:
+        self._blob_slots.release()
+
+    def _submit_batch(self, fp, bp) -> None:
+        b, self._batch = self._batch, _Batch()
+        if not b.items:
+            return
+        self._small_slots.acquire()
+        b.future = self._small_pool.submit(self._read_batch, b.items)
+        b.future.add_done_callback(self._release_small_slot)
+
+    def _read_batch(self, items: list[tuple[str, Node, bool]]) -> None:
+        for path, node, had_parent in items:
+            if self.cancel.is_set():
+                raise Cancelled("backup cancelled")
+            if self._read_file(path, node, had_parent, None) is None:
+                node.content = None
 
     def _plan_dir_entries(self, plan: _DirPlan, path: str, parent_tree: bytes | None, fp, bp) -> None:
         self.stats.add(dirs=1)
@@ -276,7 +469,9 @@ class Archiver:
         parents: dict[str, Node] = {}
         if parent_tree is not None:
             try:
-                parents = {n.name: n for n in self.repo.load_tree(parent_tree)}
+                plan.parent_nodes = self.repo.load_tree(parent_tree)
+                plan.parent_tree = parent_tree
+                parents = {n.name: n for n in plan.parent_nodes}
             except RepoError:
                 parents = {}
         for name in names:
@@ -286,7 +481,8 @@ class Archiver:
             if child is not None:
                 plan.children.append(child)
 
-    def _node(self, path: str, name: str, s: os.stat_result) -> Node:
+    def _node(self, path: str, name: str, s: os.stat_result, pnode: Node | None = None,
+              xattrs: list[tuple[str, bytes]] | None = None) -> Node:
         t = _type_of(s.st_mode)
         n = Node(name=name, type=t, mode=go_mode_from_posix(s.st_mode), mtime=s.st_mtime_ns,
                  atime=s.st_atime_ns if self.with_atime else s.st_mtime_ns, ctime=s.st_ctime_ns, uid=s.st_uid, gid=s.st_gid,
@@ -302,7 +498,13 @@ class Archiver:
         elif t in ("dev", "chardev"):
             n.device = s.st_rdev
             n.links = s.st_nlink
-        n.xattrs = read_xattrs(path)
+        if (pnode is not None and pnode.ctime == s.st_ctime_ns and pnode.inode == s.st_ino
+                and pnode.device_id == s.st_dev and pnode.type == t):
+            # setting or removing an extended attribute moves ctime: same inode, same ctime,
+            # same attributes (the same trust restic puts in ctime for a file's content)
+            n.xattrs = list(pnode.xattrs)
+        else:
+            n.xattrs = xattrs if xattrs is not None else read_xattrs(path)
         return n
 
     # ---- file contents --------------------------------------------------------------------
@@ -334,46 +536,73 @@ class Archiver:
             os.close(fd)
 
     def _store_content(self, fd: int, path: str, node: Node, had_parent: bool, bp) -> Node:
+        """Read, chunk and hash a file; each chunk is compressed, sealed and packed by the blob
+        pool (``bp``), or in this thread when ``bp`` is None (small files, read in batches).
+
+        Chunks are memoryviews of the read buffer: nothing is copied before compression.
+        """
         ids: list[bytes] = []
         pending: list[Future] = []
         size = 0
         carry = b""
-        while True:
-            if self.cancel.is_set():
+        # the first read asks for one byte more than the file holds, so a file that did not
+        # change since its stat is read, and its end seen, in two read calls
+        want = node.size + 1 if node.size < chunker.READ_SIZE else chunker.READ_SIZE
+        save, sha256, cancel, readv = self._save_chunk, hashlib.sha256, self.cancel, os.readv
+        final = False
+        while not final:
+            if cancel.is_set():
                 raise Cancelled("backup cancelled")
-            data = os.read(fd, chunker.READ_SIZE)
-            final = not data
-            buf = carry + data if carry else data
-            if buf:
-                chunks, used = chunker.chunk_buffer(buf, final)
+            # one buffer per read, carried-over tail first: chunks are views of it, so nothing is
+            # copied before compression, and it is freed once its last chunk is packed
+            keep = len(carry)
+            buf = bytearray(keep + want)
+            view = memoryview(buf)
+            view[:keep] = carry
+            filled, end = keep, keep + want
+            while filled < end:
+                n = readv(fd, [view[filled:end]])
+                if n == 0:
+                    final = True
+                    break
+                filled += n
+            want = chunker.READ_SIZE
+            if filled:
+                chunks, used = chunker.chunk_buffer(view[:filled], final)
                 for c in chunks:
-                    blob = bytes(c)
-                    bid = hashlib.sha256(blob).digest()
+                    bid = sha256(c).digest()
                     ids.append(bid)
-                    size += len(blob)
-                    self._blob_slots.acquire()
-                    f = bp.submit(self._save_chunk, blob, bid)
-                    f.add_done_callback(lambda _f: self._blob_slots.release())
-                    pending.append(f)
-                carry = buf[used:]
-                self.counters.done(nbytes=len(data))
-            if final:
-                break
+                    size += len(c)
+                    if bp is None:
+                        save(c, bid)
+                    else:
+                        self._blob_slots.acquire()
+                        f = bp.submit(save, c, bid)
+                        f.add_done_callback(self._release_blob_slot)
+                        pending.append(f)
+                carry = bytes(view[used:filled])
+                self.counters.done(nbytes=filled - keep)
         for f in pending:
             f.result()
-        self.stats.add(bytes_read=size)
         if size != node.size:
             self.counters.done(nbytes=0)
             node.size = size  # the file grew or shrank while read: record what we stored
         node.content = ids
-        self.stats.add(**({"files_changed": 1} if had_parent else {"files_new": 1}))
+        with self.stats._lock:
+            self.stats.bytes_read += size
+            if had_parent:
+                self.stats.files_changed += 1
+            else:
+                self.stats.files_new += 1
         self.counters.done(files=1)
         return node
 
-    def _save_chunk(self, blob: bytes, bid: bytes) -> None:
+    def _save_chunk(self, blob: bytes | memoryview, bid: bytes) -> None:
         _id, new = self.repo.save_blob(BlobType.DATA, blob, bid)
         if new:
-            self.stats.add(data_blobs_added=1, data_added=len(blob))
+            with self.stats._lock:
+                self.stats.data_blobs_added += 1
+                self.stats.data_added += len(blob)
 
     # ---- trees ----------------------------------------------------------------------------
 
@@ -383,32 +612,56 @@ class Archiver:
             if isinstance(c, _DirPlan):
                 c.node.subtree = self._finish(c)
                 nodes.append(c.node)
+            elif isinstance(c, _Small):
+                c.batch.future.result()
+                if c.node.content is not None:
+                    nodes.append(c.node)
             elif isinstance(c, Future):
                 n = c.result()
                 if n is not None:
                     nodes.append(n)
             else:
                 nodes.append(c)
+        old = plan.parent_nodes
+        if old is not None and len(old) == len(nodes) and plan.parent_tree is not None:
+            # equal nodes encode to equal bytes: the parent's tree is this tree (if it is still
+            # in the index; otherwise it is stored again below)
+            if sorted(nodes, key=_name_key) == old and self.repo.index.has(BlobType.TREE, plan.parent_tree):
+                return plan.parent_tree
         return self.repo.save_tree(nodes)
 
     # ---- totals for the progress bar -------------------------------------------------------
 
     def _scan(self, targets: list[str]) -> None:
+        """Count files and bytes ahead of the backup (os.walk's view: symlinks not followed)."""
         try:
             for t in targets:
-                for dirpath, _dirs, files in os.walk(t):
-                    if self.cancel.is_set():
-                        return
-                    n, b = 0, 0
-                    for f in files:
-                        try:
-                            n += 1
-                            b += os.lstat(os.path.join(dirpath, f)).st_size
-                        except OSError:
-                            continue
-                    self.counters.add_total(files=n, nbytes=b)
                 if not os.path.isdir(t):
                     self.counters.add_total(files=1, nbytes=os.lstat(t).st_size)
+                    continue
+                stack = [t]
+                while stack:
+                    if self.cancel.is_set():
+                        return
+                    n = b = 0
+                    try:
+                        it = os.scandir(stack.pop())
+                    except OSError:
+                        continue
+                    with it:
+                        for e in it:
+                            try:
+                                if e.is_dir():
+                                    if not e.is_symlink():
+                                        stack.append(e.path)
+                                    continue
+                                n += 1
+                                b += e.stat(follow_symlinks=False).st_size
+                            except OSError:
+                                continue
+                    self.counters.add_total(files=n, nbytes=b)
+        except OSError:
+            pass
         finally:
             self.counters.scanning = False
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import BinaryIO, Iterator
 
-from fastcdc.fastcdc_cy import fastcdc_cy
 
 MIN_SIZE = 512 * 1024
 AVG_SIZE = 1024 * 1024
 MAX_SIZE = 8 * 1024 * 1024
-READ_SIZE = 16 * 1024 * 1024
+READ_SIZE = 4 * 1024 * 1024  # per read; a chunk is a view of it (no copy) until it is packed
 
 
 def chunk_buffer(buf: bytes | memoryview, final: bool) -> tuple[list[memoryview], int]:
@@ -25,6 +24,9 @@ def chunk_buffer(buf: bytes | memoryview, final: bool) -> tuple[list[memoryview]
     the content), so the caller prepends the unconsumed tail to the next read.
     """
     view = memoryview(buf)
+    if final and view.nbytes <= MIN_SIZE:  # one chunk, whatever the content: skip the scan
+        return ([view] if view.nbytes else []), view.nbytes
+    from fastcdc.fastcdc_cy import fastcdc_cy  # here, not at import: it pulls in click (~30 ms)
     chunks = [view[c.offset:c.offset + c.length]
               for c in fastcdc_cy(view, MIN_SIZE, AVG_SIZE, MAX_SIZE, fat=False)]
     if not final and chunks and chunks[-1].nbytes < MAX_SIZE:

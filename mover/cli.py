@@ -12,7 +12,7 @@ from mover.earlyexit import quiet_sigint
 quiet_sigint()
 
 from mover import cliargs  # noqa: E402  (after the handler: imports take a while)
-from mover.archiver import Archiver, find_parent
+from mover.archiver import Archiver, Prescan, find_parent
 from mover.deploy import installcmd
 from mover.kube import servercmd
 from mover.progress import Counters, ProgressBar, human_bytes, human_duration
@@ -84,6 +84,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
+    # stat the source tree while the key is derived and the lock taken (see Prescan)
+    prescan = Prescan(args.paths)
     repo = _open(args)
     host = args.host or identity.hostname()
     tags = [t for arg in args.tag for t in arg.split(",") if t]
@@ -99,7 +101,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
         elif not args.force:
             parent = find_parent(repo, args.paths, host)
         counters = Counters()
-        arch = Archiver(repo, counters, warn=warn, with_atime=args.with_atime)
+        arch = Archiver(repo, counters, warn=warn, with_atime=args.with_atime, prescan=prescan)
         with ProgressBar(counters, "backup", enabled=None if not args.json else False):
             res = arch.backup(args.paths, host=host, tags=tags, parent=parent)
     s = res.stats

@@ -26,12 +26,13 @@ import errno
 import os
 import stat
 import threading
-from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from mover.progress import Counters
 from mover.repo.backend import FileType, Handle
+from mover.repo.backend.local import LocalBackend
 from mover.repo.blob import BlobType, PackedBlob
 from mover.repo.errors import NotFound, RepoError
 from mover.repo.gojson import go_quote
@@ -40,6 +41,7 @@ from mover.repo.tree import Node, posix_perm_from_go
 
 MAX_GAP = 1 << 20  # read through a gap this small rather than issue another request
 MAX_SPAN = 32 << 20  # bound on one read, hence on the memory each worker holds
+SMALL_BLOB = 256 << 10  # packs whose blobs average less are "small-file" packs (see _fill)
 OPEN_DIRS = 64  # directory descriptors cached per thread
 OPEN_FILES = 16  # file descriptors cached per pack job
 
@@ -50,6 +52,7 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # FIFOs and devices are never opened for I/O (opening a device can have side effects): their
 # metadata is set through /proc/self/fd/N of an O_PATH descriptor, which names the inode itself.
 _PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _SPECIAL = {"fifo": stat.S_IFIFO, "chardev": stat.S_IFCHR, "dev": stat.S_IFBLK}
 
 
@@ -67,8 +70,17 @@ class RestoreResult:
         return not self.errors and not self.cancelled
 
 
+def default_workers(repo: Repository) -> int:
+    """Threads for the data pass: a local disk keeps up with one per core (more only pass the
+    GIL back and forth: 3x the context switches for no gain on 2 cores); remote storage wants
+    requests in flight."""
+    if isinstance(repo.backend, LocalBackend):
+        return max(2, min(4, os.cpu_count() or 2))
+    return 8
+
+
 def restore(repo: Repository, node: Node, dest: str, counters: Counters | None = None, *,
-            workers: int = 4, cancel: threading.Event | None = None) -> RestoreResult:
+            workers: int | None = None, cancel: threading.Event | None = None) -> RestoreResult:
     """Restore ``node`` into ``dest``; problems with single entries are collected, not raised.
 
     A directory's contents go into ``dest`` (created if missing), which also takes the
@@ -77,6 +89,8 @@ def restore(repo: Repository, node: Node, dest: str, counters: Counters | None =
     Raises RepoError only when ``dest`` itself is unusable; KeyboardInterrupt stops the workers
     before it propagates, and ``cancel`` stops the restore with ``result.cancelled`` set.
     """
+    if workers is None:
+        workers = default_workers(repo)
     r = _Restorer(repo, counters or Counters(), max(1, workers), cancel or threading.Event())
     return r.run(node, dest)
 
@@ -88,7 +102,8 @@ class _Cancelled(Exception):
 class _Entry:
     """One node of the restore and its place under ``dest`` (the root's name is the dest path)."""
 
-    __slots__ = ("node", "name", "parent", "children", "ok", "done", "link_to", "pending", "size")
+    __slots__ = ("node", "name", "parent", "children", "ok", "done", "link_to", "pending", "size",
+                 "direct", "fresh")
 
     def __init__(self, node: Node | None, name: str, parent: _Entry | None) -> None:
         self.node = node
@@ -100,6 +115,10 @@ class _Entry:
         self.link_to: _Entry | None = None  # hard link: the entry that carries the data
         self.pending = 0  # blob writes still to come
         self.size = 0  # content length
+        # a file of one blob, and no hard link's target: created, written and given its
+        # metadata in one go when its blob is decoded (one open instead of three)
+        self.direct = False
+        self.fresh = False  # a directory this restore created: nothing can be in the way in it
 
     def path(self) -> str:
         names = []
@@ -354,6 +373,7 @@ class _Restorer:
             first = self._inodes.setdefault((n.inode, n.device_id), c)
             if first is not c:
                 c.link_to = first
+                first.direct = False  # it must exist before the links to it are made
                 return
         if n.size == 0:  # restic's rule: size 0 is an empty file, whatever content says
             return
@@ -367,6 +387,7 @@ class _Restorer:
             self._packs.setdefault(pb.pack, {}).setdefault(pb.id, (pb, []))[1].append((c, offset))
             offset += pb.plain_length
         c.size, c.pending = offset, len(blobs)
+        c.direct = len(blobs) == 1  # a hard link to it, found later, turns this off
         if offset != n.size:
             self._warn(f"{c.path()}: the snapshot records {n.size} bytes but the content has "
                        f"{offset}; restored the content")
@@ -402,19 +423,23 @@ class _Restorer:
         if n.type == "dir":
             try:
                 os.mkdir(name, 0o700, dir_fd=fd)
+                c.fresh = True
             except FileExistsError:  # keep a directory (restic merges); replace anything else
                 if not stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
                     os.unlink(name, dir_fd=fd)
                     os.mkdir(name, 0o700, dir_fd=fd)
+                    c.fresh = True
             c.done = True
             return
         # A file is replaced, not truncated: the old one may be a hard link to something else.
-        try:
-            os.unlink(name, dir_fd=fd)
-        except FileNotFoundError:
-            pass
-        except IsADirectoryError:
-            raise OSError(errno.EISDIR, "a directory is in the way (not replaced)") from None
+        # (In a directory made by this restore there is nothing to replace.)
+        if not c.parent.fresh:
+            try:
+                os.unlink(name, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+            except IsADirectoryError:
+                raise OSError(errno.EISDIR, "a directory is in the way (not replaced)") from None
         if not c.ok:  # its data is already known to be unreadable; the old file is gone too
             return
         if n.type == "file":
@@ -424,9 +449,10 @@ class _Restorer:
                     return
                 os.link(c.link_to.name, name, src_dir_fd=dirs.fd(c.link_to.parent), dst_dir_fd=fd,
                         follow_symlinks=False)
+            elif c.direct:
+                return  # made with its data by _write_direct
             else:
-                f = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                            0o600, dir_fd=fd)
+                f = os.open(name, _CREATE_FLAGS, 0o600, dir_fd=fd)
                 try:
                     if c.size:
                         os.ftruncate(f, c.size)  # sized now: unwritten ranges stay holes
@@ -455,21 +481,49 @@ class _Restorer:
     # ---- 3. data -------------------------------------------------------------------------
 
     def _fill(self, root: _Entry, root_fd: int) -> None:
+        """Run the pack jobs on ``workers`` threads, half of them preferring packs of small
+        blobs and half packs of big ones. A small blob's work (creating its file, metadata) is
+        mostly Python holding the GIL; a big blob's is decryption, decompression, hashing and
+        writing without it; running one kind beside the other keeps both cores busy."""
         jobs, self._packs = self._packs, {}
         if not jobs:
             return
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="restore") as pool:
-            futures = [pool.submit(self._fill_pack, pack, blobs, _Dirs(root, root_fd))
-                       for pack, blobs in jobs.items()]
-            del jobs
+        queues: tuple[deque, deque] = (deque(), deque())  # (many small blobs, few big ones)
+        for pack, blobs in jobs.items():
+            plain = sum(pb.plain_length for pb, _ in blobs.values())
+            queues[0 if plain < len(blobs) * SMALL_BLOB else 1].append((pack, blobs))
+        del jobs
+        lock = threading.Lock()
+        failure: list[BaseException] = []
+
+        def work(prefer: int) -> None:
             try:
-                for f in as_completed(futures):
-                    f.result()
-            except BaseException:
+                while not self.cancel.is_set():
+                    with lock:
+                        q = queues[prefer] or queues[1 - prefer]
+                        if not q:
+                            return
+                        pack, blobs = q.popleft()
+                    self._fill_pack(pack, blobs, _Dirs(root, root_fd))
+            except BaseException as ex:  # noqa: BLE001 - re-raised by the caller
+                with lock:
+                    failure.append(ex)
                 self.cancel.set()
-                for f in futures:
-                    f.cancel()
-                raise
+
+        threads = [threading.Thread(target=work, args=(i % 2,), name=f"restore_{i}", daemon=True)
+                   for i in range(self.workers)]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                t.join()
+        except BaseException:
+            self.cancel.set()  # KeyboardInterrupt: workers stop at their next blob
+            for t in threads:
+                t.join()
+            raise
+        if failure:
+            raise failure[0]
         self._check_cancel()
 
     def _fill_pack(self, pack: bytes, blobs: dict, dirs: _Dirs) -> None:
@@ -511,6 +565,9 @@ class _Restorer:
         for e, offset in uses:
             if not e.ok:
                 continue
+            if e.direct:
+                self._write_direct(e, plain, zero, files)
+                continue
             if not zero:
                 try:
                     files.pwrite(e, plain, offset)
@@ -521,6 +578,34 @@ class _Restorer:
                 e.pending -= 1
                 finished = e.done = e.pending == 0
             self.counters.done(files=int(finished), nbytes=len(plain))
+
+    def _write_direct(self, e: _Entry, plain: bytes, zero: bool, files: _Files) -> None:
+        """Create a one-blob file, write it, set its metadata: one descriptor for all of it."""
+        try:
+            fd = os.open(e.name, _CREATE_FLAGS, 0o600, dir_fd=files.dirs.fd(e.parent))
+        except OSError as ex:
+            self._error(e, f"{e.path()}: cannot create: {ex.strerror}")
+            return
+        finally:
+            files.dirs.trim()
+        try:
+            try:
+                if zero:
+                    os.ftruncate(fd, len(plain))  # a hole, as for any all-zero blob
+                else:
+                    view = memoryview(plain)
+                    while view:
+                        view = view[os.write(fd, view):]
+            except OSError as ex:
+                self._error(e, f"{e.path()}: cannot write: {ex.strerror}; file not restored")
+                return
+            with self._lock:
+                e.pending = 0
+                e.done = True
+            self._apply_meta(e, fd)
+        finally:
+            os.close(fd)
+        self.counters.done(files=1, nbytes=len(plain))
 
     def _fail_uses(self, uses: list[tuple[_Entry, int]], msg: str) -> None:
         for e, _ in uses:
@@ -555,8 +640,8 @@ class _Restorer:
                             except OSError as ex:
                                 self._error(None, f"{c.path()}: incomplete, and cannot be removed: "
                                                   f"{ex.strerror}")
-                    elif c.link_to is None:  # a hard link shares its first name's inode and metadata
-                        self._set_meta(c, fd)
+                    elif c.link_to is None and not c.direct:  # direct: set when written; a hard
+                        self._set_meta(c, fd)  # link shares its first name's inode and metadata
                 if d.parent is not None or self._root_meta:
                     self._apply_meta(d, fd)
                 dirs.trim()

@@ -22,7 +22,37 @@ ZERO = _MIN_NS
 
 
 def format_ns(ns: int, utc_offset_s: int = 0) -> str:
-    """Format epoch nanoseconds like Go's RFC3339Nano (trailing zeros trimmed, UTC as Z)."""
+    """Format epoch nanoseconds like Go's RFC3339Nano (trailing zeros trimmed, UTC as Z).
+
+    Every node of a tree carries three times, so this is a good part of encoding a directory:
+    the calendar date comes from a per-day cache, the rest is integer arithmetic.
+    """
+    ns = min(max(ns, _MIN_NS), _MAX_NS)
+    secs, frac = divmod(ns, 10**9)
+    days, sod = divmod(secs + utc_offset_s, 86400)
+    try:
+        day = _day_text(days)
+    except (ValueError, OverflowError):  # outside the calendar: the slow path raises as it did
+        return _format_ns_slow(ns, utc_offset_s)
+    h, rem = divmod(sod, 3600)
+    s = f"{day}T{h:02d}:{rem // 60:02d}:{rem % 60:02d}"
+    if frac:
+        s += "." + f"{frac:09d}".rstrip("0")
+    if utc_offset_s == 0:
+        return s + "Z"
+    sign = "+" if utc_offset_s >= 0 else "-"
+    off = abs(utc_offset_s)
+    return f"{s}{sign}{off // 3600:02d}:{off % 3600 // 60:02d}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_text(days: int) -> str:
+    """``YYYY-MM-DD`` of the day ``days`` after 1970-01-01."""
+    d = date.fromordinal(_EPOCH_DAY + days)
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
+
+
+def _format_ns_slow(ns: int, utc_offset_s: int = 0) -> str:
     ns = min(max(ns, _MIN_NS), _MAX_NS)
     secs, frac = divmod(ns, 10**9)
     dt = _EPOCH + timedelta(seconds=secs + utc_offset_s)
@@ -37,11 +67,14 @@ def format_ns(ns: int, utc_offset_s: int = 0) -> str:
     return f"{s}{sign}{off // 3600:02d}:{off % 3600 // 60:02d}"
 
 
+@functools.lru_cache(maxsize=16384)
 def parse_ns(text: str) -> int:
     """Parse RFC 3339 (with up to 9 fraction digits) into epoch nanoseconds.
 
     Every node of a tree carries three times, so this is the bulk of decoding a directory:
-    the calendar arithmetic is cached per day instead of building a datetime per call.
+    the calendar arithmetic is cached per day instead of building a datetime per call, and
+    whole results are cached too, since a node's three times are often one and the same
+    (restic and mover record atime = mtime, and a file written once has ctime = mtime).
     """
     m = _RFC3339.match(text)
     if not m:

@@ -56,7 +56,13 @@ def derive(password: bytes, kf: KeyFile, what: str) -> Key:
         raise IntegrityError(f"{what}: unsupported KDF {kf.kdf!r}")
     if len(kf.salt) != SALT_SIZE:
         raise IntegrityError(f"{what}: salt is {len(kf.salt)} bytes, expected {SALT_SIZE}")
-    raw = Scrypt(salt=kf.salt, length=64, n=kf.n, r=kf.r, p=kf.p).derive(password)
+    try:
+        # hashlib's scrypt is OpenSSL's, as cryptography's is, but it releases the GIL for its
+        # half second, so other threads (mover backup's prescan) run meanwhile
+        raw = hashlib.scrypt(password, salt=kf.salt, n=kf.n, r=kf.r, p=kf.p, dklen=64,
+                             maxmem=min(2**31 - 1, 128 * kf.r * (kf.n + kf.p + 2) + (1 << 20)))
+    except (ValueError, OverflowError, MemoryError, TypeError):  # let cryptography say why
+        raw = Scrypt(salt=kf.salt, length=64, n=kf.n, r=kf.r, p=kf.p).derive(password)
     return Key.from_kdf_output(raw)
 
 

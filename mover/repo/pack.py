@@ -44,7 +44,9 @@ class PackBuilder:
             else:
                 header += struct.pack("<BI", btype, length) + bid
         sealed_header = key.seal(bytes(header))
-        data = b"".join(self._parts) + sealed_header + struct.pack("<I", len(sealed_header))
+        self._parts += (sealed_header, struct.pack("<I", len(sealed_header)))
+        data = b"".join(self._parts)  # one copy of the pack, not two
+        self._parts = []
         pack_id = hashlib.sha256(data).digest()
         blobs = [PackedBlob(btype, bid, pack_id, off, length, raw)
                  for btype, bid, off, length, raw in self._entries]
