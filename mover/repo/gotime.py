@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _EPOCH_DAY = _EPOCH.toordinal()
@@ -32,8 +32,8 @@ def format_ns(ns: int, utc_offset_s: int = 0) -> str:
     days, sod = divmod(secs + utc_offset_s, 86400)
     try:
         day = _day_text(days)
-    except (ValueError, OverflowError):  # outside the calendar: the slow path raises as it did
-        return _format_ns_slow(ns, utc_offset_s)
+    except ValueError:  # an offset pushed the date past year 9999 or before year 1: write UTC
+        return format_ns(ns)
     h, rem = divmod(sod, 3600)
     s = f"{day}T{h:02d}:{rem // 60:02d}:{rem % 60:02d}"
     if frac:
@@ -50,21 +50,6 @@ def _day_text(days: int) -> str:
     """``YYYY-MM-DD`` of the day ``days`` after 1970-01-01."""
     d = date.fromordinal(_EPOCH_DAY + days)
     return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
-
-
-def _format_ns_slow(ns: int, utc_offset_s: int = 0) -> str:
-    ns = min(max(ns, _MIN_NS), _MAX_NS)
-    secs, frac = divmod(ns, 10**9)
-    dt = _EPOCH + timedelta(seconds=secs + utc_offset_s)
-    s = dt.replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M:%S")
-    s = f"{dt.year:04d}" + s[s.index("-"):]  # strftime drops leading zeros of small years
-    if frac:
-        s += "." + f"{frac:09d}".rstrip("0")
-    if utc_offset_s == 0:
-        return s + "Z"
-    sign = "+" if utc_offset_s >= 0 else "-"
-    off = abs(utc_offset_s)
-    return f"{s}{sign}{off // 3600:02d}:{off % 3600 // 60:02d}"
 
 
 @functools.lru_cache(maxsize=16384)
