@@ -47,6 +47,9 @@ DEFAULT_TTL = timedelta(hours=720)
 ATTEMPT_ANNOTATION = "mover.kbrowse.io/attempt"
 MAX_ATTEMPTS = 3
 STORAGE_LOCATION_LABEL = "velero.io/storage-location"
+# On a Backup the bucket sync created: its status arrives in a second write (the status
+# subresource drops status on create), and this controller must not run it meanwhile.
+SYNCED_ANNOTATION = "mover.kbrowse.io/synced-from-bucket"
 PROGRESS_EVERY = 1.0  # seconds between progress updates
 
 
@@ -110,6 +113,8 @@ class BackupController(Controller):
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return None
         if phase == "New":
+            if SYNCED_ANNOTATION in (fresh["metadata"].get("annotations") or {}):
+                return None  # made by the bucket sync, whose status write follows
             return self._start(fresh)
         if phase == "InProgress":
             self._resume(fresh)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mover.kube.backup import STORAGE_LOCATION_LABEL
+from mover.kube.backup import STORAGE_LOCATION_LABEL, SYNCED_ANNOTATION
 from mover.kube.bsl import AVAILABLE, period
 from mover.kube.client import KubeError, Obj
 from mover.kube.controller import Context, Controller
@@ -33,6 +33,7 @@ def synced_backup(stored: Obj, namespace: str, location: str) -> Obj:
     out_meta = {k: meta[k] for k in _KEPT_METADATA if k in meta}
     out_meta["namespace"] = namespace
     out_meta.setdefault("labels", {})[STORAGE_LOCATION_LABEL] = location
+    out_meta["annotations"] = {**out_meta.get("annotations", {}), SYNCED_ANNOTATION: "true"}
     spec = dict(stored.get("spec") or {})
     spec["storageLocation"] = location  # the bucket may be known here under another name
     return {"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": out_meta, "spec": spec}
@@ -97,8 +98,12 @@ class BackupSyncController(Controller):
         try:
             created = self.ctx.kube.create(BACKUPS, ns, synced_backup(stored, ns, location))
         except KubeError as exc:
-            if exc.already_exists:
+            if not exc.already_exists:
+                raise
+            created = self.ctx.kube.get_or_none(BACKUPS, ns, (stored.get("metadata") or {}).get("name", ""))
+            # a sync that stopped between the two writes left a Backup with no status: finish it
+            if created is None or (created.get("status") or {}).get("phase") or \
+                    SYNCED_ANNOTATION not in (created["metadata"].get("annotations") or {}):
                 return
-            raise
         patch_status(self.ctx.kube, BACKUPS, ns, created["metadata"]["name"], stored.get("status") or {})
 
