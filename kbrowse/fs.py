@@ -1,22 +1,26 @@
-"""The read-only FUSE filesystem behind `kbrowse mount` (fusepy over libfuse2).
+"""The read-only filesystem behind `kbrowse mount`, by path, and how it is served.
+
+On Linux it speaks the kernel's FUSE protocol itself (:mod:`kbrowse.fusekernel`); elsewhere, or
+with ``transport="libfuse"``, it runs on libfuse2 through fusepy (:mod:`kbrowse.fuselib`).
 
 Why it is faster than `restic mount`:
 - snapshot content never changes, so every open keeps the kernel's page cache (FOPEN_KEEP_CACHE)
   and attributes and names are cached by the kernel for a day: a second read of a file never
   reaches this process;
+- a directory page carries its entries' attributes (READDIRPLUS, kernel transport), so `ls -l`,
+  `find` and `du` send no lookup per file;
 - sequential reads start fetching the next blobs in a thread pool while the current one is
-  served, and libfuse runs several requests at once (decryption releases the GIL);
+  served, and several requests are served at once (decryption releases the GIL);
 - directories are read in pages at the offsets the kernel asks for, and paths resolve through a
   cache of entries and a per-tree name index, so a lookup never scans a directory.
 
-Names reach libfuse as latin-1 text, which maps every byte to one character: paths and link
-targets that are not UTF-8 pass through unchanged.
+Paths are latin-1 text, which maps every byte to one character: names and link targets that
+are not UTF-8 pass through unchanged.
 """
 
 from __future__ import annotations
 
 import bisect
-import ctypes
 import errno
 import hashlib
 import itertools
@@ -28,8 +32,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-
-import fuse
 
 from kbrowse.fstree import (
     DIRS,
@@ -91,6 +93,14 @@ def node_stat(snap_id: bytes, path: bytes, node: Node) -> dict:
     }
 
 
+class _FSError(OSError):
+    """An errno for the kernel; not worth a log line (a missing name, a write)."""
+
+
+def _error(code: int) -> _FSError:
+    return _FSError(code, os.strerror(code))
+
+
 @dataclass
 class _File:
     entry: SnapEntry | TextFile
@@ -106,8 +116,11 @@ class _Dir:
     items: list  # list[Node] for a snapshot directory, list[(name, Entry)] for a virtual one
 
 
-class SnapshotFS(fuse.Operations):
-    use_ns = True  # fusepy: times are integer nanoseconds
+class SnapshotFS:
+    """fusepy's operations (times in integer nanoseconds), which the kernel transport calls
+    the same way; ``readdir_plus`` gives whole attributes where they cost nothing."""
+
+    use_ns = True
 
     def __init__(self, view: RepositoryView | None, root: Entry, *,
                  on_ready: Callable[[], None] | None = None) -> None:
@@ -177,12 +190,12 @@ class SnapshotFS(fuse.Operations):
         path only: EACCES for a wrong password, else EIO, with a log line."""
         try:
             return load()
-        except fuse.FuseOSError:
+        except _FSError:
             raise
         except Exception as e:  # noqa: BLE001  the mount must stay up whatever a backend does
             self._log(f"{_show(path)}: cannot {what}: {e}")
             code = errno.EACCES if isinstance(e, WrongPassword) else errno.EIO
-            raise fuse.FuseOSError(code) from None
+            raise _error(code) from None
 
     def _children(self, entry: VDir | LazyDir, path: str) -> dict[bytes, Entry]:
         if isinstance(entry, VDir):
@@ -208,9 +221,9 @@ class SnapshotFS(fuse.Operations):
             child = None if node is None else SnapEntry(entry.snap, node, entry.path + b"/" + name,
                                                         entry.view)
         else:
-            raise fuse.FuseOSError(errno.ENOTDIR)
+            raise _error(errno.ENOTDIR)
         if child is None:
-            raise fuse.FuseOSError(errno.ENOENT)
+            raise _error(errno.ENOENT)
         return child
 
     def _list(self, entry: SnapEntry, path: str) -> list[Node]:
@@ -218,7 +231,7 @@ class SnapshotFS(fuse.Operations):
             return self._view(entry).list_dir(entry.node)
         except RepoError as e:
             self._log(f"{_show(path)}: cannot read directory: {e}")
-            raise fuse.FuseOSError(errno.EIO) from None
+            raise _error(errno.EIO) from None
 
     def _index(self, entry: SnapEntry, path: str) -> dict[bytes, Node]:
         key = (id(self._view(entry)), entry.node.subtree or b"")
@@ -270,7 +283,7 @@ class SnapshotFS(fuse.Operations):
             return entry.target.decode(_ENC)
         if isinstance(entry, SnapEntry) and entry.node.type == "symlink":
             return entry.node.linktarget.encode("utf-8", "surrogateescape").decode(_ENC)
-        raise fuse.FuseOSError(errno.EINVAL)
+        raise _error(errno.EINVAL)
 
     def _xattrs(self, path: str) -> dict[str, bytes]:
         # only user.*: security.* and system.* would be interpreted by the kernel of this host
@@ -286,7 +299,7 @@ class SnapshotFS(fuse.Operations):
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
         value = self._xattrs(path).get(name)
         if value is None:
-            raise fuse.FuseOSError(errno.ENODATA)
+            raise _error(errno.ENODATA)
         return value
 
     def statfs(self, path: str) -> dict:
@@ -303,32 +316,38 @@ class SnapshotFS(fuse.Operations):
         elif isinstance(entry, SnapEntry) and entry.node.type == "dir":
             items = self._list(entry, path)
         else:
-            raise fuse.FuseOSError(errno.ENOTDIR)
+            raise _error(errno.ENOTDIR)
         return self._add_handle(_Dir(path, entry, items))
 
-    def readdir(self, path: str, fh: int, offset: int = 0) -> Iterator[tuple[str, dict, int]]:
-        """Entries from ``offset`` on, each with the offset of the next: libfuse stops asking
-        when the kernel's buffer is full and comes back with that offset, so a huge directory
-        is never turned into dirents all at once."""
+    def readdir_plus(self, path: str, fh: int, offset: int = 0
+                     ) -> Iterator[tuple[str, dict, int, bool]]:
+        """Entries from ``offset`` on: (name, attributes, offset of the next, whether the
+        attributes are whole). The kernel stops asking when its buffer is full and comes back
+        with that offset, so a huge directory is never turned into dirents all at once.
+        Attributes are whole for snapshot nodes and fixed virtual entries; for an entry that
+        would have to be loaded (a bucket's backup, a YAML file's size) only inode and type."""
         d = self._handles[fh]
         assert isinstance(d, _Dir)
         base = d.path.rstrip("/")
         if offset == 0:
-            yield ".", {"st_ino": self.getattr(d.path)["st_ino"], "st_mode": stat.S_IFDIR}, 1
+            yield ".", self.getattr(d.path), 1, False
         if offset <= 1:
-            parent = d.path.rpartition("/")[0] or "/"
-            yield "..", {"st_ino": self.getattr(parent)["st_ino"], "st_mode": stat.S_IFDIR}, 2
-        for i in range(max(offset - 2, 0), len(d.items)):
-            item = d.items[i]
-            if isinstance(item, Node):
-                assert isinstance(d.entry, SnapEntry)
-                name = item.name_bytes
-                attrs = {"st_ino": node_ino(d.entry.snap.id, d.entry.path + b"/" + name, item),
-                         "st_mode": _IFMT.get(item.type, stat.S_IFREG)}
+            yield "..", self.getattr(d.path.rpartition("/")[0] or "/"), 2, False
+        items = d.items
+        if isinstance(d.entry, SnapEntry):
+            snap_id, parent = d.entry.snap.id, d.entry.path + b"/"
+            for i in range(max(offset - 2, 0), len(items)):
+                node = items[i]
+                name = node.name_bytes
+                yield name.decode(_ENC), node_stat(snap_id, parent + name, node), i + 3, True
+            return
+        for i in range(max(offset - 2, 0), len(items)):
+            name, child = items[i]
+            child_path = f"{base}/{name.decode(_ENC)}"
+            if isinstance(child, (SnapEntry, VDir, VLink)):
+                yield name.decode(_ENC), self._stat(child, child_path), i + 3, True
             else:
-                name, child = item
-                attrs = self._dirent(child, f"{base}/{name.decode(_ENC)}")
-            yield name.decode(_ENC), attrs, i + 3
+                yield name.decode(_ENC), self._dirent(child, child_path), i + 3, False
 
     def releasedir(self, path: str, fh: int) -> int:
         self._drop_handle(fh)
@@ -336,20 +355,19 @@ class SnapshotFS(fuse.Operations):
 
     # ---- files ---------------------------------------------------------------------------------
 
-    def open(self, path: str, fi: fuse.fuse_file_info) -> int:
-        if fi.flags & os.O_ACCMODE != os.O_RDONLY:
-            raise fuse.FuseOSError(errno.EROFS)
+    def open(self, path: str, flags: int) -> int:
+        """A handle for reading; the caller keeps the kernel's page cache across opens."""
+        if flags & os.O_ACCMODE != os.O_RDONLY:
+            raise _error(errno.EROFS)
         entry = self._resolve(path)
         if isinstance(entry, TextFile):
             self._load(path, "render it", lambda: entry.data)
         elif not isinstance(entry, SnapEntry) or entry.node.type != "file":
-            raise fuse.FuseOSError(errno.EACCES)
-        fi.fh = self._add_handle(_File(entry))
-        fi.keep_cache = 1  # content never changes: pages read by an earlier open stay valid
-        return 0
+            raise _error(errno.EACCES)
+        return self._add_handle(_File(entry))
 
-    def read(self, path: str, size: int, offset: int, fi: fuse.fuse_file_info) -> bytes:
-        f = self._handles[fi.fh]
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        f = self._handles[fh]
         assert isinstance(f, _File)
         if isinstance(f.entry, TextFile):
             return f.entry.data[offset:offset + size]
@@ -357,7 +375,7 @@ class SnapshotFS(fuse.Operations):
             data = self._view(f.entry).read(f.entry.node, offset, size)
         except Exception as e:  # damaged or missing data, or a failing backend: one read fails
             self._log(f"{_show(path)}: read of {size} bytes at offset {offset} failed: {e}")
-            raise fuse.FuseOSError(errno.EIO) from None
+            raise _error(errno.EIO) from None
         self._read_ahead(f, offset, offset + len(data))
         return data
 
@@ -387,8 +405,8 @@ class SnapshotFS(fuse.Operations):
         except Exception:
             pass  # the read that needs this blob fetches it again and reports the error
 
-    def release(self, path: str, fi: fuse.fuse_file_info) -> int:
-        self._drop_handle(fi.fh)
+    def release(self, path: str, fh: int) -> int:
+        self._drop_handle(fh)
         return 0
 
     # ---- handles and errors --------------------------------------------------------------------
@@ -410,7 +428,7 @@ class SnapshotFS(fuse.Operations):
     # ---- a read-only filesystem ----------------------------------------------------------------
 
     def _read_only(self, *args: object) -> int:
-        raise fuse.FuseOSError(errno.EROFS)
+        raise _error(errno.EROFS)
 
     chmod = chown = create = link = mkdir = mknod = rename = rmdir = symlink = _read_only
     truncate = unlink = utimens = write = setxattr = removexattr = _read_only
@@ -426,48 +444,26 @@ def _show(path: str) -> str:
     return path.encode(_ENC).decode("utf-8", "backslashreplace")
 
 
-_pinned = threading.local()
+TRANSPORTS = ("kernel", "libfuse")
 
 
-class _FUSE(fuse.FUSE):
-    """fusepy's FUSE with two changes: readdir offsets are passed through (fusepy drops them,
-    which makes libfuse collect a whole directory before answering), and each libfuse worker
-    thread keeps its Python thread state between requests."""
-
-    @staticmethod
-    def _wrapper(func: Callable, *args: object, **kwargs: object) -> int:
-        # ctypes creates and destroys a Python thread state around every callback from a thread
-        # Python did not start; one extra, never released PyGILState_Ensure keeps it alive. That
-        # is a third of the cost of a lookup, which `du` or `ls -l` pays once per file.
-        if not getattr(_pinned, "done", False):
-            ctypes.pythonapi.PyGILState_Ensure()
-            _pinned.done = True
-        return fuse.FUSE._wrapper(func, *args, **kwargs)
-
-    def readdir(self, path: bytes, buf: ctypes.c_void_p, filler: object, offset: int,
-                fip: object) -> int:
-        for name, attrs, next_offset in self.operations(
-                "readdir", self._decode_optional_path(path), fip.contents.fh, offset):
-            st = fuse.c_stat()
-            fuse.set_st_attrs(st, attrs, use_ns=True)
-            if filler(buf, name.encode(self.encoding), st, next_offset) != 0:
-                break
-        return 0
+def default_transport() -> str:
+    """The kernel protocol where it exists (Linux), libfuse (macFUSE, FreeBSD) elsewhere."""
+    return "kernel" if sys.platform.startswith("linux") else "libfuse"
 
 
-def serve(ops: SnapshotFS, mountpoint: str, *, allow_other: bool = False) -> None:
-    """Mount and serve until unmounted or SIGINT/SIGTERM/SIGHUP (libfuse's handlers unmount)."""
-    options: dict[str, object] = {
-        "fsname": "kbrowse", "subtype": "kbrowse", "ro": True,
-        "use_ino": True,  # our inode numbers, so hard links share one
-        "entry_timeout": CACHE_SECONDS, "attr_timeout": CACHE_SECONDS,
-        "negative_timeout": CACHE_SECONDS,
-    }
+def serve(ops: SnapshotFS, mountpoint: str, *, allow_other: bool = False,
+          transport: str | None = None) -> None:
+    """Mount and serve until unmounted or SIGINT/SIGTERM/SIGHUP (which unmount)."""
+    options = ["ro", "fsname=kbrowse", "subtype=kbrowse"]
     if allow_other:
         # other users see the mount, so the kernel must enforce the snapshot's permissions
-        options |= {"allow_other": True, "default_permissions": True}
-    try:
-        _FUSE(ops, os.fsencode(mountpoint).decode(_ENC), raw_fi=True, encoding=_ENC,
-              foreground=True, nothreads=False, **options)
-    except RuntimeError as e:  # libfuse has printed why on stderr
-        raise RepoError(f"cannot mount at {mountpoint} (libfuse status {e})") from None
+        options += ["allow_other", "default_permissions"]
+    if (transport or default_transport()) == "kernel":
+        from kbrowse import fusekernel
+
+        fusekernel.serve(ops, mountpoint, options, cache_seconds=CACHE_SECONDS)
+    else:
+        from kbrowse import fuselib
+
+        fuselib.serve(ops, mountpoint, options, cache_seconds=CACHE_SECONDS)

@@ -68,6 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="stay in the foreground and log read errors; Ctrl-C unmounts")
     sp.add_argument("--no-lock", action="store_true",
                     help="do not hold a shared lock on the repository while mounted")
+    sp.add_argument("--fuse", choices=("kernel", "libfuse"), default=None,
+                    help="how to serve FUSE: kernel (the protocol on /dev/fuse, Linux; the "
+                         "default there) or libfuse (libfuse2 through fusepy; slower listings)")
     sp = subparsers.add_parser("umount", help="unmount a kbrowse mount",
                                description="unmount a filesystem mounted with `kbrowse mount`")
     cliargs.add_global_options(sp, top=False)
@@ -94,12 +97,19 @@ def check_mountpoint(path: str) -> str:
     return mp
 
 
-def _load_fs() -> ModuleType:
+def _load_fs(transport: str | None) -> ModuleType:
     if not os.path.exists("/dev/fuse"):
         raise MountError("FUSE is not available: /dev/fuse is missing (load the fuse kernel module, "
                          "or give the container the device)")
+    from kbrowse import fs
+
+    if (transport or fs.default_transport()) == "kernel":
+        if shutil.which("fusermount") is None:
+            raise MountError("FUSE is not available: fusermount is missing (install the Debian "
+                             "package fuse)")
+        return fs
     try:
-        from kbrowse import fs
+        from kbrowse import fuselib  # noqa: F401  (fusepy loads libfuse2 here)
     except (ImportError, OSError) as e:  # fusepy raises OSError when libfuse is missing
         raise MountError(f"FUSE is not available: {e} (install the Debian package fuse and "
                          f"the Python package fusepy)") from None
@@ -114,7 +124,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
         if args.snapshot:
             raise cliargs.UsageError("with --bsl the whole bucket is mounted: leave out SNAPSHOT")
     mp = check_mountpoint(args.mountpoint)
-    fs = _load_fs()
+    fs = _load_fs(args.fuse)
     if args.foreground:
         return _serve(args, mp, fs, on_ready=None)
     return _in_background(lambda on_ready: _serve(args, mp, fs, on_ready))
@@ -138,11 +148,11 @@ def _serve(args: argparse.Namespace, mp: str, fs: ModuleType,
         cliargs.err("kbrowse", f"serving {view.location()} at {mp}; Ctrl-C or "
                                f"`kbrowse umount {mp}` unmounts")
     if args.no_lock:
-        fs.serve(ops, mp, allow_other=args.allow_other)
+        fs.serve(ops, mp, allow_other=args.allow_other, transport=args.fuse)
     else:
         # like restic mount: a prune must not delete packs under a live mount
         with Lock(repo, exclusive=False).acquire():
-            fs.serve(ops, mp, allow_other=args.allow_other)
+            fs.serve(ops, mp, allow_other=args.allow_other, transport=args.fuse)
     return 0
 
 
@@ -158,7 +168,7 @@ def _serve_bucket(args: argparse.Namespace, mp: str, fs: ModuleType,
         if on_ready is None:
             cliargs.err("kbrowse", f"serving {bucket.location()} at {mp}; Ctrl-C or "
                                    f"`kbrowse umount {mp}` unmounts")
-        fs.serve(ops, mp, allow_other=args.allow_other)
+        fs.serve(ops, mp, allow_other=args.allow_other, transport=args.fuse)
     return 0
 
 

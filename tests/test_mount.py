@@ -38,14 +38,18 @@ def _fuse_missing() -> str | None:
         return "/dev/fuse does not exist (no FUSE device in this machine or container)"
     if shutil.which("fusermount") is None:
         return "fusermount is not on PATH (Debian package fuse)"
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return "no read/write access to /dev/fuse for this user"
+    return None
+
+
+def _libfuse_missing() -> str | None:
     try:
-        import fuse
+        import fuse  # noqa: F401
     except ImportError:
         return "the Python package fusepy is not installed"
     except OSError as e:
         return f"fusepy cannot load libfuse2 ({e}; Debian package fuse/libfuse2)"
-    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
-        return "no read/write access to /dev/fuse for this user"
     return None
 
 
@@ -226,6 +230,19 @@ def test_restic_snapshot_equals_source(restic_repo_full: Repo, tmp_path: Path) -
     with kbrowse_mount(restic_repo_full.path, tmp_path / "m") as m:
         full = m.path / "ids" / _short(restic_repo_full.full_id)
         assert compare_trees(restic_repo_full.full_src, full, check_atime=False) == []
+
+
+@pytest.mark.skipif(_libfuse_missing() is not None, reason=f"{_libfuse_missing()}")
+def test_libfuse_transport_equals_source(mover_repo: Repo, tmp_path: Path) -> None:
+    """`--fuse libfuse` (fusepy, for systems without the kernel transport) shows the same."""
+    with kbrowse_mount(mover_repo.path, tmp_path / "m", "--fuse", "libfuse") as m:
+        full = m.path / "ids" / _short(mover_repo.full_id)
+        assert compare_trees(mover_repo.full_src, full, check_atime=False) == []
+        extra = m.path / "snapshots" / "latest"
+        assert compare_trees(mover_repo.extra_src, extra, check_atime=False) == []
+        a, c = os.stat(full / "hard" / "a"), os.stat(full / "dir" / "sub" / "hard-c")
+        assert a.st_ino == c.st_ino and a.st_nlink == 3
+        assert len(os.listdir(extra / "many")) == 2000
 
 
 def test_single_snapshot_at_the_root(mover_repo: Repo, tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
 """Mounting a snapshot from the app: ``kbrowse.fs`` served by a thread of this process.
 
 A thread, not the `kbrowse mount` child process: the app holds an open repository but not the
-password a child would need. libfuse runs its own request threads; unmounting (``fusermount
--u``) ends the serving thread. While a mount is up libfuse handles SIGTERM and SIGHUP (by
-unmounting) and puts the default handlers back when it ends.
+password a child would need. The filesystem runs its own request threads; unmounting
+(``fusermount -u``) ends the serving thread. Signals stay the app's: it unmounts everything
+when it ends.
 """
 
 from __future__ import annotations
@@ -39,10 +39,6 @@ def fuse_problem() -> str | None:
         return "FUSE is not available: /dev/fuse is missing"
     if shutil.which("fusermount") is None:
         return "FUSE is not available: fusermount is not installed (Debian package fuse)"
-    try:
-        from kbrowse import fs  # noqa: F401  (fusepy loads libfuse on import)
-    except (ImportError, OSError) as e:
-        return f"FUSE is not available: {e}"
     return None
 
 

@@ -170,7 +170,9 @@ def measure(work: Path, env: dict[str, str], repeat: int, small: int) -> dict[tu
         if has_cat:
             add("read", "kbrowse cat (process)", timed(lambda: subprocess.run(
                 cat, env=env, stdout=subprocess.DEVNULL, check=True)))
-        for who, cmd in (("kbrowse mount", KBROWSE_MOUNT), ("restic mount", restic_mount)):
+        for who, cmd in (("kbrowse mount", KBROWSE_MOUNT),
+                         ("kbrowse mount --fuse libfuse", [*KBROWSE_MOUNT, "--fuse", "libfuse"]),
+                         ("restic mount", restic_mount)):
             with mounted(cmd, work / "mnt", env) as snap:
                 add("read", who, timed(lambda: read_file(snap / "big.bin")))
                 start = time.perf_counter()  # no cache drop: this is the page cache's turn
