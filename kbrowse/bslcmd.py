@@ -61,7 +61,7 @@ def open_bucket(args: argparse.Namespace) -> BucketView:
     passwords = standard_sources(args.repo_password_file or args.password_file, file_flag=flag,
                                  namespace=args.namespace, kubeconfig=args.kubeconfig,
                                  context=args.kubecontext)
-    return BucketView.open(args.bsl, options, passwords)
+    return BucketView.open(args.bsl, options, passwords, getattr(args, "cache_size", None))
 
 
 # -- backups, describe, logs ---------------------------------------------------------------

@@ -28,8 +28,9 @@ from tests.test_mount import (
     _unmount,
     mounted,
 )
+from tests.s3server import S3Server
 from tests.treekit import compare_trees
-from tests.velerobucket import BuiltBucket, build
+from tests.velerobucket import BuiltBucket, build, copy_to_s3
 
 pytestmark = pytest.mark.skipif(_MISSING is not None, reason=f"cannot mount: {_MISSING}")
 
@@ -144,6 +145,32 @@ def test_pod_volume_files_equal_the_source(bucket_mount: Mount, built: BuiltBuck
         b"\0" * 4096
     legacy = bucket_mount.path / "backups/legacy-backup/volumes/shop/web-7d9f8/html/index.html"
     assert legacy.read_bytes() == b"<h1>old shop</h1>\n"
+
+
+def test_s3_bucket_mount_with_a_small_cache(built: BuiltBucket, env: dict[str, str],
+                                            s3_bucket: str, s3_server: S3Server,
+                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same bucket in SeaweedFS; a 64 KiB blob cache shared by all volume repositories
+    still reads every file right (blobs are evicted and fetched again)."""
+    copy_to_s3(built.root, s3_server.client(), s3_bucket, "velero")
+    url = f"s3:{s3_server.endpoint_url}/{s3_bucket}/velero"
+    import tests.test_mount as tm
+
+    monkeypatch.setattr(tm, "_env", lambda: {**env, **s3_server.env(),
+                                             "AWS_CONFIG_FILE": os.fspath(tmp_path / "none"),
+                                             "AWS_SHARED_CREDENTIALS_FILE": os.fspath(tmp_path / "none")})
+    mp = tmp_path / "m"
+    with mounted(_mount_cmd(url, mp, "--foreground", "--cache-size", "64K"), mp) as m:
+        assert sorted(os.listdir(m.path / "backups")) == ["kopia-backup", "legacy-backup",
+                                                          "web-backup"]
+        for _ in range(2):
+            for rel, data in built.volumes["shop/web-7d9f8/html"].files.items():
+                assert (m.path / HTML / rel).read_bytes() == data
+        src = built.volume_dirs["shop/web-7d9f8/html"]
+        assert compare_trees(src / "deep", m.path / HTML / "deep") == []
+        assert os.listdir(m.path / WEB / "volumes/ledger/db-0") == ["data"]
+        yaml = (m.path / WEB / "resources/deployments.apps/shop/web.yaml").read_text()
+        assert "kind: Deployment" in yaml
 
 
 def test_unopenable_volume_is_an_error_of_that_directory(bucket_mount: Mount) -> None:

@@ -28,11 +28,19 @@ from mover.velero import layout
 from mover.velero.bsl import BucketView
 from mover.velero.objects import Backup, ObjectMeta, Restore
 from mover.velero.objectstore import LocalStore, S3Store, open_store
+from mover.velero.repopassword import default_password, fixed
 from mover.velero.writer import BackupRecord, RestoreRecord, write_backup, write_restore
 from tests.kubeapi.fixtures import KubeApi, kube_api  # noqa: F401  (fixture)
 from tests.s3server import S3Server, free_ports
 from tests.treekit import assert_same_tree
-from tests.velerobucket import LEDGER_PASSWORD, OLD_STARTED, STARTED, BuiltBucket, build
+from tests.velerobucket import (
+    LEDGER_PASSWORD,
+    OLD_STARTED,
+    STARTED,
+    BuiltBucket,
+    build,
+    copy_to_s3,
+)
 
 PREFIX = "velero"  # the BSL prefix inside the S3 bucket
 
@@ -48,11 +56,7 @@ def s3_bsl(built: BuiltBucket, s3_server: S3Server) -> str:
     """The same bucket, copied key for key into SeaweedFS below a prefix."""
     s3_server.start()
     bucket = s3_server.make_bucket()
-    s3 = s3_server.client()
-    for path in built.root.rglob("*"):  # restic's S3 objects are named as its local files
-        if path.is_file():
-            key = f"{PREFIX}/{path.relative_to(built.root).as_posix()}"
-            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+    copy_to_s3(built.root, s3_server.client(), bucket, PREFIX)
     return f"s3:{s3_server.endpoint_url}/{bucket}/{PREFIX}"
 
 
@@ -439,3 +443,28 @@ def test_writer_never_creates_another_top_level_prefix(
             write_backup(local, BackupRecord(Backup(metadata=ObjectMeta(name=name))))
     local.put("junk/x", b"?")  # someone else's folder: the reader says Velero will object
     assert BucketView(local).unexpected_prefixes() == ["junk"]
+
+
+def test_volume_repositories_share_one_blob_budget(built: BuiltBucket) -> None:
+    """`kbrowse mount --bsl --cache-size` bounds all volumes' decrypted blobs together."""
+    limit = 1024
+    passwords = [default_password(), fixed("ledger", LEDGER_PASSWORD)]
+    with BucketView.open(str(built.root), passwords=passwords, cache_bytes=limit) as bucket:
+        views = []
+        for name in bucket.backup_names():
+            for vol in bucket.volumes(name):
+                try:
+                    view, snap = bucket.volume_snapshot(name, vol)
+                except RepoError:
+                    continue  # kopia, or no data in the bucket
+                views.append(view)
+                for rel in ("index.html", "data"):
+                    try:
+                        node = view.lookup(snap, rel)
+                    except NotFound:
+                        continue
+                    assert view.read(node, 0, node.size)
+        assert len({id(v.repo) for v in views}) >= 2  # shop and ledger: two repositories
+        cache = views[0].cache
+        assert all(v.cache is cache for v in views) and cache.limit == limit
+        assert 0 < cache._bytes <= limit or len(cache._blobs) == 1

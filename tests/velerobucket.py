@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from mover.velero.objects import (
     Backup,
@@ -244,3 +245,11 @@ def build(root: Path, workdir: Path, restic_bin: str) -> BuiltBucket:
     return BuiltBucket(root, {f"{v.namespace}/{v.pod}/{v.volume}": v for v in vols}, dirs,
                        legacy, items)
 
+
+def copy_to_s3(root: Path, s3: Any, bucket: str, prefix: str) -> None:
+    """The bucket directory ``root``, key for key, below ``prefix`` in an S3 bucket (restic's
+    S3 objects are named as its local files, so the copy is a valid S3 location)."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            key = f"{prefix}/{path.relative_to(root).as_posix()}"
+            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())

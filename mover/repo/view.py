@@ -35,14 +35,43 @@ class SnapshotView(Protocol):
     def iter_content(self, node: Node) -> Iterator[bytes]: ...
 
 
-class RepositoryView:
-    """:class:`SnapshotView` over a restic-format repository, with a byte-bounded blob cache."""
+class BlobCache:
+    """Decrypted data blobs, least recently used first out, bounded in bytes. Blob ids are the
+    hash of the plaintext, so views of several repositories (a bucket's volumes) can share one
+    cache and one memory budget."""
 
-    def __init__(self, repo: Repository, cache_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, limit: int = 64 * 1024 * 1024) -> None:
+        self.limit = limit
+        self._blobs: OrderedDict[bytes, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, blob_id: bytes) -> bytes | None:
+        with self._lock:
+            data = self._blobs.get(blob_id)
+            if data is not None:
+                self._blobs.move_to_end(blob_id)
+            return data
+
+    def put(self, blob_id: bytes, data: bytes) -> None:
+        with self._lock:
+            if blob_id in self._blobs:
+                return
+            self._blobs[blob_id] = data
+            self._bytes += len(data)
+            while self._bytes > self.limit and len(self._blobs) > 1:
+                _, old = self._blobs.popitem(last=False)
+                self._bytes -= len(old)
+
+
+class RepositoryView:
+    """:class:`SnapshotView` over a restic-format repository, with a byte-bounded blob cache
+    (its own of ``cache_bytes``, or a shared ``cache``)."""
+
+    def __init__(self, repo: Repository, cache_bytes: int = 64 * 1024 * 1024,
+                 cache: BlobCache | None = None) -> None:
         self.repo = repo
-        self._cache: OrderedDict[bytes, bytes] = OrderedDict()
-        self._cache_bytes = 0
-        self._cache_limit = cache_bytes
+        self.cache = cache if cache is not None else BlobCache(cache_bytes)
         self._lock = threading.Lock()
         self._offsets: OrderedDict[tuple[bytes, ...], list[int]] = OrderedDict()
         self._loading: dict[bytes, Future[bytes]] = {}
@@ -85,9 +114,9 @@ class RepositoryView:
         thread is already loading wait for that load: read-ahead and the reader it runs ahead
         of must not both fetch and decrypt the same blob."""
         with self._lock:
-            data = self._cache.get(blob_id)
+            # under the lock: a load that ends meanwhile puts its blob in the cache first
+            data = self.cache.get(blob_id)
             if data is not None:
-                self._cache.move_to_end(blob_id)
                 return data
             pending = self._loading.get(blob_id)
             if pending is None:
@@ -101,13 +130,9 @@ class RepositoryView:
                 del self._loading[blob_id]
             mine.set_exception(e)
             raise
+        self.cache.put(blob_id, data)
         with self._lock:
             del self._loading[blob_id]
-            self._cache[blob_id] = data
-            self._cache_bytes += len(data)
-            while self._cache_bytes > self._cache_limit and len(self._cache) > 1:
-                _, old = self._cache.popitem(last=False)
-                self._cache_bytes -= len(old)
         mine.set_result(data)
         return data
 

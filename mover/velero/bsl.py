@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from mover.repo.backend.base import FileType
 from mover.repo.errors import IntegrityError, NotARepository, NotFound, RepoError
 from mover.repo.snapshot import Snapshot
-from mover.repo.view import RepositoryView
+from mover.repo.view import BlobCache, RepositoryView
 from mover.velero import layout, volumes
 from mover.velero.objects import (
     Backup,
@@ -57,8 +57,11 @@ class BucketView:
     """The Velero layout under one BSL prefix (an S3 bucket or a local directory)."""
 
     def __init__(self, store: ObjectStore,
-                 passwords: Sequence[PasswordSource] | None = None) -> None:
+                 passwords: Sequence[PasswordSource] | None = None,
+                 cache_bytes: int | None = None) -> None:
         self.store = store
+        # one budget for the decrypted blobs of all the volume repositories
+        self._blobs = BlobCache(cache_bytes) if cache_bytes is not None else BlobCache()
         self._passwords = list(passwords) if passwords is not None else [default_password()]
         self._lock = threading.Lock()  # the file cache
         self._cache: dict[tuple[str, str], Any] = {}
@@ -69,14 +72,15 @@ class BucketView:
 
     @classmethod
     def open(cls, url: str, options: S3Options | None = None,
-             passwords: Sequence[PasswordSource] | None = None) -> BucketView:
+             passwords: Sequence[PasswordSource] | None = None,
+             cache_bytes: int | None = None) -> BucketView:
         """A view of ``s3:http://host:port/bucket/prefix`` or of a directory."""
         path = url.removeprefix("local:")
         if not url.startswith("s3:") and not os.path.isdir(path):
             raise NotFound(f"backup storage location {path} is not a directory: give "
                            "s3:http[s]://host[:port]/bucket[/prefix] or a directory with "
                            "Velero's layout")
-        return cls(open_store(url, options), passwords)
+        return cls(open_store(url, options), passwords, cache_bytes)
 
     def location(self) -> str:
         return self.store.location()
@@ -243,7 +247,7 @@ class BucketView:
                 raise
             # Velero uses one password for all repositories: try the one that worked first.
             self._passwords.insert(0, self._passwords.pop(used))
-            view = self._repos[prefix] = RepositoryView(repo)
+            view = self._repos[prefix] = RepositoryView(repo, cache=self._blobs)
             return view
 
     def volume_snapshot(self, name: str, vol: BackupVolume) -> tuple[RepositoryView, Snapshot]:
