@@ -23,7 +23,7 @@ def local_time(ns: int) -> str:
         off = gotime.local_offset(ns)
     except (ValueError, OverflowError, OSError):  # out of the platform's range (Go's zero time)
         off = 0
-    return gotime.format_ns(ns, off)[:19].replace("T", " ")
+    return gotime.format_seconds(ns, off, " ")
 
 
 def rfc3339(ns: int) -> str:

@@ -368,6 +368,13 @@ def test_legacy_index_format_and_bad_indexes() -> None:
                 b'{"packs":[{"id":"' + b"11" * 32 + b'","blobs":[{"id":"aa","type":"blob"}]}]}'):
         with pytest.raises(IntegrityError, match="index/x: not a valid index file"):
             decode_index_file(bad, "index/x")
+    # well-formed JSON whose numbers do not fit: the in-memory index says so the same way
+    pack = '{"packs":[{"id":"' + "11" * 32 + '","blobs":[%s]}]}'
+    for blob in ('{"id":"' + "aa" * 31 + '","type":"data","offset":0,"length":5}',
+                 '{"id":"' + "aa" * 32 + '","type":"data","offset":-1,"length":5}',
+                 '{"id":"' + "aa" * 32 + '","type":"tree","offset":0,"length":4294967296}'):
+        with pytest.raises(IntegrityError, match="index/x: not a valid index file"):
+            Index().add_index_file((pack % blob).encode(), "index/x")
 
 
 def test_in_memory_index() -> None:

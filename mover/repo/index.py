@@ -79,26 +79,47 @@ class _Table:
                 return r
             i = (i + 1) & mask
 
-    def insert(self, blob_id: bytes, pack: int, offset: int, length: int, raw: int) -> None:
-        """Append a row (the caller holds the index lock and knows ``blob_id`` is new)."""
-        if (self.n + 1) * 3 > len(self.slots) * 2:
-            self._grow()
-        r = self.n
-        self.ids += blob_id
-        self.pack.append(pack)
-        self.offset.append(offset)
-        self.length.append(length)
-        self.raw.append(raw)
-        self.n = r + 1
-        slots = self.slots
+    def add_new(self, rows: list[tuple[bytes, int, int, int, int]]) -> None:
+        """Append the rows (id, pack, offset, length, raw length) whose id is not in the table
+        yet; the caller holds the index lock. Loading the index is on the path of every
+        command, so this is one loop with the lookup and the insertion fused: the probe that
+        finds no such id ends on the free slot the row goes into."""
+        self._reserve(self.n + len(rows))
+        slots, ids = self.slots, self.ids
         mask = len(slots) - 1
-        i = hash(blob_id) & mask
-        while slots[i]:
-            i = (i + 1) & mask
-        slots[i] = r + 1  # last: a reader sees the row only once it is complete
+        pack, offset, length, raw = self.pack, self.offset, self.length, self.raw
+        n = self.n
+        for bid, no, off, ln, rl in rows:
+            if len(bid) != _ID:
+                raise ValueError(f"blob id of {len(bid)} bytes, expected {_ID}")
+            i = hash(bid) & mask
+            while True:
+                r = slots[i]
+                if not r:
+                    break
+                if ids.startswith(bid, (r - 1) * _ID):
+                    break
+                i = (i + 1) & mask
+            if r:
+                continue  # the first entry for a blob wins
+            if not (0 <= off < 1 << 64 and 0 <= ln < _U32 and 0 <= rl < _U32):
+                raise ValueError(f"blob {bid.hex()[:16]}: offset or length out of range")
+            ids += bid
+            pack.append(no)
+            offset.append(off)
+            length.append(ln)
+            raw.append(rl)
+            n += 1
+            self.n = n
+            slots[i] = n  # last: a reader sees the row only once it is complete
 
-    def _grow(self) -> None:
-        size = len(self.slots) * 2
+    def _reserve(self, rows: int) -> None:
+        """Grow the hash table (at most 2/3 full) to hold ``rows`` rows, rehashing once."""
+        size = len(self.slots)
+        while rows * 3 > size * 2:
+            size *= 2
+        if size == len(self.slots):
+            return
         slots = array(_U32_T, bytes(4 * size))
         mask = size - 1
         ids = bytes(self.ids)
@@ -130,60 +151,61 @@ class Index:
         return self._tables[0].n + self._tables[1].n
 
     def add(self, blobs: Iterable[PackedBlob]) -> None:
+        rows: tuple[list, list] = ([], [])
         with self._lock:
-            pack_no = self._pack_no
-            tables = self._tables
             for b in blobs:
-                no = pack_no.get(b.pack)
-                if no is None:
-                    no = pack_no[b.pack] = len(self._packs)
-                    self._packs.append(b.pack)
-                self._insert(tables[b.type], b.id, no, b.offset, b.length, b.raw_length)
+                rows[b.type].append((b.id, self._pack_number(b.pack), b.offset, b.length, b.raw_length))
+            for t, r in zip(self._tables, rows):
+                t.add_new(r)
 
     def add_index_file(self, raw: bytes, what: str) -> list[bytes]:
         """Merge one index file's JSON without a PackedBlob per entry; returns its supersedes.
 
-        Same checks and errors as :func:`decode_index_file`; on an error nothing is added.
+        Same checks and errors as :func:`decode_index_file`; after an error (IntegrityError)
+        the index holds part of the file and must not be used.
         """
         try:
             obj = json.loads(raw)
             if isinstance(obj, list):  # legacy format: a bare list of packs
                 obj = {"packs": obj}
-            rows = []
+            packs = []
             for p in obj.get("packs") or []:
                 pid = bytes.fromhex(p["id"])
-                for b in p.get("blobs") or []:
-                    rows.append((pid, _TYPES[b["type"]], bytes.fromhex(b["id"]), int(b["offset"]),
-                                 int(b["length"]), int(b.get("uncompressed_length") or 0)))
+                packs.append((pid, [(_TYPES[b["type"]], bytes.fromhex(b["id"]), int(b["offset"]),
+                                     int(b["length"]), int(b.get("uncompressed_length") or 0))
+                                    for b in p.get("blobs") or []]))
             sup = [bytes.fromhex(s) for s in obj.get("supersedes") or []]
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise IntegrityError(f"{what}: not a valid index file ({e})") from None
+        rows: tuple[list, list] = ([], [])
         with self._lock:
-            pack_no = self._pack_no
-            tables = self._tables
-            last_pid, no = None, 0
-            for pid, t, bid, off, length, rawlen in rows:
-                if pid is not last_pid:
-                    last_pid = pid
-                    no = pack_no.get(pid)
-                    if no is None:
-                        no = pack_no[pid] = len(self._packs)
-                        self._packs.append(pid)
-                self._insert(tables[t], bid, no, off, length, rawlen)
+            for pid, blobs in packs:
+                no = self._pack_number(pid)
+                for t, bid, off, length, rawlen in blobs:
+                    rows[t].append((bid, no, off, length, rawlen))
+            try:
+                for t, r in zip(self._tables, rows):
+                    t.add_new(r)
+            except ValueError as e:  # an id or a number out of range, seen while inserting
+                raise IntegrityError(f"{what}: not a valid index file ({e})") from None
         return sup
 
-    @staticmethod
-    def _insert(t: _Table, bid: bytes, no: int, offset: int, length: int, raw: int) -> None:
-        if len(bid) != _ID:
-            raise ValueError(f"blob id of {len(bid)} bytes, expected {_ID}")
-        if t.find(bid) >= 0:
-            return
-        if not (0 <= offset < 1 << 64 and 0 <= length < _U32 and 0 <= raw < _U32):
-            raise ValueError(f"blob {bid.hex()[:16]}: offset or length out of range")
-        t.insert(bid, no, offset, length, raw)
+    def _pack_number(self, pid: bytes) -> int:
+        no = self._pack_no.get(pid)
+        if no is None:
+            no = self._pack_no[pid] = len(self._packs)
+            self._packs.append(pid)
+        return no
 
     def has(self, btype: BlobType, blob_id: bytes) -> bool:
         return self._tables[btype].find(blob_id) >= 0
+
+    def has_all(self, btype: BlobType, blob_ids: Iterable[bytes]) -> bool:
+        find = self._tables[btype].find
+        for b in blob_ids:
+            if find(b) < 0:
+                return False
+        return True
 
     def get(self, btype: BlobType, blob_id: bytes) -> PackedBlob | None:
         t = self._tables[btype]

@@ -28,6 +28,9 @@ GO_IRREGULAR = 1 << 19
 GO_PERM = 0o777
 
 NODE_TYPES = ("file", "dir", "symlink", "dev", "chardev", "fifo", "socket", "irregular")
+_GO_TYPE_BITS = {st.S_IFDIR: GO_DIR, st.S_IFLNK: GO_SYMLINK, st.S_IFBLK: GO_DEVICE,
+                 st.S_IFCHR: GO_DEVICE | GO_CHARDEV, st.S_IFIFO: GO_NAMED_PIPE,
+                 st.S_IFSOCK: GO_SOCKET}
 
 
 def go_mode_from_posix(mode: int) -> int:
@@ -39,11 +42,7 @@ def go_mode_from_posix(mode: int) -> int:
         m |= GO_SETGID
     if mode & st.S_ISVTX:
         m |= GO_STICKY
-    fmt = st.S_IFMT(mode)
-    m |= {st.S_IFDIR: GO_DIR, st.S_IFLNK: GO_SYMLINK, st.S_IFBLK: GO_DEVICE,
-          st.S_IFCHR: GO_DEVICE | GO_CHARDEV, st.S_IFIFO: GO_NAMED_PIPE,
-          st.S_IFSOCK: GO_SOCKET}.get(fmt, 0)
-    return m
+    return m | _GO_TYPE_BITS.get(st.S_IFMT(mode), 0)
 
 
 def posix_perm_from_go(mode: int) -> int:
@@ -120,22 +119,34 @@ class Node:
 
     @classmethod
     def from_json(cls, d: dict) -> "Node":
-        target = d.get("linktarget") or ""
-        if d.get("linktarget_raw"):
+        # Decoding trees is most of what a no-change backup and `ls -R` do in Python: one
+        # d.get per key, positional arguments, and a time equal to mtime (atime always, as
+        # restic and mover record it, and often ctime) is parsed once.
+        get = d.get
+        name = d["name"]
+        if "\\" in name:
+            name = gojson.go_unquote(name)
+        mt = get("mtime")
+        mtime = _time(mt)
+        at = get("atime")
+        ct = get("ctime")
+        target = get("linktarget") or ""
+        if get("linktarget_raw"):
             target = base64.b64decode(d["linktarget_raw"]).decode("utf-8", "surrogateescape")
-        content = d.get("content")
+        xattrs = get("extended_attributes")
+        content = get("content")
+        subtree = get("subtree")
         return cls(
-            name=gojson.go_unquote(d["name"]), type=d["type"], mode=int(d.get("mode") or 0),
-            mtime=_time(d.get("mtime")), atime=_time(d.get("atime")), ctime=_time(d.get("ctime")),
-            uid=int(d.get("uid") or 0), gid=int(d.get("gid") or 0),
-            user=d.get("user") or "", group=d.get("group") or "",
-            inode=int(d.get("inode") or 0), device_id=int(d.get("device_id") or 0),
-            size=int(d.get("size") or 0), links=int(d.get("links") or 0), linktarget=target,
-            xattrs=[(x["name"], base64.b64decode(x.get("value") or "")) for x in d.get("extended_attributes") or []],
-            device=int(d.get("device") or 0),
-            content=None if content is None else [bytes.fromhex(c) for c in content],
-            subtree=bytes.fromhex(d["subtree"]) if d.get("subtree") else None,
-            error=d.get("error") or "",
+            name, d["type"], int(get("mode") or 0), mtime,
+            mtime if at == mt else _time(at), mtime if ct == mt else _time(ct),
+            int(get("uid") or 0), int(get("gid") or 0), get("user") or "", get("group") or "",
+            int(get("inode") or 0), int(get("device_id") or 0), int(get("size") or 0),
+            int(get("links") or 0), target,
+            [(x["name"], base64.b64decode(x.get("value") or "")) for x in xattrs] if xattrs else [],
+            int(get("device") or 0),
+            None if content is None else [bytes.fromhex(c) for c in content],
+            bytes.fromhex(subtree) if subtree else None,
+            get("error") or "",
         )
 
 
