@@ -24,40 +24,36 @@ import sys
 from mover.earlyexit import quiet_sigint
 
 quiet_sigint()
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import NoReturn
+from collections.abc import Callable, Iterator  # noqa: E402
+from typing import TYPE_CHECKING, NoReturn  # noqa: E402
 
-from kbrowse import bslcmd, bslpath, listing, mountcmd, velerocmd
-from kbrowse.demo import DEMO_PASSWORD, run_demo
-from kbrowse.pathspec import Target, resolve
-from mover.cliargs import (
-    UsageError,
-    add_global_options,
-    err,
-    password,
-    print_json,
-    repo_location,
-    restore_default_sigint,
-    run,
-)
-from mover.progress import Counters, ProgressBar, human_bytes
-from mover.repo.errors import RepoError
-from mover.repo.gojson import go_quote
-from mover.repo.open import open_repository
-from mover.repo.tree import Node
-from mover.repo.view import RepositoryView
-from mover.restorer import restore
-from mover.velero.bsl import BucketView
+# Only what every command needs is imported here: `ls`, `cat`, `cp` and `snapshots` start
+# opening the repository (scrypt, which releases the GIL) before the parser, whose options come
+# from the bucket, mount and velero modules (~0.2 s of imports), is built, and before the
+# command imports its own modules; those imports then run while the key is derived.
+from mover import cliargs  # noqa: E402
+from mover.cliargs import UsageError, err, print_json, restore_default_sigint, run  # noqa: E402
+from mover.repo.errors import RepoError  # noqa: E402
+
+if TYPE_CHECKING:
+    from kbrowse.pathspec import Target
+    from mover.repo.open import Opening
+    from mover.repo.tree import Node
+    from mover.repo.view import RepositoryView
+    from mover.velero.bsl import BucketView
 
 PROG = "kbrowse"
 
 
-def _open(args: argparse.Namespace) -> RepositoryView:
-    return RepositoryView(open_repository(repo_location(args), password(args)))
+def _open(args: argparse.Namespace, early: Opening | None = None) -> RepositoryView:
+    from mover.repo.view import RepositoryView
+
+    return RepositoryView(cliargs.opening(args, early).result())
 
 
 def cmd_snapshots(args: argparse.Namespace, view: RepositoryView) -> int:
+    from kbrowse import listing
+
     snaps = view.snapshots()
     if args.json:
         print_json([listing.snapshot_json(s) for s in snaps])
@@ -82,6 +78,8 @@ def _walk(view: RepositoryView, node: Node, recursive: bool) -> Iterator[tuple[s
 
 
 def _target(args: argparse.Namespace, view: RepositoryView) -> Target:
+    from kbrowse.pathspec import resolve
+
     if not args.target:
         raise UsageError(f"{args.command}: give SNAPSHOT[:PATH], e.g. latest:/")
     return resolve(view, args.target)
@@ -100,6 +98,9 @@ def cmd_cp(args: argparse.Namespace, view: RepositoryView) -> int:
 
 
 def ls_target(args: argparse.Namespace, view: RepositoryView, t: Target) -> int:
+    from kbrowse import listing
+    from mover.repo.gojson import go_quote
+
     if t.node.type == "dir":
         entries = _walk(view, t.node, args.recursive)
         base = t.path.rstrip("/") + "/"
@@ -131,6 +132,9 @@ def cat_target(view: RepositoryView, t: Target) -> int:
 
 
 def cp_target(args: argparse.Namespace, view: RepositoryView, t: Target) -> int:
+    from mover.progress import Counters, ProgressBar, human_bytes
+    from mover.restorer import restore
+
     counters = Counters()
     with ProgressBar(counters, "restoring", enabled=False if args.json else None):
         result = restore(view.repo, t.node, args.dest, counters)
@@ -161,6 +165,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, RepositoryView], int]] = {
 
 
 def bsl_ls(args: argparse.Namespace, bucket: BucketView) -> int:
+    from kbrowse import bslcmd, bslpath
+
     p = bslpath.parse(args.target)
     if p.is_volume:
         return ls_target(args, *bslcmd.volume_target(bucket, p))
@@ -168,6 +174,8 @@ def bsl_ls(args: argparse.Namespace, bucket: BucketView) -> int:
 
 
 def bsl_cat(args: argparse.Namespace, bucket: BucketView) -> int:
+    from kbrowse import bslcmd, bslpath
+
     p = bslpath.parse(args.target)
     if p.is_volume:
         return cat_target(*bslcmd.volume_target(bucket, p))
@@ -175,6 +183,8 @@ def bsl_cat(args: argparse.Namespace, bucket: BucketView) -> int:
 
 
 def bsl_cp(args: argparse.Namespace, bucket: BucketView) -> int:
+    from kbrowse import bslcmd, bslpath
+
     p = bslpath.parse(args.target)
     if p.is_volume:
         return cp_target(args, *bslcmd.volume_target(bucket, p))
@@ -183,13 +193,16 @@ def bsl_cp(args: argparse.Namespace, bucket: BucketView) -> int:
     return bslcmd.cp_resources(args, bucket, p)
 
 
-BSL_COMMANDS: dict[str, Callable[[argparse.Namespace, BucketView], int]] = {
-    "backups": bslcmd.cmd_backups, "describe": bslcmd.cmd_describe, "logs": bslcmd.cmd_logs,
-    "ls": bsl_ls, "cat": bsl_cat, "cp": bsl_cp,
-}
+def bsl_commands() -> dict[str, Callable[[argparse.Namespace, BucketView], int]]:
+    from kbrowse import bslcmd
+
+    return {"backups": bslcmd.cmd_backups, "describe": bslcmd.cmd_describe, "logs": bslcmd.cmd_logs,
+            "ls": bsl_ls, "cat": bsl_cat, "cp": bsl_cp}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from kbrowse import bslcmd, mountcmd, velerocmd
+
     p = argparse.ArgumentParser(
         prog=PROG, description="Browse and restore backups in a restic-format repository (-r) "
                                "or in a Velero backup storage location (--bsl).",
@@ -197,13 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
                "it ('/' when left out). With --bsl, targets are backup paths: "
                "BACKUP[/resources[/RESOURCE[.GROUP]/NAMESPACE/NAME]] (NAMESPACE _cluster for "
                "cluster-scoped objects) or BACKUP/volumes[/NAMESPACE/POD/VOLUME[:PATH]].")
-    add_global_options(p, top=True)
+    cliargs.add_global_options(p, top=True)
     bslcmd.add_options(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def cmd(name: str, help: str) -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help, description=help)
-        add_global_options(s, top=False)
+        cliargs.add_global_options(s, top=False)
         bslcmd.add_options(s, top=False)
         return s
 
@@ -240,6 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kbrowse.demo import DEMO_PASSWORD, run_demo
+    from mover.repo.open import open_repository
+    from mover.repo.view import RepositoryView
+
     demo = run_demo(Path(args.dir))
     view = RepositoryView(open_repository(str(demo.repo_path), DEMO_PASSWORD))
     try:
@@ -261,6 +280,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def open_app(args: argparse.Namespace) -> int:
     """The TUI on --bsl (bucket mode), on -r/RESTIC_REPOSITORY when given, else on its
     source picker."""
+    from kbrowse import bslcmd
     from kbrowse.tui.app import run_tui  # Textual takes ~0.5 s to import: only for the app
 
     if args.bsl:
@@ -281,8 +301,12 @@ def open_app(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    restore_default_sigint()
+    argv = sys.argv[1:] if argv is None else argv
+    early = None
+    if not any(a == "--bsl" or a.startswith("--bsl=") for a in argv):
+        early = cliargs.open_early(argv, COMMANDS)
     parser = build_parser()
+    restore_default_sigint()  # after the parser's imports: Ctrl-C there exits quietly
     args = parser.parse_args(argv)
     if args.command is None:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -291,6 +315,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         run(PROG, lambda: open_app(args))
 
     def body() -> int:
+        from kbrowse import bslcmd, mountcmd
+
         if hasattr(args, "handler"):
             return args.handler(args)
         if args.command == "demo":
@@ -300,14 +326,15 @@ def main(argv: list[str] | None = None) -> NoReturn:
         if args.bsl:
             if args.repo:
                 raise UsageError("give either -r/--repo (a repository) or --bsl (a bucket), not both")
-            if args.command not in BSL_COMMANDS:
+            commands = bsl_commands()
+            if args.command not in commands:
                 raise UsageError(f"{args.command} works on a repository (-r), not on --bsl")
             with bslcmd.open_bucket(args) as bucket:
-                return BSL_COMMANDS[args.command](args, bucket)
+                return commands[args.command](args, bucket)
         if args.command not in COMMANDS:
             raise UsageError(f"{args.command} needs --bsl: a bucket URL or a directory with "
                              "Velero's layout")
-        view = _open(args)
+        view = _open(args, early)
         try:
             return COMMANDS[args.command](args, view)
         finally:

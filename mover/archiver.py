@@ -9,7 +9,6 @@ leaves only unreferenced packs behind.
 
 from __future__ import annotations
 
-import errno
 import grp
 import hashlib
 import os
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from mover import chunker
+from mover.prescan import Prescan, read_xattrs
 from mover.progress import Counters
 from mover.repo import identity
 from mover.repo.blob import BlobType
@@ -50,11 +50,6 @@ class BackupStats:
     warnings: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, **kw: int) -> None:
-        with self._lock:
-            for k, v in kw.items():
-                setattr(self, k, getattr(self, k) + v)
-
 
 @dataclass
 class BackupResult:
@@ -81,10 +76,6 @@ _TYPES = {st.S_IFREG: "file", st.S_IFDIR: "dir", st.S_IFLNK: "symlink", st.S_IFB
 
 def _name_key(n: Node) -> bytes:
     return n.name_bytes  # trees are sorted bytewise
-
-
-def _type_of(mode: int) -> str:
-    return _TYPES.get(st.S_IFMT(mode), "irregular")
 
 
 class _Batch:
@@ -139,126 +130,11 @@ class _Names:
         return self._groups[gid]
 
 
-def read_xattrs(path: str) -> list[tuple[str, bytes]]:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return []  # filesystem without xattrs, or a symlink where the kernel refuses them
-    out = []
-    for name in names:  # kernel order, as restic 0.14 keeps it: trees stay byte-identical
-        try:
-            out.append((name, os.getxattr(path, name, follow_symlinks=False)))
-        except OSError:
-            continue
-    return out
-
-
 def file_unchanged(node: Node | None, s: os.stat_result) -> bool:
     """restic's rule: same type, size, mtime, ctime and inode means the content is the same."""
     return (node is not None and node.type == "file" and node.content is not None
             and node.size == s.st_size and node.mtime == s.st_mtime_ns
             and node.ctime == s.st_ctime_ns and node.inode == s.st_ino)
-
-
-def _walk_root(target: str) -> str:
-    """The path string the archiver's walk uses for a target (so a prescan's keys match)."""
-    if os.path.abspath(target) == os.path.abspath(os.curdir) and os.path.isdir(target):
-        return target  # '.' puts the directory's entries at the snapshot root
-    return os.path.abspath(target)
-
-
-class Prescan:
-    """The source trees' lstat and extended attributes, gathered on a thread of its own.
-
-    Start one before the repository is opened: it then runs while the key is derived (scrypt,
-    which releases the GIL) and while the lock is taken, and the backup's walk finds most of
-    its system calls already made. It walks in the walk's order (depth first, names sorted),
-    keeps at most ``limit`` entries (the rest are looked up by the walk as usual, so memory
-    stays bounded), and counts the files and bytes for the progress totals. A stat taken here
-    is at most moments older than one the walk would take, as any stat is older than the read.
-    """
-
-    def __init__(self, paths: list[str], limit: int = 50_000) -> None:
-        self._entries: dict[str, tuple[os.stat_result, list[tuple[str, bytes]]]] = {}
-        self._limit = limit
-        self._lock = threading.Lock()
-        self._counters: Counters | None = None
-        self._files = self._bytes = 0
-        self._stop = threading.Event()
-        self.done = False
-        self._thread = threading.Thread(target=self._run, args=(list(paths),), name="prescan",
-                                        daemon=True)
-        self._thread.start()
-
-    def take(self, path: str) -> tuple[os.stat_result, list[tuple[str, bytes]]] | None:
-        return self._entries.pop(path, None)
-
-    def attach(self, counters: Counters) -> None:
-        """Report totals to ``counters`` from now on (and what was counted so far)."""
-        with self._lock:
-            counters.add_total(files=self._files, nbytes=self._bytes)
-            self._counters = counters
-            if self.done:
-                counters.scanning = False
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._entries.clear()
-
-    def _count(self, files: int, nbytes: int) -> None:
-        with self._lock:
-            if self._counters is not None:
-                self._counters.add_total(files=files, nbytes=nbytes)
-            else:
-                self._files += files
-                self._bytes += nbytes
-
-    def _run(self, paths: list[str]) -> None:
-        try:
-            for t in paths:
-                try:
-                    if not os.path.isdir(t):
-                        self._count(1, os.lstat(t).st_size)
-                        continue
-                    self._dir(_walk_root(t))
-                except OSError:
-                    continue
-        finally:
-            with self._lock:
-                self.done = True
-                if self._counters is not None:
-                    self._counters.scanning = False
-
-    def _dir(self, path: str) -> None:
-        stack = [path]
-        entries, keep = self._entries, self._limit
-        while stack:
-            if self._stop.is_set():
-                return
-            d = stack.pop()
-            try:
-                with os.scandir(d) as it:
-                    found = sorted(it, key=lambda e: e.name)
-            except OSError:
-                continue
-            n = b = 0
-            subdirs = []
-            for e in found:
-                child = os.path.join(d, e.name)
-                try:
-                    s = e.stat(follow_symlinks=False)
-                except OSError:
-                    n += 1  # counted as os.walk would, size unknown
-                    continue
-                if len(entries) < keep:
-                    entries[child] = (s, read_xattrs(child))
-                if st.S_ISDIR(s.st_mode):
-                    subdirs.append(child)
-                elif not (st.S_ISLNK(s.st_mode) and e.is_dir()):  # os.walk's view of "a file"
-                    n += 1
-                    b += s.st_size
-            self._count(n, b)
-            stack.extend(reversed(subdirs))  # depth first, in name order, as the walk goes
 
 
 class Archiver:
@@ -417,9 +293,9 @@ class Archiver:
         if node.type != "file":
             self.counters.done(files=1)
             return node
-        if file_unchanged(pnode, s) and all(self.repo.index.has(BlobType.DATA, b) for b in pnode.content):
+        if file_unchanged(pnode, s) and self.repo.index.has_all(BlobType.DATA, pnode.content):
             node.content = pnode.content
-            self.stats.add(files_unmodified=1)
+            self.stats.files_unmodified += 1  # only the walk counts these: no lock
             self.counters.done(files=1, nbytes=s.st_size)
             return node
         if s.st_size < chunker.MIN_SIZE:
@@ -459,13 +335,15 @@ class Archiver:
                 node.content = None
 
     def _plan_dir_entries(self, plan: _DirPlan, path: str, parent_tree: bytes | None, fp, bp) -> None:
-        self.stats.add(dirs=1)
-        try:
-            with os.scandir(path) as it:
-                names = sorted(e.name for e in it)
-        except OSError as e:
-            self._warn(f"cannot read directory {path}: {e.strerror}")
-            return
+        self.stats.dirs += 1  # only the walk counts these: no lock
+        names = self._prescan.take_listing(path) if self._prescan is not None else None
+        if names is None:
+            try:
+                with os.scandir(path) as it:
+                    names = sorted(e.name for e in it)
+            except OSError as e:
+                self._warn(f"cannot read directory {path}: {e.strerror}")
+                return
         parents: dict[str, Node] = {}
         if parent_tree is not None:
             try:
@@ -474,38 +352,39 @@ class Archiver:
                 parents = {n.name: n for n in plan.parent_nodes}
             except RepoError:
                 parents = {}
+        prefix = path if path.endswith("/") else path + "/"  # os.path.join's result, for less
         for name in names:
             if self.cancel.is_set():
                 raise Cancelled("backup cancelled")
-            child = self._plan_entry(os.path.join(path, name), name, parents.get(name), fp, bp)
+            child = self._plan_entry(prefix + name, name, parents.get(name), fp, bp)
             if child is not None:
                 plan.children.append(child)
 
     def _node(self, path: str, name: str, s: os.stat_result, pnode: Node | None = None,
               xattrs: list[tuple[str, bytes]] | None = None) -> Node:
-        t = _type_of(s.st_mode)
-        n = Node(name=name, type=t, mode=go_mode_from_posix(s.st_mode), mtime=s.st_mtime_ns,
-                 atime=s.st_atime_ns if self.with_atime else s.st_mtime_ns, ctime=s.st_ctime_ns, uid=s.st_uid, gid=s.st_gid,
-                 user=self._names.user(s.st_uid), group=self._names.group(s.st_gid),
-                 inode=s.st_ino, device_id=s.st_dev)
+        # once per entry of the source: plain locals and positional arguments (see Node.from_json)
+        mode, mtime, ctime, ino, dev = s.st_mode, s.st_mtime_ns, s.st_ctime_ns, s.st_ino, s.st_dev
+        t = _TYPES.get(st.S_IFMT(mode), "irregular")
+        size = links = device = 0
+        target = ""
+        content = None
         if t == "file":
-            n.size = s.st_size
-            n.links = s.st_nlink
-            n.content = []
+            size, links, content = s.st_size, s.st_nlink, []
         elif t == "symlink":
-            n.linktarget = os.readlink(path)
-            n.links = s.st_nlink
+            target, links = os.readlink(path), s.st_nlink
         elif t in ("dev", "chardev"):
-            n.device = s.st_rdev
-            n.links = s.st_nlink
-        if (pnode is not None and pnode.ctime == s.st_ctime_ns and pnode.inode == s.st_ino
-                and pnode.device_id == s.st_dev and pnode.type == t):
+            device, links = s.st_rdev, s.st_nlink
+        if (pnode is not None and pnode.ctime == ctime and pnode.inode == ino
+                and pnode.device_id == dev and pnode.type == t):
             # setting or removing an extended attribute moves ctime: same inode, same ctime,
             # same attributes (the same trust restic puts in ctime for a file's content)
-            n.xattrs = list(pnode.xattrs)
-        else:
-            n.xattrs = xattrs if xattrs is not None else read_xattrs(path)
-        return n
+            xattrs = list(pnode.xattrs)
+        elif xattrs is None:
+            xattrs = read_xattrs(path)
+        names = self._names
+        return Node(name, t, go_mode_from_posix(mode), mtime, s.st_atime_ns if self.with_atime else mtime,
+                    ctime, s.st_uid, s.st_gid, names.user(s.st_uid), names.group(s.st_gid), ino, dev,
+                    size, links, target, xattrs, device, content)
 
     # ---- file contents --------------------------------------------------------------------
 

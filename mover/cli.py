@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-import os
 import sys
+from typing import TYPE_CHECKING
 
 from mover.earlyexit import quiet_sigint
 
 quiet_sigint()
 
-from mover import cliargs  # noqa: E402  (after the handler: imports take a while)
-from mover.archiver import Archiver, Prescan, find_parent
-from mover.deploy import installcmd
-from mover.kube import servercmd
-from mover.progress import Counters, ProgressBar, human_bytes, human_duration
-from mover.repo import identity
-from mover.repo.check import check
-from mover.repo.errors import RepoError
-from mover.repo.lock import Lock
-from mover.repo.open import open_backend, open_repository
-from mover.repo.repository import Repository
+# Only what parsing needs is imported here. A repository command starts opening the repository
+# (scrypt, which releases the GIL) and imports its own modules while that runs; the cluster
+# commands' modules (YAML and the CRD types, ~35 ms) load only when one of them is asked for.
+from mover import cliargs  # noqa: E402
+from mover.repo.open import open_backend  # noqa: E402
+
+if TYPE_CHECKING:
+    from mover.repo.snapshot import Snapshot
 
 EXIT_PARTIAL = 3  # as restic: the snapshot exists but some sources could not be read
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(cluster: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mover", description="restic-compatible data mover")
     cliargs.add_global_options(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -52,14 +50,21 @@ def build_parser() -> argparse.ArgumentParser:
     cmd("snapshots", "list snapshots")
     sp = cmd("check", "verify the repository's structure")
     sp.add_argument("--read-data", action="store_true", help="also read and verify every pack")
-    installcmd.register(sub)  # cluster commands: their parsers set `handler`
-    servercmd.register(sub)
+    if cluster:
+        for module in CLUSTER_COMMANDS:  # their parsers set `handler`
+            importlib.import_module(module).register(sub)
     return p
 
 
+CLUSTER_COMMANDS = ("mover.deploy.installcmd", "mover.kube.servercmd")
+
+
 def main(argv: list[str] | None = None) -> None:
-    cliargs.restore_default_sigint()
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    peek = cliargs.peek(argv)
+    # a repository command parses without the cluster commands; help lists them all
+    parser = build_parser(cluster=peek is None or peek.command not in COMMANDS or peek.help)
+    cliargs.restore_default_sigint()  # after the parser's imports: Ctrl-C there exits quietly
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
@@ -68,11 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     cliargs.run("mover", lambda: handler(args))
 
 
-def _open(args: argparse.Namespace) -> Repository:
-    return open_repository(cliargs.repo_location(args), cliargs.password(args))
-
-
 def cmd_init(args: argparse.Namespace) -> int:
+    from mover.repo.repository import Repository
+
     loc = cliargs.repo_location(args)
     pw = cliargs.password(args, confirm=True)
     repo = Repository.init(open_backend(loc), pw, version=args.repository_version)
@@ -84,9 +87,17 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    # stat the source tree while the key is derived and the lock taken (see Prescan)
+    from mover.prescan import Prescan
+
+    opening = cliargs.opening(args)
+    # stat the source tree while the key is derived and the modules below load (see Prescan)
     prescan = Prescan(args.paths)
-    repo = _open(args)
+    from mover.archiver import Archiver, find_parent
+    from mover.progress import Counters, ProgressBar, human_bytes, human_duration
+    from mover.repo import identity
+    from mover.repo.lock import Lock
+
+    repo = opening.result()
     host = args.host or identity.hostname()
     tags = [t for arg in args.tag for t in arg.split(",") if t]
     if args.json:  # like restic --json: stdout stays the summary, warnings go to stderr as JSON
@@ -94,7 +105,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
             {"message_type": "error", "error": {"message": m}, "during": "archival"}) + "\n")
     else:
         warn = lambda m: cliargs.err("mover", f"warning: {m}")  # noqa: E731
-    with Lock(repo, exclusive=False).acquire():
+    # the walk runs during the lock's 200 ms re-check; the first write waits for it
+    with Lock(repo, exclusive=False).acquire(confirm_before_write=True):
         parent = None
         if args.parent:
             parent = repo.find_snapshot(args.parent)
@@ -133,7 +145,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshots(args: argparse.Namespace) -> int:
-    repo = _open(args)
+    repo = cliargs.opening(args).result()
     snaps = repo.snapshots()
     if args.json:
         cliargs.print_json([snapshot_json(s) for s in snaps])
@@ -142,14 +154,14 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
     return 0
 
 
-def snapshot_json(s) -> dict:
+def snapshot_json(s: Snapshot) -> dict:
     d = s.to_json()
     d["id"] = s.id.hex()
     d["short_id"] = s.short_id
     return d
 
 
-def print_snapshot_table(snaps) -> None:
+def print_snapshot_table(snaps: list[Snapshot]) -> None:
     from datetime import datetime
 
     rows = [(s.short_id, datetime.fromtimestamp(s.time / 1e9).strftime("%Y-%m-%d %H:%M:%S"),
@@ -166,9 +178,16 @@ def print_snapshot_table(snaps) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    repo = _open(args)
-    with Lock(repo, exclusive=True).acquire():
+    opening = cliargs.opening(args)
+    from mover.repo.check import check
+    from mover.repo.lock import Lock
+
+    repo = opening.result()
+    # check only reads: it runs during the lock's 200 ms re-check, and its findings only count
+    # once the re-check has confirmed the lock
+    with Lock(repo, exclusive=True).acquire(confirm_before_write=True) as lock:
         rep = check(repo, read_data=args.read_data)
+        lock.confirm()
     if args.json:
         cliargs.print_json({"ok": rep.ok, "errors": rep.errors, "hints": rep.hints,
                             "packs": rep.packs, "snapshots": rep.snapshots})

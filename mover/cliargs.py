@@ -14,9 +14,10 @@ import json
 import os
 import signal
 import sys
-from typing import Callable, NoReturn
+from typing import Callable, Collection, NoReturn
 
 from mover.repo.errors import RepoError
+from mover.repo.open import Opening
 
 
 class UsageError(RepoError):
@@ -86,6 +87,55 @@ def password(args: argparse.Namespace, *, confirm: bool = False) -> str:
             raise UsageError("an empty password is not allowed")
         return pw
     raise UsageError("no password: use --password-file, RESTIC_PASSWORD_FILE or RESTIC_PASSWORD")
+
+
+class _QuietParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise argparse.ArgumentError(None, message)
+
+
+def peek(argv: list[str]) -> argparse.Namespace | None:
+    """The global options and the command name (``command``; ``help``: -h/--help anywhere),
+    read before the full parser is built, or None when they do not parse.
+
+    Building the full parser imports every command's module; this lets a command line decide
+    what to build, and start opening the repository first (:func:`open_early`). The full parse
+    has the last word: nothing here reports an error.
+    """
+    pre = _QuietParser(add_help=False)
+    add_global_options(pre, top=True)
+    pre.add_argument("command", nargs="?")
+    try:
+        ns, _rest = pre.parse_known_args(argv)
+    except argparse.ArgumentError:
+        return None
+    ns.help = any(a in ("-h", "--help") for a in argv)
+    return ns
+
+
+def open_early(argv: list[str], commands: Collection[str]) -> Opening | None:
+    """Start opening the repository (scrypt, ~0.5 s, releases the GIL) before the command line's
+    modules are imported, when ``argv`` names one of ``commands`` and gives the repository and
+    the password without a prompt. :func:`opening` takes it if the full parse agrees."""
+    ns = peek(argv)
+    if ns is None or ns.command not in commands or ns.help:
+        return None
+    try:
+        loc = repo_location(ns)
+        path = ns.password_file or os.environ.get("RESTIC_PASSWORD_FILE")
+        pw = read_password_file(path) if path else os.environ.get("RESTIC_PASSWORD")
+    except UsageError:
+        return None  # reported by the full parse's own attempt
+    return Opening(loc, pw) if pw else None
+
+
+def opening(args: argparse.Namespace, early: Opening | None = None) -> Opening:
+    """The repository ``args`` name, being opened: ``early`` if it was started for the same
+    location and password, else a new :class:`Opening`."""
+    loc, pw = repo_location(args), password(args)
+    if early is not None and early.location == loc and early.password == pw:
+        return early
+    return Opening(loc, pw)
 
 
 def print_json(obj: object) -> None:

@@ -226,3 +226,29 @@ def test_ctrl_c_while_taking_the_lock_leaves_no_lock(
         with pytest.raises(KeyboardInterrupt):
             lockmod.Lock(repo, exclusive=exclusive).acquire()
         assert os.listdir(tmp_path / "repo" / "locks") == []
+
+
+def test_deferred_lock_recheck_stops_the_first_write(tmp_path: Path) -> None:
+    """`mover backup` and `check` take their lock with the 200 ms re-check on a thread (they read
+    meanwhile): a conflicting lock that shows up in those 200 ms still stops the first write,
+    and releasing, even before the re-check ran (Ctrl-C), leaves no lock behind."""
+    from mover.repo import lock as lockmod
+    from mover.repo.backend import FileType
+    from mover.repo.errors import LockedError
+
+    Repository.init(LocalBackend(str(tmp_path / "repo")), TEST_PASSWORD)
+    repo = Repository.open(LocalBackend(str(tmp_path / "repo")), TEST_PASSWORD)
+    locks = tmp_path / "repo" / "locks"
+
+    early = lockmod.Lock(repo, exclusive=False).acquire(confirm_before_write=True)
+    early.release()  # before the re-check ran
+    assert os.listdir(locks) == [] and repo.write_gate is None
+
+    held = lockmod.Lock(repo, exclusive=False).acquire(confirm_before_write=True)
+    other = lockmod.LockInfo(time.time_ns(), True, "elsewhere", "someone", 4242)
+    other_name = repo.save_unpacked(FileType.LOCK, other.to_bytes())  # within the 200 ms
+    with pytest.raises(LockedError, match="is locked: exclusive lock by PID 4242 on elsewhere"):
+        repo.save_unpacked(FileType.SNAPSHOT, b"{}")
+    assert os.listdir(tmp_path / "repo" / "snapshots") == []
+    held.release()
+    assert os.listdir(locks) == [other_name]

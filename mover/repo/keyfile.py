@@ -1,4 +1,12 @@
-"""Key files: the master key, encrypted under a key derived from the password with scrypt."""
+"""Key files: the master key, encrypted under a key derived from the password with scrypt.
+
+Opening a repository is mostly scrypt (~0.5 s with the parameters restic calibrates), and
+``hashlib.scrypt`` releases the GIL: commands start :func:`find_master` on a thread before they
+import the rest of what they need (see ``mover.repo.open.Opening``). So this module imports
+only what it takes to reach scrypt; ``cryptography`` and :mod:`mover.repo.crypto` (which loads
+and self-tests libcrypto) are imported once scrypt has run, by when the caller's own imports
+have usually brought them in.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +16,21 @@ import json
 import os
 import time
 from dataclasses import dataclass
-
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from typing import TYPE_CHECKING
 
 from mover.repo import gojson, gotime
-from mover.repo.crypto import Key
-from mover.repo.errors import IntegrityError
+from mover.repo.backend import Backend, FileType, Handle
+from mover.repo.errors import IntegrityError, NotARepository, WrongPassword
 from mover.repo.identity import hostname, username
+
+if TYPE_CHECKING:
+    from mover.repo.crypto import Key
 
 SALT_SIZE = 64  # restic rejects any other salt length
 # restic calibrates N,r,p to ~0.5 s and 60 MiB; N=2^15, r=8 is what that yields. p=1 keeps
 # opening a repository quick; readers take whatever the file says.
 DEFAULT_N, DEFAULT_R, DEFAULT_P = 32768, 8, 1
+MAX_KEYS_TRIED = 20
 
 
 @dataclass
@@ -52,18 +63,26 @@ class KeyFile:
 
 
 def derive(password: bytes, kf: KeyFile, what: str) -> Key:
+    raw = _scrypt(password, kf, what)
+    from mover.repo.crypto import Key  # after scrypt: see the module's docstring
+
+    return Key.from_kdf_output(raw)
+
+
+def _scrypt(password: bytes, kf: KeyFile, what: str) -> bytes:
     if kf.kdf != "scrypt":
         raise IntegrityError(f"{what}: unsupported KDF {kf.kdf!r}")
     if len(kf.salt) != SALT_SIZE:
         raise IntegrityError(f"{what}: salt is {len(kf.salt)} bytes, expected {SALT_SIZE}")
     try:
         # hashlib's scrypt is OpenSSL's, as cryptography's is, but it releases the GIL for its
-        # half second, so other threads (mover backup's prescan) run meanwhile
-        raw = hashlib.scrypt(password, salt=kf.salt, n=kf.n, r=kf.r, p=kf.p, dklen=64,
-                             maxmem=min(2**31 - 1, 128 * kf.r * (kf.n + kf.p + 2) + (1 << 20)))
+        # half second, so other threads (the command's imports, backup's prescan) run meanwhile
+        return hashlib.scrypt(password, salt=kf.salt, n=kf.n, r=kf.r, p=kf.p, dklen=64,
+                              maxmem=min(2**31 - 1, 128 * kf.r * (kf.n + kf.p + 2) + (1 << 20)))
     except (ValueError, OverflowError, MemoryError, TypeError):  # let cryptography say why
-        raw = Scrypt(salt=kf.salt, length=64, n=kf.n, r=kf.r, p=kf.p).derive(password)
-    return Key.from_kdf_output(raw)
+        from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+        return Scrypt(salt=kf.salt, length=64, n=kf.n, r=kf.r, p=kf.p).derive(password)
 
 
 def open_master(password: bytes, kf: KeyFile, what: str) -> Key | None:
@@ -71,7 +90,32 @@ def open_master(password: bytes, kf: KeyFile, what: str) -> Key | None:
     user_key = derive(password, kf, what)
     if not user_key.mac_ok(kf.data):
         return None
+    from mover.repo.crypto import Key  # imported by derive already
+
     return Key.from_json(json.loads(user_key.open(kf.data, what)))
+
+
+def find_master(backend: Backend, password: str) -> Key:
+    """The master key from the first key file (of at most MAX_KEYS_TRIED) that opens with
+    ``password``, as restic looks for it."""
+    where = backend.location()
+    # a wrong path should say "no repository", not "no key files"
+    if not backend.exists(Handle(FileType.CONFIG)):
+        raise NotARepository(f"no repository at {where} (no 'config' file): check the path, "
+                             f"or create one with `mover init`")
+    tried = 0
+    for name, _size in backend.list(FileType.KEY):
+        if tried >= MAX_KEYS_TRIED:
+            break
+        tried += 1
+        what = f"key {name[:8]} in {where}"
+        kf = KeyFile.from_bytes(backend.load(Handle(FileType.KEY, name)), what)
+        master = open_master(password.encode(), kf, what)
+        if master is not None:
+            return master
+    if tried == 0:
+        raise NotARepository(f"repository at {where} has no key files; it is damaged or incomplete")
+    raise WrongPassword(f"wrong password for repository {where}: no key opens with it")
 
 
 def new_key_file(password: bytes, master: Key) -> tuple[str, bytes]:

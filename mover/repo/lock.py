@@ -80,16 +80,34 @@ class Lock:
         self._id: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._recheck: threading.Thread | None = None
+        self._conflict: BaseException | None = None
 
-    def acquire(self) -> "Lock":
+    def acquire(self, confirm_before_write: bool = False) -> "Lock":
+        """Write the lock, wait RECHECK_WAIT_S and look again for a lock written meanwhile.
+
+        With ``confirm_before_write`` the wait and the second look run on a thread, and the
+        repository's first write waits for them (``Repository.write_gate``): a backup walks its
+        source during those 200 ms instead of sleeping; a command that only reads calls
+        :meth:`confirm` before it reports. Reading before the second look is safe: a holder of
+        a conflicting lock only changes the repository after its own second look, and one of
+        the two looks sees the other's lock, so one of the two gives up.
+        """
         self._remove_own_stale()
         self._check_conflicts()
         started = time.time_ns()
         try:
             self._id = self._write()
-            time.sleep(RECHECK_WAIT_S)  # a lock written at the same moment shows up by now
-            self._check_conflicts()
+            if confirm_before_write:
+                self._recheck = threading.Thread(target=self._recheck_later, name="lock-recheck",
+                                                 daemon=True)
+                self._recheck.start()
+                self._repo.write_gate = self.confirm
+            else:
+                time.sleep(RECHECK_WAIT_S)  # a lock written at the same moment shows up by now
+                self._check_conflicts()
         except BaseException:  # a conflict, or Ctrl-C while we write or wait: take our lock back
+            self._stop_threads()
             if self._id:
                 self._repo.backend.remove(self._handle())
                 self._id = None
@@ -103,10 +121,31 @@ class Lock:
         self._thread.start()
         return self
 
-    def release(self) -> None:
+    def confirm(self) -> None:
+        """Wait for the second look of ``acquire(confirm_before_write=True)``; raise what it found."""
+        if self._recheck is not None:
+            self._recheck.join()
+        if self._conflict is not None:
+            raise self._conflict
+
+    def _recheck_later(self) -> None:
+        if self._stop.wait(RECHECK_WAIT_S):
+            return  # released meanwhile
+        try:
+            self._check_conflicts()
+        except BaseException as e:  # noqa: BLE001 - raised by confirm() in the writing thread
+            self._conflict = e
+
+    def _stop_threads(self) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join()
+        if self._repo.write_gate == self.confirm:
+            self._repo.write_gate = None
+        for t in (self._thread, self._recheck):
+            if t is not None:
+                t.join()
+
+    def release(self) -> None:
+        self._stop_threads()
         if self._id:
             self._repo.backend.remove(self._handle())
             self._id = None

@@ -1,10 +1,22 @@
-"""Turn a repository string (restic's conventions) into a backend and an open repository."""
+"""Turn a repository string (restic's conventions) into a backend and an open repository.
+
+Imported by the command lines before anything heavy: :class:`Opening` starts the key
+derivation first, and the command imports what it needs while scrypt runs.
+"""
 
 from __future__ import annotations
 
+import threading
+from typing import TYPE_CHECKING
+
+from mover.repo import keyfile
+from mover.repo import malloc  # noqa: F401 - glibc's settings, before the first thread starts
 from mover.repo.backend import Backend
 from mover.repo.backend.local import LocalBackend
-from mover.repo.repository import Repository
+
+if TYPE_CHECKING:
+    from mover.repo.crypto import Key
+    from mover.repo.repository import Repository
 
 
 def open_backend(location: str) -> Backend:
@@ -19,4 +31,43 @@ def open_backend(location: str) -> Backend:
 
 
 def open_repository(location: str, password: str) -> Repository:
+    from mover.repo.repository import Repository  # heavy; the early command-line path avoids it
+
     return Repository.open(open_backend(location), password)
+
+
+class Opening:
+    """A repository being opened on a thread of its own; :meth:`result` waits for it.
+
+    Opening is mostly scrypt (~0.5 s with the parameters restic calibrates), which releases the
+    GIL, and the thread imports only light modules before it (see :mod:`mover.repo.keyfile`):
+    a command starts one first and imports the rest of what it needs meanwhile, instead of
+    paying ~0.2 s of imports and then the key derivation one after the other.
+    """
+
+    def __init__(self, location: str, password: str) -> None:
+        self.location = location
+        self.password = password
+        self._backend: Backend | None = None
+        self._master: Key | None = None
+        self._error: BaseException | None = None
+        self._repo: Repository | None = None
+        self._thread = threading.Thread(target=self._run, name="open", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._backend = open_backend(self.location)
+            self._master = keyfile.find_master(self._backend, self.password)
+        except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+            self._error = e
+
+    def result(self) -> Repository:
+        if self._repo is None:
+            self._thread.join()
+            if self._error is not None:
+                raise self._error
+            from mover.repo.repository import Repository  # imported by the caller meanwhile
+
+            self._repo = Repository.open_with_key(self._backend, self._master)
+        return self._repo

@@ -14,14 +14,15 @@ import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Iterable
+from typing import Callable, Iterable
 
 from mover.repo import compression, gojson, keyfile, polynomial
+from mover.repo import malloc  # noqa: F401 - glibc's settings, applied on import (see there)
 from mover.repo.backend import Backend, FileType, Handle
 from mover.repo.backend.local import LocalBackend
 from mover.repo.blob import BlobType, PackedBlob
-from mover.repo.crypto import OVERHEAD, Key
-from mover.repo.errors import IntegrityError, NotARepository, NotFound, RepoError, WrongPassword
+from mover.repo.crypto import Key
+from mover.repo.errors import IntegrityError, NotFound, RepoError
 from mover.repo.index import Index, encode_index_file
 from mover.repo.pack import PackBuilder
 from mover.repo.snapshot import Snapshot
@@ -29,34 +30,6 @@ from mover.repo.tree import Node, decode_tree, encode_tree
 
 PACK_SIZE = 16 * 1024 * 1024  # restic 0.14's default target
 INDEX_EVERY_PACKS = 256  # write an index part during long backups, so a crash keeps the work
-MAX_KEYS_TRIED = 20
-
-
-def _tune_malloc() -> None:
-    """Keep glibc from handing freed MiB-sized buffers back to the kernel after every blob.
-
-    By default glibc trims the heap (and munmaps big chunks) as soon as a buffer is freed, so the
-    next blob's buffer is page-faulted and zeroed again: that halved AES and zstd throughput here
-    (cryptography's ``update`` went from 5.4 to 1.1 GB/s). A fixed 32 MiB mmap threshold and a
-    64 MiB trim threshold keep a working set of buffers in the process instead, and one arena
-    for all threads keeps that working set from being multiplied by the thread count (peak RSS
-    of a 1 GiB backup: 300 MiB with an arena per thread, 190 MiB with one; the threads allocate
-    big buffers while holding the GIL anyway, so they hardly contend for the arena's lock).
-    """
-    if os.environ.get("MOVER_NO_MALLOPT"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
-        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD (the largest glibc accepts on 64-bit)
-        libc.mallopt(-8, 1)  # M_ARENA_MAX
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
-
-
-_tune_malloc()
 
 
 class Repository:
@@ -70,7 +43,7 @@ class Repository:
         self.pack_size = PACK_SIZE
         self._index: Index | None = None
         self._index_fresh = True  # False: loaded ahead of use (see the index property)
-        self._prefetched_names: frozenset[str] = frozenset()
+        self._loaded_names: frozenset[str] | None = frozenset()  # the index files read
         self._index_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._builders: dict[BlobType, PackBuilder] = {}
@@ -87,6 +60,9 @@ class Repository:
         self._room = threading.Condition(threading.Lock())
         self._tree_cache: OrderedDict[bytes, list[Node]] = OrderedDict()
         self._tree_cache_lock = threading.Lock()
+        # called before every write but a lock file's: a lock taken with
+        # confirm_before_write=True makes writes wait for its second look (see Lock.acquire)
+        self.write_gate: Callable[[], None] | None = None
 
     # ---- opening and creating -------------------------------------------------------------
 
@@ -105,25 +81,12 @@ class Repository:
 
     @classmethod
     def open(cls, backend: Backend, password: str) -> "Repository":
+        return cls.open_with_key(backend, keyfile.find_master(backend, password))
+
+    @classmethod
+    def open_with_key(cls, backend: Backend, master: Key) -> "Repository":
+        """Open with the master key :func:`keyfile.find_master` found (read the config)."""
         where = backend.location()
-        if not backend.exists(Handle(FileType.CONFIG)):
-            raise NotARepository(f"no repository at {where} (no 'config' file): check the path, "
-                                 f"or create one with `mover init`")
-        master = None
-        tried = 0
-        for name, _size in backend.list(FileType.KEY):
-            if tried >= MAX_KEYS_TRIED:
-                break
-            tried += 1
-            what = f"key {name[:8]} in {where}"
-            kf = keyfile.KeyFile.from_bytes(backend.load(Handle(FileType.KEY, name)), what)
-            master = keyfile.open_master(password.encode(), kf, what)
-            if master is not None:
-                break
-        if tried == 0:
-            raise NotARepository(f"repository at {where} has no key files; it is damaged or incomplete")
-        if master is None:
-            raise WrongPassword(f"wrong password for repository {where}: no key opens with it")
         raw = master.open(backend.load(Handle(FileType.CONFIG)), f"config of {where}")
         try:
             config = json.loads(raw)
@@ -150,6 +113,8 @@ class Repository:
     def save_unpacked(self, t: FileType, json_bytes: bytes) -> str:
         data = self.key.seal(compression.encode_unpacked(json_bytes, self.version))
         name = hashlib.sha256(data).hexdigest()
+        if t is not FileType.LOCK:
+            self._before_write()
         self.backend.save(Handle(t, name), data)
         return name
 
@@ -170,13 +135,13 @@ class Repository:
             return idx
         with self._index_lock:
             if self._index is None:
-                self._index, _names = self._load_index()
+                self._index, self._loaded_names = self._load_index()
             elif not self._index_fresh:
                 # Loaded ahead by _prefetch_index, perhaps before the caller took its lock: a
                 # prune that ended meanwhile would have replaced index files, so compare the
                 # listing once (one list call) and load again if it changed.
-                if self._index_names() != self._prefetched_names:
-                    self._index, _names = self._load_index()
+                if self._index_names() != self._loaded_names:
+                    self._index, self._loaded_names = self._load_index()
             self._index_fresh = True
             return self._index
 
@@ -190,7 +155,7 @@ class Repository:
             try:
                 with self._index_lock:
                     if self._index is None:
-                        self._index, self._prefetched_names = self._load_index()
+                        self._index, self._loaded_names = self._load_index()
                         self._index_fresh = False
             except Exception:  # noqa: BLE001 - reported by the caller's own load
                 pass
@@ -268,8 +233,14 @@ class Repository:
         with self._write_lock:
             self._uploads.append(fut)
 
+    def _before_write(self) -> None:
+        gate = self.write_gate
+        if gate is not None:
+            gate()
+
     def _upload_pack(self, pack_id: bytes, data: bytes, blobs: list[PackedBlob]) -> None:
         try:
+            self._before_write()
             self.backend.save(Handle(FileType.PACK, pack_id.hex()), data)
         finally:
             del data
