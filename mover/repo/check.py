@@ -53,15 +53,20 @@ def check(repo: Repository, read_data: bool = False,
             rep.hints.append(f"pack {name}: not referenced in any readable index" + (
                 " (perhaps listed in the damaged index file)" if index_damaged else
                 " (left by an interrupted backup; harmless)"))
-    _check_snapshots(repo, rep)
-    if read_data:
-        names = [p for p in stored if bytes.fromhex(p) in by_pack]
-        with ThreadPoolExecutor(4) as pool:
-            for i, errs in enumerate(pool.map(lambda n: _read_pack(repo, n, by_pack[bytes.fromhex(n)]), names)):
-                rep.errors.extend(errs)
-                rep.packs_read += 1
-                if progress:
-                    progress("read data", i + 1, len(names))
+    names = [p for p in stored if bytes.fromhex(p) in by_pack] if read_data else []
+    pool = ThreadPoolExecutor(4)
+    try:
+        # the packs are read (file reads, sha256, AES and zstd, mostly without the GIL) while
+        # this thread walks the trees (Python); their errors still come after the trees'
+        reads = pool.map(lambda n: _read_pack(repo, n, by_pack[bytes.fromhex(n)]), names)
+        _check_snapshots(repo, rep)
+        for i, errs in enumerate(reads):
+            rep.errors.extend(errs)
+            rep.packs_read += 1
+            if progress:
+                progress("read data", i + 1, len(names))
+    finally:  # on Ctrl-C, only the packs being read are finished
+        pool.shutdown(wait=True, cancel_futures=True)
     return rep
 
 
