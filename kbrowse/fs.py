@@ -28,6 +28,7 @@ import os
 import stat
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +53,8 @@ READAHEAD_BYTES = 16 * 1024 * 1024  # how far sequential readers are served ahea
 READAHEAD_THREADS = 4
 SEQUENTIAL_SLACK = 1024 * 1024  # the kernel's parallel read-ahead requests arrive a little out of order
 PATH_CACHE = 65536  # resolved paths kept
+RELOAD_SECONDS = 5.0  # a repository's snapshot list is checked at most this often
+VIRTUAL_SECONDS = 1  # kernel caching of names in directories that change when snapshots do
 INDEX_CACHE_NODES = 400_000  # names kept in per-directory indexes, summed over directories
 
 _IFMT = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK,
@@ -123,10 +126,16 @@ class SnapshotFS:
     use_ns = True
 
     def __init__(self, view: RepositoryView | None, root: Entry, *,
-                 on_ready: Callable[[], None] | None = None) -> None:
-        """``view`` reads the snapshot entries that do not name their own (None: all do)."""
+                 on_ready: Callable[[], None] | None = None,
+                 reload: Callable[[], Entry | None] | None = None) -> None:
+        """``view`` reads the snapshot entries that do not name their own (None: all do).
+        ``reload`` gives a new root when the snapshot list has changed (None: unchanged); it
+        is asked when a virtual directory is listed or a name is missing, at most every
+        RELOAD_SECONDS."""
         self.view = view
         self.root = root
+        self._reload = reload
+        self._reloaded = time.monotonic()
         self.on_ready = on_ready
         self.uid, self.gid = os.getuid(), os.getgid()
         self._lock = threading.Lock()
@@ -155,6 +164,25 @@ class SnapshotFS:
 
     def destroy(self, path: str) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _maybe_reload(self) -> bool:
+        """Take in new or removed snapshots; True if the tree changed."""
+        now = time.monotonic()
+        with self._lock:
+            if self._reload is None or now - self._reloaded < RELOAD_SECONDS:
+                return False
+            self._reloaded = now
+        try:
+            root = self._reload()
+        except Exception as e:  # noqa: BLE001  the mount goes on with the list it has
+            self._log(f"cannot reload the snapshot list: {e}")
+            return False
+        if root is None:
+            return False
+        with self._lock:
+            self.root = root
+            self._paths.clear()
+        return True
 
     # ---- resolving paths -----------------------------------------------------------------------
 
@@ -253,11 +281,18 @@ class SnapshotFS:
     # ---- attributes ----------------------------------------------------------------------------
 
     def _stat(self, entry: Entry, path: str) -> dict:
+        """fusepy's stat dict; "cache_seconds", where present, tells the kernel transport to
+        keep the name and attributes for that long only (they change when snapshots do)."""
         if isinstance(entry, SnapEntry):
-            return node_stat(entry.snap.id, entry.path, entry.node)
+            st = node_stat(entry.snap.id, entry.path, entry.node)
+            if self._reload is not None and not entry.path:  # a snapshot's name in a listing
+                st["cache_seconds"] = VIRTUAL_SECONDS
+            return st
         mtime = entry.mtime if isinstance(entry, (VDir, VLink)) else self._mtime(entry, path)
         virtual = {"st_ino": _ino(b"/", path.encode(_ENC)), "st_nlink": 1, "st_uid": self.uid,
                    "st_gid": self.gid, "st_atime": mtime, "st_mtime": mtime, "st_ctime": mtime}
+        if self._reload is not None:
+            virtual["cache_seconds"] = VIRTUAL_SECONDS
         if isinstance(entry, (VDir, LazyDir, LazySnapshot)):
             return virtual | {"st_mode": stat.S_IFDIR | 0o555, "st_size": 0}
         if isinstance(entry, TextFile):
@@ -275,6 +310,12 @@ class SnapshotFS:
         return {"st_ino": _ino(b"/", path.encode(_ENC)), "st_mode": mode}
 
     def getattr(self, path: str, fh: object = None) -> dict:
+        try:
+            return self._stat(self._resolve(path), path)
+        except _FSError as e:
+            # a snapshot asked for by name right after its backup: look again once
+            if e.errno != errno.ENOENT or not self._maybe_reload():
+                raise
         return self._stat(self._resolve(path), path)
 
     def readlink(self, path: str) -> str:
@@ -309,6 +350,8 @@ class SnapshotFS:
 
     def opendir(self, path: str) -> int:
         entry = self._resolve(path)
+        if isinstance(entry, VDir) and self._maybe_reload():
+            entry = self._resolve(path)
         if isinstance(entry, LazySnapshot):
             entry = self._enter(entry, path)
         if isinstance(entry, DIRS):

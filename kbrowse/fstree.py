@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mover.repo import gotime
+from mover.repo.backend.base import FileType
 from mover.repo.snapshot import Snapshot
 from mover.repo.tree import Node
 
@@ -202,3 +203,26 @@ def repository_root(snaps: list[Snapshot], root_of: RootOf) -> dict[bytes, Entry
         b"hosts": group(by_host),
         b"tags": group(by_tag),
     }
+
+
+class RepositoryTree:
+    """A repository mount's root, built again when the repository's snapshot list changes
+    (a backup lands, a snapshot is forgotten): only new snapshot files are read."""
+
+    def __init__(self, view: Any) -> None:
+        self.view = view  # a RepositoryView
+        self._snaps = {s.id.hex(): s for s in view.snapshots()}
+
+    def root(self) -> VDir:
+        top = repository_root(list(self._snaps.values()), self.view.root)
+        return vdir(top, max(e.mtime for e in top.values()))
+
+    def reload(self) -> VDir | None:
+        """The new root, or None when the snapshot list is the same."""
+        repo = self.view.repo
+        names = {name for name, _ in repo.backend.list(FileType.SNAPSHOT)}
+        if names == self._snaps.keys():
+            return None
+        repo.refresh_index()  # the new snapshots' trees and data are in new index files
+        self._snaps = {n: self._snaps.get(n) or repo.load_snapshot(n) for n in sorted(names)}
+        return self.root()

@@ -23,6 +23,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
@@ -34,6 +35,8 @@ MAX_WRITE = 128 * 1024  # nothing is written, but the kernel sizes its read buff
 MAX_PAGES = 256  # a READ asks for up to 1 MiB
 BUFFER = MAX_WRITE + 64 * 1024  # request buffer: header, arguments and the largest payload
 PROTOCOL_MINOR = 38  # the fuse.h the structures below follow
+NEGATIVE_SECONDS = 1
+STOP_GRACE = 2.0  # seconds a signalled mount goes on serving those still inside it
 
 _ENC = "latin-1"  # one character per byte: any name passes through as the path text
 
@@ -50,8 +53,9 @@ _NO_REPLY = {FORGET, BATCH_FORGET, INTERRUPT}
 
 # INIT flags we ask for (the kernel grants the ones it has)
 ASYNC_READ, DO_READDIRPLUS, PARALLEL_DIROPS = 1 << 0, 1 << 13, 1 << 18
-MAX_PAGES_FLAG, CACHE_SYMLINKS = 1 << 22, 1 << 23
-_WANTED = ASYNC_READ | DO_READDIRPLUS | PARALLEL_DIROPS | MAX_PAGES_FLAG | CACHE_SYMLINKS
+MAX_PAGES_FLAG = 1 << 22
+# not FUSE_CACHE_SYMLINKS: `snapshots/latest` changes target when a backup lands
+_WANTED = ASYNC_READ | DO_READDIRPLUS | PARALLEL_DIROPS | MAX_PAGES_FLAG
 FOPEN_KEEP_CACHE = 1 << 1
 
 IN_HEADER = struct.Struct("<IIQQIIIHH")  # len opcode unique nodeid uid gid pid extlen pad
@@ -121,6 +125,7 @@ class Session:
         self._ids: dict[str, int] = {"/": ROOT_ID}
         self._next_id = ROOT_ID + 1
         self._initialized = False
+        self._stopped: float | None = None
         self._handlers: dict[int, Callable[[str, memoryview], bytes | list]] = {
             LOOKUP: self._lookup, GETATTR: self._getattr, READLINK: self._readlink,
             OPEN: self._open, READ: self._read, RELEASE: self._release, STATFS: self._statfs,
@@ -132,7 +137,9 @@ class Session:
     # ---- the loop ------------------------------------------------------------------------------
 
     def run(self, workers: int = WORKERS) -> None:
-        """Serve until the filesystem is unmounted (the kernel then ends the connection)."""
+        """Serve until the filesystem is unmounted (the kernel then ends the connection), or
+        until STOP_GRACE seconds after :meth:`stop` while someone still sits in the detached
+        mount: the caller then exits, which ends the connection, as libfuse does."""
         threads = [threading.Thread(target=self._worker, name=f"fuse-{i}", daemon=True)
                    for i in range(workers)]
         for t in threads:
@@ -140,7 +147,14 @@ class Session:
         for t in threads:
             while t.is_alive():
                 t.join(0.5)  # a timeout, so the main thread keeps running signal handlers
+                if self._stopped is not None and time.monotonic() - self._stopped > STOP_GRACE:
+                    break
         self.ops.destroy("/")
+
+    def stop(self) -> None:
+        """Asked to end (a signal): the mount is detached; :meth:`run` returns soon."""
+        if self._stopped is None:
+            self._stopped = time.monotonic()
 
     def _worker(self) -> None:
         buf = bytearray(BUFFER)
@@ -247,7 +261,8 @@ class Session:
     def _entry(self, path: str, st: dict) -> bytes:
         with self._lock:
             nid = self._remember(path)
-        return ENTRY_OUT.pack(nid, 0, self.valid, self.valid, 0, 0, *_attr(st))
+        valid = st.get("cache_seconds", self.valid)
+        return ENTRY_OUT.pack(nid, 0, valid, valid, 0, 0, *_attr(st))
 
     def _lookup(self, parent: str, body: memoryview) -> bytes:
         name = bytes(body[:-1]).decode(_ENC)  # NUL-terminated
@@ -257,12 +272,14 @@ class Session:
         except OSError as e:
             if e.errno != errno.ENOENT:
                 raise
-            # a negative entry: the kernel remembers the name is missing for as long
-            return ENTRY_OUT.pack(0, 0, self.valid, 0, 0, 0, *_NEGATIVE)
+            # a negative entry: the kernel remembers for a moment that the name is missing (a
+            # snapshot may appear under it)
+            return ENTRY_OUT.pack(0, 0, NEGATIVE_SECONDS, 0, 0, 0, *_NEGATIVE)
         return self._entry(path, st)
 
     def _getattr(self, path: str, body: memoryview) -> bytes:
-        return ATTR_OUT.pack(self.valid, 0, 0, *_attr(self.ops.getattr(path)))
+        st = self.ops.getattr(path)
+        return ATTR_OUT.pack(st.get("cache_seconds", self.valid), 0, 0, *_attr(st))
 
     def _readlink(self, path: str, body: memoryview) -> bytes:
         return self.ops.readlink(path).encode(_ENC)
@@ -337,8 +354,8 @@ class Session:
                 if plus:
                     if complete:
                         nid = self._remember(_child(path, name))
-                        out.append(ENTRY_OUT.pack(nid, 0, self.valid, self.valid, 0, 0,
-                                                  *_attr(st)))
+                        valid = st.get("cache_seconds", self.valid)
+                        out.append(ENTRY_OUT.pack(nid, 0, valid, valid, 0, 0, *_attr(st)))
                     else:
                         out.append(_NO_ENTRY)
                 out.append(DIRENT.pack(st["st_ino"], next_offset, len(raw),
@@ -385,9 +402,14 @@ def serve(ops: PathFS, mountpoint: str, options: Iterable[str], *, cache_seconds
     fd = mount(mountpoint, options)
     session = Session(ops, fd, cache_seconds=cache_seconds, log=_log)
     previous: dict[int, object] = {}
+
+    def on_signal(*_: object) -> None:
+        unmount(mountpoint)
+        session.stop()
+
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            previous[sig] = signal.signal(sig, lambda *_: unmount(mountpoint))
+            previous[sig] = signal.signal(sig, on_signal)
     try:
         session.run()
     finally:

@@ -75,7 +75,7 @@ def serve(ops: object, mountpoint: str, options: Iterable[str], *, cache_seconds
     kwargs |= {
         "use_ino": True,  # our inode numbers, so hard links share one
         "entry_timeout": cache_seconds, "attr_timeout": cache_seconds,
-        "negative_timeout": cache_seconds,
+        "negative_timeout": 1,  # a snapshot may appear under a name that was missing
     }
     try:
         _FUSE(_Operations(ops), os.fsencode(mountpoint).decode(_ENC), encoding=_ENC,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from kbrowse import bslcmd
-from kbrowse.fstree import SnapEntry, repository_root, vdir
+from kbrowse.fstree import RepositoryTree, SnapEntry
 from mover import cliargs
 from mover.repo.errors import RepoError
 from mover.repo.lock import Lock
@@ -138,12 +138,11 @@ def _serve(args: argparse.Namespace, mp: str, fs: ModuleType,
     view = RepositoryView(repo, cache_bytes=args.cache_size)
     if args.snapshot:
         snap = repo.find_snapshot(args.snapshot)
-        root = SnapEntry(snap, view.root(snap), b"")
+        ops = fs.SnapshotFS(view, SnapEntry(snap, view.root(snap), b""), on_ready=on_ready)
     else:
         # the snapshot list only: trees are loaded when a directory is looked into
-        top = repository_root(view.snapshots(), view.root)
-        root = vdir(top, max(e.mtime for e in top.values()))
-    ops = fs.SnapshotFS(view, root, on_ready=on_ready)
+        tree = RepositoryTree(view)
+        ops = fs.SnapshotFS(view, tree.root(), on_ready=on_ready, reload=tree.reload)
     if on_ready is None:
         cliargs.err("kbrowse", f"serving {view.location()} at {mp}; Ctrl-C or "
                                f"`kbrowse umount {mp}` unmounts")

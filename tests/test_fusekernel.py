@@ -133,7 +133,7 @@ def test_lookup_attributes_and_counting(wire: Wire) -> None:
 
 def test_missing_name_is_a_cached_negative_entry(wire: Wire) -> None:
     nid, entry = wire.lookup(fk.ROOT_ID, b"nothing")
-    assert nid == 0 and entry[2] == CACHE_SECONDS  # entry_valid: remember it is missing
+    assert nid == 0 and entry[2] == fk.NEGATIVE_SECONDS  # entry_valid: missing for a moment
 
 
 def test_readdirplus_pages_carry_attributes_and_node_ids(wire: Wire) -> None:

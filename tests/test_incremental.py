@@ -167,7 +167,10 @@ def test_unchanged_tree_in_process_opens_no_file(
     root, _ = full_tree
     backend = LocalBackend(str(tmp_path / "repo"))
     Repository.init(backend, TEST_PASSWORD)
-    paths = [str(root)]
+    # "." from inside: an absolute path would put /tmp and the other directories above the
+    # tree in the snapshot, whose times change whenever a parallel test writes to /tmp
+    monkeypatch.chdir(root)
+    paths = ["."]
     total, nfiles = content_bytes(root), regular_files(root)
     spy = ReadSpy(monkeypatch, root)
 
@@ -275,3 +278,31 @@ def test_parent_selection(full_tree: tuple[Path, dict], tmp_path: Path) -> None:
     assert recorded[s2["snapshot_id"]] == s1["snapshot_id"]
     assert recorded[s4["snapshot_id"]] == s3["snapshot_id"]
     assert recorded[s1["snapshot_id"]] is None and recorded[s7["snapshot_id"]] is None
+
+
+def test_a_reader_refreshes_its_index_after_backups_and_a_prune(tmp_path: Path,
+                                                                 restic_bin: str) -> None:
+    """What a long-lived reader (`kbrowse mount`) relies on to show later snapshots."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_bytes(os.urandom(50_000))
+    m = Mover(tmp_path / "repo")
+    m.init()
+    first = m.backup(["."], cwd=src)["snapshot_id"]
+    reader = Repository.open(LocalBackend(str(tmp_path / "repo")), TEST_PASSWORD)
+    first_tree = reader.load_snapshot(first).tree
+    assert reader.index.has(BlobType.TREE, first_tree)
+    (src / "b").write_bytes(os.urandom(50_000))
+    second = m.backup(["."], cwd=src)["snapshot_id"]
+    tree = reader.load_snapshot(second).tree
+    assert not reader.index.has(BlobType.TREE, tree)  # written after the index was read
+    reader.refresh_index()
+    assert reader.index.has(BlobType.TREE, tree)
+    assert {n.name for n in reader.load_tree(tree)} == {"a", "b"}
+    # a prune replaces index files: the reader reads them all again, so the first snapshot's
+    # own tree is gone from its index as from the repository
+    Restic(str(tmp_path / "repo"), TEST_PASSWORD, binary=restic_bin).run("forget", first, "--prune")
+    assert reader.index.has(BlobType.TREE, first_tree)
+    reader.refresh_index()
+    assert not reader.index.has(BlobType.TREE, first_tree)
+    assert reader.index.has(BlobType.TREE, tree)

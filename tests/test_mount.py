@@ -245,6 +245,33 @@ def test_libfuse_transport_equals_source(mover_repo: Repo, tmp_path: Path) -> No
         assert len(os.listdir(extra / "many")) == 2000
 
 
+def test_new_snapshots_appear_without_a_remount(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("one\n")
+    m = Mover(tmp_path / "repo")
+    m.init()
+    first = m.backup(["."], cwd=src)["snapshot_id"]
+    with kbrowse_mount(tmp_path / "repo", tmp_path / "m") as mnt:
+        assert os.listdir(mnt.path / "ids") == [_short(first)]
+        assert (mnt.path / "snapshots" / "latest" / "a.txt").read_text() == "one\n"
+        (src / "b.txt").write_text("two\n")
+        second = m.backup(["."], cwd=src)["snapshot_id"]
+        deadline = time.monotonic() + 20
+        while len(os.listdir(mnt.path / "ids")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sorted(os.listdir(mnt.path / "ids")) == sorted([_short(first), _short(second)])
+        # the kernel was told to keep virtual names only briefly: latest moves on
+        latest = mnt.path / "snapshots" / "latest"
+        assert sorted(os.listdir(mnt.path / "hosts" / os.uname().nodename)) == sorted(
+            n for n in os.listdir(mnt.path / "snapshots"))
+        deadline = time.monotonic() + 5
+        while not (latest / "b.txt").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (latest / "b.txt").read_text() == "two\n"
+        assert (mnt.path / "ids" / _short(second) / "a.txt").read_text() == "one\n"
+
+
 def test_single_snapshot_at_the_root(mover_repo: Repo, tmp_path: Path) -> None:
     with kbrowse_mount(mover_repo.path, tmp_path / "m", _short(mover_repo.full_id)) as m:
         assert compare_trees(mover_repo.full_src, m.path, check_atime=False) == []
@@ -406,6 +433,21 @@ def test_signal_unmounts_cleanly(mover_repo: Repo, tmp_path: Path, sig: signal.S
         assert m.proc.wait(timeout=15) == 0, m.log.read_text(errors="replace")
         assert not _is_mounted(m.path)
         assert locks() == before
+
+
+def test_signal_ends_a_busy_mount(mover_repo: Repo, tmp_path: Path) -> None:
+    """A shell still inside the mount does not keep `kbrowse mount` alive after Ctrl-C: the
+    mount is detached at once, and the process ends shortly after (as libfuse's do)."""
+    with kbrowse_mount(mover_repo.path, tmp_path / "m") as m:
+        inside = m.path / "snapshots" / "latest"
+        squatter = subprocess.Popen(["sleep", "60"], cwd=inside)
+        try:
+            m.proc.send_signal(signal.SIGINT)
+            assert m.proc.wait(timeout=15) == 0, m.log.read_text(errors="replace")
+            assert not _is_mounted(m.path)
+        finally:
+            squatter.kill()
+            squatter.wait()
 
 
 def _server_pids(mp: Path) -> list[int]:

@@ -43,7 +43,8 @@ class Repository:
         self.pack_size = PACK_SIZE
         self._index: Index | None = None
         self._index_fresh = True  # False: loaded ahead of use (see the index property)
-        self._loaded_names: frozenset[str] | None = frozenset()  # the index files read
+        # the index files the index was read from (None: given by use_index)
+        self._loaded_names: frozenset[str] | None = frozenset()
         self._index_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._builders: dict[BlobType, PackBuilder] = {}
@@ -167,6 +168,24 @@ class Repository:
         still walks every tree through the index files it could read)."""
         with self._index_lock:
             self._index = idx
+            self._loaded_names = None
+            self._index_fresh = True
+
+    def refresh_index(self) -> None:
+        """Read the index files written since the index was loaded, so a long-lived reader (a
+        mount) finds the blobs of later backups; if one it read is gone (a prune replaced
+        it), read them all again."""
+        with self._index_lock:
+            if self._index is None or self._loaded_names is None:
+                return  # not loaded yet (the first use reads the files as they are then)
+            names = self._index_names()
+            if not self._loaded_names <= names:
+                self._index, self._loaded_names = self._load_index()
+            else:
+                for name in sorted(names - self._loaded_names):
+                    self._index.add_index_file(self.load_unpacked(FileType.INDEX, name),
+                                               f"index/{name}")
+                self._loaded_names = names
             self._index_fresh = True
 
     def _index_names(self) -> frozenset[str]:
