@@ -71,6 +71,7 @@ FH_IN = struct.Struct("<Q")  # release_in, flush_in and read_in start with fh
 READ_IN = struct.Struct("<QQI")  # fh offset size
 XATTR_IN = struct.Struct("<II")  # size padding (getxattr: then the name)
 XATTR_OUT = struct.Struct("<II")  # size padding
+BATCH_FORGET_IN = struct.Struct("<II")  # count dummy, then count FORGET_ONEs
 FORGET_ONE = struct.Struct("<QQ")  # nodeid nlookup
 INIT_IN = struct.Struct("<IIII")  # major minor max_readahead flags
 INIT_OUT = struct.Struct("<IIIIHHIIHHI28x")
@@ -180,9 +181,10 @@ class Session:
             if opcode == FORGET:
                 self._forget(nodeid, FH_IN.unpack_from(body)[0])
             elif opcode == BATCH_FORGET:
-                count = XATTR_IN.unpack_from(body)[0]
+                count = BATCH_FORGET_IN.unpack_from(body)[0]
                 for i in range(count):
-                    self._forget(*FORGET_ONE.unpack_from(body, 8 + 16 * i))
+                    self._forget(*FORGET_ONE.unpack_from(
+                        body, BATCH_FORGET_IN.size + FORGET_ONE.size * i))
             return True  # INTERRUPT: every request here ends soon; it is answered normally
         error, payload = 0, b""
         try:
@@ -265,7 +267,7 @@ class Session:
         return ENTRY_OUT.pack(nid, 0, valid, valid, 0, 0, *_attr(st))
 
     def _lookup(self, parent: str, body: memoryview) -> bytes:
-        name = bytes(body[:-1]).decode(_ENC)  # NUL-terminated
+        name = bytes(body).split(b"\0", 1)[0].decode(_ENC)  # NUL-terminated
         path = _child(parent, name)
         try:
             st = self.ops.getattr(path)
