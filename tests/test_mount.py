@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -270,6 +271,45 @@ def test_new_snapshots_appear_without_a_remount(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert (latest / "b.txt").read_text() == "two\n"
         assert (mnt.path / "ids" / _short(second) / "a.txt").read_text() == "one\n"
+
+
+def _as_nobody(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd],
+                          capture_output=True, text=True, timeout=30, check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv (util-linux) to act as another user")
+@pytest.mark.parametrize("transport", ["kernel", "libfuse"])
+def test_other_users_only_with_allow_other(tmp_path: Path, transport: str) -> None:
+    """Without --allow-other only the mounting user gets in (FUSE's rule); with it, other
+    users do, and the snapshot's own permissions apply to them."""
+    if transport == "libfuse" and _libfuse_missing():
+        pytest.skip(_libfuse_missing())
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "open.txt").write_text("for all\n")
+    (src / "secret.txt").write_text("root only\n")
+    os.chmod(src / "open.txt", 0o644)
+    os.chmod(src / "secret.txt", 0o600)
+    m = Mover(tmp_path / "repo")
+    m.init()
+    snap = m.backup(["."], cwd=src)["snapshot_id"]
+    shared = Path(tempfile.mkdtemp(prefix="kbrowse-allow-other-"))  # a path others can reach
+    try:
+        os.chmod(shared, 0o755)
+        with kbrowse_mount(tmp_path / "repo", shared / "a", _short(snap), "--fuse", transport) as a:
+            assert (a.path / "open.txt").read_text() == "for all\n"  # the owner, as ever
+            denied = _as_nobody("cat", os.fspath(a.path / "open.txt"))
+            assert denied.returncode != 0 and "Permission denied" in denied.stderr
+        with kbrowse_mount(tmp_path / "repo", shared / "b", _short(snap), "--fuse", transport,
+                           "--allow-other") as b:
+            ok = _as_nobody("cat", os.fspath(b.path / "open.txt"))
+            assert ok.returncode == 0 and ok.stdout == "for all\n", ok.stderr
+            secret = _as_nobody("cat", os.fspath(b.path / "secret.txt"))
+            assert secret.returncode != 0 and "Permission denied" in secret.stderr
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def test_single_snapshot_at_the_root(mover_repo: Repo, tmp_path: Path) -> None:
