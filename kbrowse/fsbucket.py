@@ -4,7 +4,8 @@
     backups/<backup>/resources/<resource>[.<group>]/<namespace>/<name>.yaml
                                                     (namespace _cluster: cluster-scoped objects)
 
-Only the backup names are read at mount time. A backup's files are read when its directory is
+Only the backup names are read at mount time (and again, for backups made since, when
+backups/ is listed or a name in it is missing). A backup's files are read when its directory is
 looked into, its resources tarball when resources/ is, and a volume's repository is opened
 (password, index) only when the volume's directory is entered. A resource file holds the text
 `kbrowse cat --bsl` prints. Virtual entries take the backup's completion time.
@@ -33,10 +34,29 @@ def _ns(when: datetime | None) -> int:
     return int(when.timestamp()) * 10**9 if when is not None else 0
 
 
-def bucket_root(bucket: BucketView, mtime: int) -> VDir:
-    """The mount's root; lists the backups now, so an unreadable bucket fails the mount."""
-    backups = {_name(n): _backup_dir(bucket, n) for n in bucket.backup_names()}
-    return vdir({_name(BACKUPS): vdir(backups, mtime)}, mtime)
+class BucketTree:
+    """A bucket mount's root, built again when backups come or go: the names are listed at
+    mount time (an unreadable bucket fails the mount) and again on :meth:`reload`."""
+
+    def __init__(self, bucket: BucketView, mtime: int) -> None:
+        self.bucket = bucket
+        self.mtime = mtime
+        self._backups = {n: _backup_dir(bucket, n) for n in bucket.backup_names()}
+
+    def root(self) -> VDir:
+        backups = {_name(n): e for n, e in self._backups.items()}
+        return vdir({_name(BACKUPS): vdir(backups, self.mtime)}, self.mtime)
+
+    def reload(self) -> VDir | None:
+        """The new root, or None when the bucket holds the same backups."""
+        names = set(self.bucket.backup_names())
+        if names == self._backups.keys():
+            return None
+        # a new backup's volume snapshots are in index files written since a repository opened
+        self.bucket.refresh_repositories()
+        self._backups = {n: self._backups.get(n) or _backup_dir(self.bucket, n)
+                         for n in sorted(names)}
+        return self.root()
 
 
 def _backup_dir(bucket: BucketView, name: str) -> LazyDir:

@@ -159,11 +159,11 @@ def _serve_bucket(args: argparse.Namespace, mp: str, fs: ModuleType,
                   on_ready: Callable[[], None] | None) -> int:
     """A Velero bucket: backups/<backup>/{volumes,resources}/..., loaded as it is looked into.
     No lock is taken in the volume repositories: the bucket is Velero's, and stays unwritten."""
-    from kbrowse.fsbucket import bucket_root
+    from kbrowse.fsbucket import BucketTree
 
     with bslcmd.open_bucket(args) as bucket:
-        root = bucket_root(bucket, time.time_ns())
-        ops = fs.SnapshotFS(None, root, on_ready=on_ready)
+        tree = BucketTree(bucket, time.time_ns())
+        ops = fs.SnapshotFS(None, tree.root(), on_ready=on_ready, reload=tree.reload)
         if on_ready is None:
             cliargs.err("kbrowse", f"serving {bucket.location()} at {mp}; Ctrl-C or "
                                    f"`kbrowse umount {mp}` unmounts")

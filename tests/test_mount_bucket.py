@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -171,6 +172,28 @@ def test_s3_bucket_mount_with_a_small_cache(built: BuiltBucket, env: dict[str, s
         assert os.listdir(m.path / WEB / "volumes/ledger/db-0") == ["data"]
         yaml = (m.path / WEB / "resources/deployments.apps/shop/web.yaml").read_text()
         assert "kind: Deployment" in yaml
+
+
+def test_backups_that_come_and_go_while_mounted(built: BuiltBucket, tmp_path: Path,
+                                                monkeypatch_module: None) -> None:
+    bsl = tmp_path / "bsl"
+    shutil.copytree(built.root, bsl, symlinks=True)
+    parked = tmp_path / "parked"
+    parked.mkdir()
+    (bsl / "backups/legacy-backup").rename(parked / "legacy-backup")
+    with mounted(_mount_cmd(bsl, tmp_path / "m", "--foreground"), tmp_path / "m") as m:
+        backups = m.path / "backups"
+        assert sorted(os.listdir(backups)) == ["kopia-backup", "web-backup"]
+        assert (m.path / HTML / "index.html").read_bytes() == b"<h1>shop</h1>\n"  # opens shop
+        # Velero uploads a finished backup and deletes another
+        (parked / "legacy-backup").rename(bsl / "backups/legacy-backup")
+        shutil.rmtree(bsl / "backups/kopia-backup")
+        deadline = time.monotonic() + 20
+        while "legacy-backup" not in os.listdir(backups) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sorted(os.listdir(backups)) == ["legacy-backup", "web-backup"]
+        old = backups / "legacy-backup/volumes/shop/web-7d9f8/html/index.html"
+        assert old.read_bytes() == b"<h1>old shop</h1>\n"
 
 
 def test_unopenable_volume_is_an_error_of_that_directory(bucket_mount: Mount) -> None:

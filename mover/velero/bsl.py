@@ -250,6 +250,13 @@ class BucketView:
             view = self._repos[prefix] = RepositoryView(repo, cache=self._blobs)
             return view
 
+    def refresh_repositories(self) -> None:
+        """Let the repositories opened so far see snapshots written since (new backups)."""
+        with self._repo_lock:
+            views = list(self._repos.values())
+        for view in views:
+            view.repo.refresh_index()
+
     def volume_snapshot(self, name: str, vol: BackupVolume) -> tuple[RepositoryView, Snapshot]:
         """The repository and snapshot holding a volume's data."""
         if vol.uploader == layout.KOPIA and vol.repository:
