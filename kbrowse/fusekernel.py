@@ -71,6 +71,7 @@ FH_IN = struct.Struct("<Q")  # release_in, flush_in and read_in start with fh
 READ_IN = struct.Struct("<QQI")  # fh offset size
 XATTR_IN = struct.Struct("<II")  # size padding (getxattr: then the name)
 XATTR_OUT = struct.Struct("<II")  # size padding
+FORGET_IN = struct.Struct("<Q")  # nlookup
 BATCH_FORGET_IN = struct.Struct("<II")  # count dummy, then count FORGET_ONEs
 FORGET_ONE = struct.Struct("<QQ")  # nodeid nlookup
 INIT_IN = struct.Struct("<IIII")  # major minor max_readahead flags
@@ -83,7 +84,9 @@ _NO_ENTRY = ENTRY_OUT.pack(0, 0, 0, 0, 0, 0, *_NEGATIVE)  # a dirent without att
 
 class PathFS(Protocol):
     """What :class:`kbrowse.fs.SnapshotFS` offers: fusepy's operations, by path; stats are
-    fusepy dicts with times in integer nanoseconds; errors are OSErrors with an errno."""
+    fusepy dicts with times in integer nanoseconds, and an optional "cache_seconds" that
+    shortens how long the kernel keeps that name and its attributes; errors are OSErrors with
+    an errno."""
 
     def init(self, path: str) -> None: ...
     def destroy(self, path: str) -> None: ...
@@ -179,7 +182,7 @@ class Session:
         """Handle one request; False once the connection is gone."""
         if opcode in _NO_REPLY:
             if opcode == FORGET:
-                self._forget(nodeid, FH_IN.unpack_from(body)[0])
+                self._forget(nodeid, FORGET_IN.unpack_from(body)[0])
             elif opcode == BATCH_FORGET:
                 count = BATCH_FORGET_IN.unpack_from(body)[0]
                 for i in range(count):
