@@ -301,11 +301,9 @@ class SnapshotFS:
                               "st_blocks": (size + 511) // 512}
         return virtual | {"st_mode": stat.S_IFLNK | 0o777, "st_size": len(entry.target)}
 
-    def _dirent(self, entry: Entry, path: str) -> dict:
-        """What readdir tells about a virtual directory's child: inode and type, without
-        loading a lazy entry (listing a directory of YAML files renders none of them)."""
-        if isinstance(entry, (SnapEntry, VDir, VLink)):
-            return {k: v for k, v in self._stat(entry, path).items() if k in ("st_ino", "st_mode")}
+    def _dirent(self, entry: LazyDir | LazySnapshot | TextFile, path: str) -> dict:
+        """What readdir tells about a lazy child of a virtual directory: inode and type, without
+        loading it (listing a directory of YAML files renders none of them)."""
         mode = stat.S_IFREG if isinstance(entry, TextFile) else stat.S_IFDIR
         return {"st_ino": _ino(b"/", path.encode(_ENC)), "st_mode": mode}
 
@@ -465,8 +463,7 @@ class SnapshotFS:
             self._handles.pop(n, None)
 
     def _log(self, msg: str) -> None:
-        sys.stderr.write(f"kbrowse mount: error: {msg}\n")
-        sys.stderr.flush()
+        log_error(msg)
 
     # ---- a read-only filesystem ----------------------------------------------------------------
 
@@ -487,7 +484,10 @@ def _show(path: str) -> str:
     return path.encode(_ENC).decode("utf-8", "backslashreplace")
 
 
-TRANSPORTS = ("kernel", "libfuse")
+def log_error(msg: str) -> None:
+    """One line on stderr: a served mount's errors (a foreground mount's terminal sees them)."""
+    sys.stderr.write(f"kbrowse mount: error: {msg}\n")
+    sys.stderr.flush()
 
 
 def default_transport() -> str:
@@ -505,7 +505,7 @@ def serve(ops: SnapshotFS, mountpoint: str, *, allow_other: bool = False,
     if (transport or default_transport()) == "kernel":
         from kbrowse import fusekernel
 
-        fusekernel.serve(ops, mountpoint, options, cache_seconds=CACHE_SECONDS)
+        fusekernel.serve(ops, mountpoint, options, cache_seconds=CACHE_SECONDS, log=log_error)
     else:
         from kbrowse import fuselib
 

@@ -21,7 +21,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -128,7 +127,6 @@ class Session:
         self._paths: dict[int, list] = {ROOT_ID: ["/", 1]}  # node id -> [path, lookups]
         self._ids: dict[str, int] = {"/": ROOT_ID}
         self._next_id = ROOT_ID + 1
-        self._initialized = False
         self._stopped: float | None = None
         self._handlers: dict[int, Callable[[str, memoryview], bytes | list]] = {
             LOOKUP: self._lookup, GETATTR: self._getattr, READLINK: self._readlink,
@@ -256,11 +254,8 @@ class Session:
         granted = flags & _WANTED
         out = INIT_OUT.pack(7, min(minor, PROTOCOL_MINOR), max_readahead, granted,
                             16, 12, MAX_WRITE, 1, MAX_PAGES, 0, 0)
-        if not self._initialized:
-            self._initialized = True
-            # after this answer the kernel sends requests; init may start loading the index
-            threading.Thread(target=self.ops.init, args=("/",), name="fs-init",
-                             daemon=True).start()
+        # the kernel sends INIT once, then requests; init may start loading the index
+        threading.Thread(target=self.ops.init, args=("/",), name="fs-init", daemon=True).start()
         return out
 
     def _entry(self, path: str, st: dict) -> bytes:
@@ -401,11 +396,12 @@ def unmount(mountpoint: str) -> None:
                    stdin=subprocess.DEVNULL, check=False)
 
 
-def serve(ops: PathFS, mountpoint: str, options: Iterable[str], *, cache_seconds: int) -> None:
+def serve(ops: PathFS, mountpoint: str, options: Iterable[str], *, cache_seconds: int,
+          log: Callable[[str], None]) -> None:
     """Mount, serve until unmounted; SIGINT, SIGTERM and SIGHUP unmount (when this runs in the
     main thread: elsewhere the caller owns the signals and unmounts)."""
     fd = mount(mountpoint, options)
-    session = Session(ops, fd, cache_seconds=cache_seconds, log=_log)
+    session = Session(ops, fd, cache_seconds=cache_seconds, log=log)
     previous: dict[int, object] = {}
 
     def on_signal(*_: object) -> None:
@@ -421,8 +417,3 @@ def serve(ops: PathFS, mountpoint: str, options: Iterable[str], *, cache_seconds
         for sig, handler in previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
         os.close(fd)
-
-
-def _log(msg: str) -> None:
-    sys.stderr.write(f"kbrowse mount: error: {msg}\n")
-    sys.stderr.flush()
