@@ -108,18 +108,19 @@ def test_sigkill_at_random_moments(big_tree: Path, tmp_path: Path, restic_bin: s
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             out, err = proc.communicate(timeout=delay)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)  # a no-op if it ended just as the moment came
+            out, err = proc.communicate()
+        if proc.returncode == -signal.SIGKILL:
+            outcome = "killed"
+            kills += 1
+            fractions.pop(0)
+        else:
             # it finished before its moment: runs are faster now than measured (a busy machine
             # got quieter); take this run as the new estimate and try the same moment again
             full_run = time.monotonic() - t0
             outcome = f"finished first ({proc.returncode}); full run now {full_run:.2f}s"
             assert proc.returncode == 0, err.decode()
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            out, err = proc.communicate()
-            outcome = "killed"
-            assert proc.returncode == -signal.SIGKILL, err.decode()
-            kills += 1
-            fractions.pop(0)
         assert b"Traceback" not in out + err
         locks = _locks(repo)
         assert len(locks) <= 1, locks  # at most the dead run's own lock
