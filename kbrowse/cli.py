@@ -21,7 +21,7 @@ import argparse
 import os
 import sys
 
-from mover.earlyexit import quiet_sigint
+from mover.ui.earlyexit import quiet_sigint
 
 quiet_sigint()
 from collections.abc import Callable, Iterator  # noqa: E402
@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, NoReturn  # noqa: E402
 # opening the repository (scrypt, which releases the GIL) before the parser, whose options come
 # from the bucket, mount and velero modules (~0.2 s of imports), is built, and before the
 # command imports its own modules; those imports then run while the key is derived.
-from mover import cliargs  # noqa: E402
-from mover.cliargs import UsageError, err, print_json, restore_default_sigint, run  # noqa: E402
+from mover.ui import cliargs  # noqa: E402
+from mover.ui.cliargs import UsageError, err, print_json, restore_default_sigint, run  # noqa: E402
 from mover.repo.errors import RepoError  # noqa: E402
 
 if TYPE_CHECKING:
-    from kbrowse.pathspec import Target
+    from kbrowse.browse.pathspec import Target
     from mover.repo.open import Opening
     from mover.repo.tree import Node
     from mover.repo.view import RepositoryView
@@ -52,7 +52,7 @@ def _open(args: argparse.Namespace, early: Opening | None = None) -> RepositoryV
 
 
 def cmd_snapshots(args: argparse.Namespace, view: RepositoryView) -> int:
-    from kbrowse import listing
+    from kbrowse.browse import listing
 
     snaps = view.snapshots()
     if args.json:
@@ -78,7 +78,7 @@ def _walk(view: RepositoryView, node: Node, recursive: bool) -> Iterator[tuple[s
 
 
 def _target(args: argparse.Namespace, view: RepositoryView) -> Target:
-    from kbrowse.pathspec import resolve
+    from kbrowse.browse.pathspec import resolve
 
     if not args.target:
         raise UsageError(f"{args.command}: give SNAPSHOT[:PATH], e.g. latest:/")
@@ -98,8 +98,8 @@ def cmd_cp(args: argparse.Namespace, view: RepositoryView) -> int:
 
 
 def ls_target(args: argparse.Namespace, view: RepositoryView, t: Target) -> int:
-    from kbrowse import listing
-    from mover.repo.gojson import go_quote
+    from kbrowse.browse import listing
+    from mover.golang.gojson import go_quote
 
     if t.node.type == "dir":
         entries = _walk(view, t.node, args.recursive)
@@ -132,7 +132,7 @@ def cat_target(view: RepositoryView, t: Target) -> int:
 
 
 def cp_target(args: argparse.Namespace, view: RepositoryView, t: Target) -> int:
-    from mover.progress import Counters, ProgressBar, human_bytes
+    from mover.ui.progress import Counters, ProgressBar, human_bytes
     from mover.restorer import restore
 
     counters = Counters()
@@ -165,43 +165,48 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, RepositoryView], int]] = {
 
 
 def bsl_ls(args: argparse.Namespace, bucket: BucketView) -> int:
-    from kbrowse import bslcmd, bslpath
+    from kbrowse.bucket import commands as bucketcmd
+    from kbrowse.bucket import paths as bucketpaths
 
-    p = bslpath.parse(args.target)
+    p = bucketpaths.parse(args.target)
     if p.is_volume:
-        return ls_target(args, *bslcmd.volume_target(bucket, p))
-    return bslcmd.ls_level(args, bucket, p)
+        return ls_target(args, *bucketcmd.volume_target(bucket, p))
+    return bucketcmd.ls_level(args, bucket, p)
 
 
 def bsl_cat(args: argparse.Namespace, bucket: BucketView) -> int:
-    from kbrowse import bslcmd, bslpath
+    from kbrowse.bucket import commands as bucketcmd
+    from kbrowse.bucket import paths as bucketpaths
 
-    p = bslpath.parse(args.target)
+    p = bucketpaths.parse(args.target)
     if p.is_volume:
-        return cat_target(*bslcmd.volume_target(bucket, p))
-    return bslcmd.cat_resource(bucket, p)
+        return cat_target(*bucketcmd.volume_target(bucket, p))
+    return bucketcmd.cat_resource(bucket, p)
 
 
 def bsl_cp(args: argparse.Namespace, bucket: BucketView) -> int:
-    from kbrowse import bslcmd, bslpath
+    from kbrowse.bucket import commands as bucketcmd
+    from kbrowse.bucket import paths as bucketpaths
 
-    p = bslpath.parse(args.target)
+    p = bucketpaths.parse(args.target)
     if p.is_volume:
-        return cp_target(args, *bslcmd.volume_target(bucket, p))
-    if p.area == bslpath.VOLUMES:
+        return cp_target(args, *bucketcmd.volume_target(bucket, p))
+    if p.area == bucketpaths.VOLUMES:
         raise UsageError(f"{p}: cp takes one volume, BACKUP/volumes/NAMESPACE/POD/VOLUME[:PATH]")
-    return bslcmd.cp_resources(args, bucket, p)
+    return bucketcmd.cp_resources(args, bucket, p)
 
 
 def bsl_commands() -> dict[str, Callable[[argparse.Namespace, BucketView], int]]:
-    from kbrowse import bslcmd
+    from kbrowse.bucket import commands as bucketcmd
 
-    return {"backups": bslcmd.cmd_backups, "describe": bslcmd.cmd_describe, "logs": bslcmd.cmd_logs,
+    return {"backups": bucketcmd.cmd_backups, "describe": bucketcmd.cmd_describe, "logs": bucketcmd.cmd_logs,
             "ls": bsl_ls, "cat": bsl_cat, "cp": bsl_cp}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kbrowse import bslcmd, mountcmd, velerocmd
+    from kbrowse.bucket import commands as bucketcmd
+    from kbrowse.fuse import mountcmd
+    from kbrowse.cluster import commands as clustercmd
 
     p = argparse.ArgumentParser(
         prog=PROG, description="Browse and restore backups in a restic-format repository (-r) "
@@ -211,13 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
                "BACKUP[/resources[/RESOURCE[.GROUP]/NAMESPACE/NAME]] (NAMESPACE _cluster for "
                "cluster-scoped objects) or BACKUP/volumes[/NAMESPACE/POD/VOLUME[:PATH]].")
     cliargs.add_global_options(p, top=True)
-    bslcmd.add_options(p, top=True)
+    bucketcmd.add_options(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def cmd(name: str, help: str) -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help, description=help)
         cliargs.add_global_options(s, top=False)
-        bslcmd.add_options(s, top=False)
+        bucketcmd.add_options(s, top=False)
         return s
 
     cmd("snapshots", "list the snapshots")
@@ -248,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with two snapshots made by the mover in-process.")
     s.add_argument("--dir", default="kbrowse-demo", help="where to put the demo (default: %(default)s)")
     mountcmd.register(sub)
-    velerocmd.register(sub)  # backup, restore, schedule, backup-location: leaves set `handler`
+    clustercmd.register(sub)  # backup, restore, schedule, backup-location: leaves set `handler`
     return p
 
 
@@ -280,13 +285,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def open_app(args: argparse.Namespace) -> int:
     """The TUI on --bsl (bucket mode), on -r/RESTIC_REPOSITORY when given, else on its
     source picker."""
-    from kbrowse import bslcmd
+    from kbrowse.bucket import commands as bucketcmd
     from kbrowse.tui.app import run_tui  # Textual takes ~0.5 s to import: only for the app
 
     if args.bsl:
         if args.repo:
             raise UsageError("give either -r/--repo (a repository) or --bsl (a bucket), not both")
-        with bslcmd.open_bucket(args) as bucket:
+        with bucketcmd.open_bucket(args) as bucket:
             run_tui(None, bucket.location(), bucket=bucket)
         return 0
     if args.repo or os.environ.get("RESTIC_REPOSITORY"):
@@ -315,7 +320,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         run(PROG, lambda: open_app(args))
 
     def body() -> int:
-        from kbrowse import bslcmd, mountcmd
+        from kbrowse.bucket import commands as bucketcmd
+        from kbrowse.fuse import mountcmd
 
         if hasattr(args, "handler"):
             return args.handler(args)
@@ -329,7 +335,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
             commands = bsl_commands()
             if args.command not in commands:
                 raise UsageError(f"{args.command} works on a repository (-r), not on --bsl")
-            with bslcmd.open_bucket(args) as bucket:
+            with bucketcmd.open_bucket(args) as bucket:
                 return commands[args.command](args, bucket)
         if args.command not in COMMANDS:
             raise UsageError(f"{args.command} needs --bsl: a bucket URL or a directory with "

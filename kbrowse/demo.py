@@ -12,8 +12,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from mover.archiver import Archiver, find_parent
-from mover.progress import Counters, ProgressBar
+from mover.archiver.pipeline import Archiver, find_parent
+from mover.ui.progress import Counters, ProgressBar
 from mover.repo.backend.local import LocalBackend
 from mover.repo.errors import NotARepository
 from mover.repo.repository import Repository

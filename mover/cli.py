@@ -8,14 +8,14 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from mover.earlyexit import quiet_sigint
+from mover.ui.earlyexit import quiet_sigint
 
 quiet_sigint()
 
 # Only what parsing needs is imported here. A repository command starts opening the repository
 # (scrypt, which releases the GIL) and imports its own modules while that runs; the cluster
 # commands' modules (YAML and the CRD types, ~35 ms) load only when one of them is asked for.
-from mover import cliargs  # noqa: E402
+from mover.ui import cliargs  # noqa: E402
 from mover.repo.open import open_backend  # noqa: E402
 
 if TYPE_CHECKING:
@@ -87,13 +87,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from mover.prescan import Prescan
+    from mover.archiver.prescan import Prescan
 
     opening = cliargs.opening(args)
     # stat the source tree while the key is derived and the modules below load (see Prescan)
     prescan = Prescan(args.paths)
-    from mover.archiver import Archiver, find_parent
-    from mover.progress import Counters, ProgressBar, human_bytes, human_duration
+    from mover.archiver.pipeline import Archiver, find_parent
+    from mover.ui.progress import Counters, ProgressBar, human_bytes, human_duration
     from mover.repo import identity
     from mover.repo.lock import Lock
 

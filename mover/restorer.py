@@ -30,12 +30,12 @@ from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from mover.progress import Counters
+from mover.ui.progress import Counters
 from mover.repo.backend import FileType, Handle
 from mover.repo.backend.local import LocalBackend
 from mover.repo.blob import BlobType, PackedBlob
 from mover.repo.errors import NotFound, RepoError
-from mover.repo.gojson import go_quote
+from mover.golang.gojson import go_quote
 from mover.repo.repository import Repository
 from mover.repo.tree import Node, posix_perm_from_go
 

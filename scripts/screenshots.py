@@ -145,7 +145,7 @@ async def shoot_bucket(bucket: BucketView, out: Path) -> None:
 
 
 def build_bucket(where: Path) -> BucketView:
-    from tests.velerobucket import LEDGER_PASSWORD, build
+    from tests.support.velerobucket import LEDGER_PASSWORD, build
 
     restic = shutil.which("restic")
     if restic is None:

@@ -1,4 +1,4 @@
-"""Shared fixtures. Helpers live in tests/treekit.py and tests/restic_cli.py."""
+"""Shared fixtures. Helpers live in tests/support/ (treekit, restic_cli, s3server, kubeapi, ...)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.restic_cli import Restic
-from tests.s3server import s3_bucket, s3_server  # noqa: F401  (fixtures, imported only here)
-from tests.treekit import make_full_tree
+from tests.support.restic_cli import Restic
+from tests.support.s3server import s3_bucket, s3_server  # noqa: F401  (fixtures, imported only here)
+from tests.support.treekit import make_full_tree
 
 RESTIC_TEST_PASSWORD = "kbrowse-test-password"
 

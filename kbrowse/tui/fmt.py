@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from kbrowse.listing import local_time, mode_string
-from mover.progress import human_bytes
-from mover.repo import gotime
-from mover.repo.gojson import go_quote
+from kbrowse.browse.listing import local_time, mode_string
+from mover.ui.progress import human_bytes
+from mover.golang import gotime
+from mover.golang.gojson import go_quote
 from mover.repo.snapshot import Snapshot
 from mover.repo.tree import Node
 

@@ -1,4 +1,4 @@
-"""Mounting a snapshot from the app: ``kbrowse.fs`` served by a thread of this process.
+"""Mounting a snapshot from the app: ``kbrowse.fuse.fs`` served by a thread of this process.
 
 A thread, not the `kbrowse mount` child process: the app holds an open repository but not the
 password a child would need. The filesystem runs its own request threads; unmounting
@@ -15,8 +15,8 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 
-from kbrowse.fstree import SnapEntry
-from kbrowse.mountcmd import MountError, check_mountpoint
+from kbrowse.fuse.tree import SnapEntry
+from kbrowse.fuse.mountcmd import MountError, check_mountpoint
 from mover.repo.lock import Lock
 from mover.repo.snapshot import Snapshot
 from mover.repo.view import RepositoryView
@@ -49,7 +49,7 @@ def mount(view: RepositoryView, snap: Snapshot, mountpoint: str | None = None) -
     problem = fuse_problem()
     if problem:
         raise MountError(problem)
-    from kbrowse import fs
+    from kbrowse.fuse import fs
 
     made_dir = mountpoint is None
     mp = check_mountpoint(mountpoint or tempfile.mkdtemp(prefix=f"kbrowse-{snap.short_id}-"))

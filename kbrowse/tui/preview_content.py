@@ -14,8 +14,8 @@ from rich.style import Style
 from rich.syntax import Syntax
 from rich.text import Span, Text
 
-from mover.progress import human_bytes
-from mover.repo.gojson import go_quote
+from mover.ui.progress import human_bytes
+from mover.golang.gojson import go_quote
 from mover.repo.tree import Node
 from mover.repo.view import SnapshotView
 

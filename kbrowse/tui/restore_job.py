@@ -14,7 +14,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 
-from mover.progress import Counters
+from mover.ui.progress import Counters
 from mover.repo.repository import Repository
 from mover.repo.tree import Node
 from mover.restorer import RestoreResult, restore

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mover.deploy.manifests import Manifest
-from mover.kube.client import Kube, KubeError, Resource
+from mover.kube.framework.client import Kube, KubeError, Resource
 from mover.kube.resources import wait_established
 
 

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from mover.cliargs import add_kube_options, key_values
+from mover.ui.cliargs import add_kube_options, key_values
 from mover.deploy.manifests import InstallOptions, create_only, render, to_yaml
 from mover.repo.errors import RepoError
 
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # The Kubernetes client takes most of a second to import: only commands that talk to a cluster pay.
     from mover.deploy.apply import apply
-    from mover.kube.client import Kube, KubeError, load_api_client
+    from mover.kube.framework.client import Kube, KubeError, load_api_client
 
     try:
         kube = Kube(load_api_client(args.kubeconfig, args.context))

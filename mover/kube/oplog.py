@@ -12,7 +12,7 @@ import copy
 import logging
 import threading
 
-from mover.kube.controller import Clock
+from mover.kube.framework.controller import Clock
 from mover.velero.objects import BackupResults, Result
 
 log = logging.getLogger("mover.kube")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from mover.kube.client import Kube, KubeError, Resource
+from mover.kube.framework.client import Kube, KubeError, Resource
 
 
 def _velero(plural: str, kind: str, version: str = "v1") -> Resource:

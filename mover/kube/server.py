@@ -6,18 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from mover.kube.actions import ItemAction, default_actions
-from mover.kube.backup import DEFAULT_TTL, BackupController, BackupSettings
-from mover.kube.bsl import BackupStorageLocationController
-from mover.kube.client import Kube
-from mover.kube.controller import Clock, Manager, utc_now
-from mover.kube.download import DownloadRequestController
-from mover.kube.gc import DeleteBackupRequestController, GarbageCollector
-from mover.kube.informer import WATCH_SECONDS
-from mover.kube.restore import RestoreController
-from mover.kube.schedule import ScheduleController
+from mover.kube.items.actions import ItemAction, default_actions
+from mover.kube.controllers.backup import DEFAULT_TTL, BackupController, BackupSettings
+from mover.kube.controllers.bsl import BackupStorageLocationController
+from mover.kube.framework.client import Kube
+from mover.kube.framework.controller import Clock, Manager, utc_now
+from mover.kube.controllers.download import DownloadRequestController
+from mover.kube.controllers.gc import DeleteBackupRequestController, GarbageCollector
+from mover.kube.framework.informer import WATCH_SECONDS
+from mover.kube.controllers.restore import RestoreController
+from mover.kube.controllers.schedule import ScheduleController
 from mover.kube.storage import StoreCache
-from mover.kube.sync import BackupSyncController
+from mover.kube.controllers.sync import BackupSyncController
 
 
 @dataclass

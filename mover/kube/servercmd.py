@@ -14,9 +14,9 @@ import signal
 import sys
 from datetime import UTC, datetime, timedelta
 
-from mover.cliargs import add_kube_options
+from mover.ui.cliargs import add_kube_options
 from mover.repo.errors import RepoError
-from mover.velero.duration import parse_duration
+from mover.golang.duration import parse_duration
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the Kubernetes client is slow to import, and `mover --help` should not wait.
-    from mover.kube.client import Kube, KubeError, load_api_client
+    from mover.kube.framework.client import Kube, KubeError, load_api_client
     from mover.kube.server import Server, ServerOptions
 
     handler = logging.StreamHandler(sys.stderr)

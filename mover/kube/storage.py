@@ -18,7 +18,7 @@ import tempfile
 import threading
 from typing import Any
 
-from mover.kube.client import Kube, KubeError, Obj
+from mover.kube.framework.client import Kube, KubeError, Obj
 from mover.kube.resources import SECRETS
 from mover.repo.backend.s3client import RetryPolicy, S3Options, parse_s3_url
 from mover.repo.errors import RepoError

@@ -14,7 +14,7 @@ import threading
 from array import array
 from typing import Iterable, Iterator
 
-from mover.repo import gojson
+from mover.golang import gojson
 from mover.repo.blob import BlobType, PackedBlob
 from mover.repo.errors import IntegrityError
 

@@ -18,7 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mover.repo import gojson, gotime
+from mover.golang import gojson
+
+from mover.golang import gotime
 from mover.repo.backend import Backend, FileType, Handle
 from mover.repo.errors import IntegrityError, NotARepository, WrongPassword
 from mover.repo.identity import hostname, username

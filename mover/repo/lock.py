@@ -14,7 +14,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from mover.repo import gojson, gotime
+from mover.golang import gojson
+
+from mover.golang import gotime
 from mover.repo.identity import hostname, username
 from mover.repo.backend import FileType, Handle
 from mover.repo.errors import LockedError, RepoError

@@ -16,7 +16,9 @@ from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterable
 
-from mover.repo import compression, gojson, keyfile, polynomial
+from mover.repo import compression, keyfile, polynomial
+
+from mover.golang import gojson
 from mover.repo import malloc  # noqa: F401 - glibc's settings, applied on import (see there)
 from mover.repo.backend import Backend, FileType, Handle
 from mover.repo.backend.local import LocalBackend

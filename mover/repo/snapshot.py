@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from mover.repo import gojson, gotime
+from mover.golang import gojson
+
+from mover.golang import gotime
 from mover.repo.errors import IntegrityError
 
 

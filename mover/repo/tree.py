@@ -11,7 +11,9 @@ import json
 import stat as st
 from dataclasses import dataclass, field
 
-from mover.repo import gojson, gotime
+from mover.golang import gojson
+
+from mover.golang import gotime
 from mover.repo.errors import IntegrityError
 
 # Go os.FileMode bits

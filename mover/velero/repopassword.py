@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from mover.cliargs import read_password_file
+from mover.ui.cliargs import read_password_file
 from mover.repo.backend.base import Backend
 from mover.repo.errors import RepoError, WrongPassword
 from mover.repo.repository import Repository

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from mover.repo import gojson
+from mover.golang import gojson
 from mover.repo.errors import IntegrityError, NotFound
 
 FORMAT_VERSION = "1.1.0"

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from mover.repo import gojson
+from mover.golang import gojson
 from mover.repo.errors import RepoError
 from mover.velero import layout
 from mover.velero.objects import (

@@ -32,11 +32,11 @@ sys.path.insert(0, str(ROOT))
 
 from mover.repo.open import open_repository
 from mover.repo.view import RepositoryView
-from tests.restic_cli import Restic
+from tests.support.restic_cli import Restic
 
 PASSWORD = "bench-password"
 MiB = 1024 * 1024
-KBROWSE_MOUNT = [sys.executable, "-m", "kbrowse.mountcmd", "mount", "--foreground"]
+KBROWSE_MOUNT = [sys.executable, "-m", "kbrowse.fuse.mountcmd", "mount", "--foreground"]
 KBROWSE_CAT = [sys.executable, "-m", "kbrowse.cli", "cat"]
 
 

@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 
 from tests.bench import dataset  # noqa: E402
 from tests.bench.bench import drop_caches, tree_bytes  # noqa: E402
-from tests.s3server import S3Server  # noqa: E402
+from tests.support.s3server import S3Server  # noqa: E402
 
 PASSWORD = "bench-password"
 TOOLS = ("mover", "restic")

@@ -16,12 +16,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Tree
 from textual.worker import get_current_worker
 
-from kbrowse.bslcmd import to_yaml
+from kbrowse.bucket.commands import to_yaml
 from kbrowse.tui.preview_content import TextLines, highlight, note
 from kbrowse.tui.screens.browser import BrowserScreen
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
-from mover.progress import human_bytes
+from mover.ui.progress import human_bytes
 from mover.repo.errors import RepoError, WrongPassword
 from mover.repo.snapshot import Snapshot
 from mover.repo.view import RepositoryView

@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
-from kbrowse import velerofmt
+from kbrowse.bucket import printers as bucketfmt
 from kbrowse.tui.preview_content import TextLines, note
 from kbrowse.tui.screens.backup import BackupScreen
 from kbrowse.tui.widgets.preview import Preview
@@ -36,14 +36,14 @@ def now() -> datetime:
 
 def backup_row(b: Backup, when: datetime) -> tuple[str, ...]:
     """The cells of ``velero backup get`` for one backup."""
-    return (b.name, velerofmt.status(b), str(b.status.errors), str(b.status.warnings),
-            velerofmt.go_time(b.status.start_timestamp),
-            velerofmt.time_from_now(velerofmt.expiration(b), when),
-            b.spec.storage_location, velerofmt.label_selector(b.spec.label_selector))
+    return (b.name, bucketfmt.status(b), str(b.status.errors), str(b.status.warnings),
+            bucketfmt.go_time(b.status.start_timestamp),
+            bucketfmt.time_from_now(bucketfmt.expiration(b), when),
+            b.spec.storage_location, bucketfmt.label_selector(b.spec.label_selector))
 
 
 def _style(b: Backup) -> str:
-    phase = velerofmt.status(b)
+    phase = bucketfmt.status(b)
     if phase in ("Failed", "FailedValidation") or b.status.errors:
         return "red"
     if phase == "PartiallyFailed" or b.status.warnings:
@@ -57,11 +57,11 @@ def _ts(when: datetime | None) -> float:
 
 BACKUP_COLUMNS: list[Column[Backup]] = [
     Column("name", "NAME"),
-    Column("status", "STATUS", 15, sort_key=velerofmt.status),
+    Column("status", "STATUS", 15, sort_key=bucketfmt.status),
     Column("errors", "ERRORS", 6, "right", sort_key=lambda b: b.status.errors),
     Column("warnings", "WARNINGS", 8, "right", sort_key=lambda b: b.status.warnings),
     Column("created", "CREATED", 29, sort_key=lambda b: _ts(b.status.start_timestamp)),
-    Column("expires", "EXPIRES", 10, sort_key=lambda b: _ts(velerofmt.expiration(b))),
+    Column("expires", "EXPIRES", 10, sort_key=lambda b: _ts(bucketfmt.expiration(b))),
     Column("location", "STORAGE LOCATION", 16, sort_key=lambda b: b.spec.storage_location),
     Column("selector", "SELECTOR", 10),
 ]
@@ -153,7 +153,7 @@ class BackupsScreen(Screen[None]):
 
     def _loaded(self, backups: list[Backup], unreadable: dict[str, str]) -> None:
         self._now = now()
-        self.backups = velerofmt.sort_backups(backups)
+        self.backups = bucketfmt.sort_backups(backups)
         self.table.empty_text = "no backups in this location"
         self._refill()
         for name, why in sorted(unreadable.items()):
@@ -198,13 +198,13 @@ class BackupsScreen(Screen[None]):
             return
         try:
             b = self.bucket
-            details = velerofmt.BackupDetails(
+            details = bucketfmt.BackupDetails(
                 backup=b.backup(name), results=b.results(name),
                 resource_list=b.resource_list(name), item_operations=b.item_operations(name),
                 pod_volume_backups=b.pod_volume_backups(name),
                 volume_infos=b.volume_infos(name), volumes=b.volumes(name),
                 logs_hint=f"kbrowse --bsl {b.location()} logs {name}")
-            lines = describe_lines(velerofmt.describe_backup(details))
+            lines = describe_lines(bucketfmt.describe_backup(details))
         except RepoError as e:
             lines = note(f"Cannot describe backup {name}: {e}")
         if not worker.is_cancelled:

@@ -14,8 +14,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Tree
 from textual.worker import get_current_worker
 
-from kbrowse.mountcmd import MountError
-from kbrowse.tui import snappath
+from kbrowse.fuse.mountcmd import MountError
+from kbrowse.browse import snappath
 from kbrowse.tui.fmt import (
     display_name,
     mode_string,

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
 
-from kbrowse.tui.diff import (
+from kbrowse.browse.diff import (
     ADDED,
     CHANGED,
     METADATA,
@@ -24,7 +24,7 @@ from kbrowse.tui.diff import (
 )
 from kbrowse.tui.fmt import display_name, node_type, snapshot_time
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
-from mover.progress import human_bytes
+from mover.ui.progress import human_bytes
 from mover.repo.errors import RepoError
 from mover.repo.snapshot import Snapshot
 from mover.repo.view import SnapshotView

@@ -14,7 +14,7 @@ from textual.widgets import Input, Label, Static
 from textual.worker import get_current_worker
 
 from kbrowse.tui.fmt import display_name, node_type, size_text
-from kbrowse.tui.search import Walker, matcher
+from kbrowse.browse.search import Walker, matcher
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
 from mover.repo.snapshot import Snapshot
 from mover.repo.tree import Node

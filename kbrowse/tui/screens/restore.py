@@ -22,10 +22,10 @@ from textual.widgets import (
     Static,
 )
 
-from kbrowse.tui import snappath
+from kbrowse.browse import snappath
 from kbrowse.tui.fmt import counted, display_name
 from kbrowse.tui.restore_job import OVERWRITE, SKIP, RestoreOutcome, restore_entry
-from mover.progress import Counters, human_bytes
+from mover.ui.progress import Counters, human_bytes
 from mover.repo.errors import RepoError
 from mover.repo.repository import Repository
 from mover.repo.snapshot import Snapshot

@@ -13,7 +13,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 from textual.worker import get_current_worker
 
-from kbrowse.tui import snappath
+from kbrowse.browse import snappath
 from kbrowse.tui.fmt import display_name
 from mover.repo.errors import RepoError
 from mover.repo.tree import Node

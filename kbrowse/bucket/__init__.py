@@ -1,0 +1,1 @@
+"""A Velero bucket with no cluster: its commands, backup paths, and what they print."""

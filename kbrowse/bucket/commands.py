@@ -1,0 +1,198 @@
+"""``kbrowse --bsl B ...``: a Velero bucket with no cluster (backups, describe, logs, and the
+resource and volume levels of ``ls``/``cat``/``cp``).
+
+The volume level itself resolves to a snapshot :class:`~kbrowse.browse.pathspec.Target`, which the
+repository commands in ``kbrowse.cli`` then list, print or restore as for ``-r REPO``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime
+
+import yaml
+
+from kbrowse.bucket import printers as bucketfmt
+from kbrowse.bucket.paths import CLUSTER, RESOURCES, VOLUMES, BackupPath
+from kbrowse.browse.pathspec import Target
+from mover.ui.cliargs import UsageError, print_json
+from mover.repo.errors import NotFound, RepoError
+from mover.repo.view import RepositoryView
+from mover.velero.bsl import BucketView
+from mover.velero.repopassword import standard_sources
+from mover.velero.tarball import ResourceRef
+
+
+def add_options(p: argparse.ArgumentParser, top: bool) -> None:
+    """Bucket options, accepted before or after the subcommand (see cliargs)."""
+    def opt(*names: str, default: object = None, **kw: object) -> None:
+        kw["default"] = default if top else argparse.SUPPRESS
+        p.add_argument(*names, **kw)  # type: ignore[arg-type]
+
+    opt("--bsl", metavar="BSL",
+        help="a Velero backup storage location: s3:http://host:port/bucket/prefix, or a "
+             "directory with the same layout (no cluster needed)")
+    opt("--credentials-file", metavar="FILE",
+        help="S3 credentials, Velero style ([default] aws_access_key_id/aws_secret_access_key); "
+             "default: AWS_* variables, AWS_PROFILE, ~/.aws/credentials")
+    opt("--cacert", metavar="FILE", help="CA bundle for an S3 endpoint with a private CA")
+    opt("--insecure-skip-tls-verify", action="store_true", default=False,
+        help="do not verify the S3 endpoint's certificate")
+    opt("--repo-password-file", metavar="FILE",
+        help="password of the volume repositories (default: $RESTIC_PASSWORD_FILE, "
+             "$RESTIC_PASSWORD, else Velero's secret if a cluster is reachable, else "
+             "Velero's default)")
+    opt("-n", "--namespace", default="velero", metavar="NS",
+        help="Velero's namespace, for its repository secret (default: velero)")
+    opt("--kubeconfig", metavar="FILE", help="kubeconfig for the secret (default: $KUBECONFIG)")
+    opt("--kubecontext", metavar="CONTEXT", help="kubeconfig context (default: current)")
+
+
+def open_bucket(args: argparse.Namespace) -> BucketView:
+    options = None
+    if args.bsl.startswith("s3:"):
+        from mover.repo.backend.s3client import S3Options  # boto3 is slow to import
+
+        options = S3Options(credentials_file=args.credentials_file, ca_bundle=args.cacert,
+                            insecure_tls=args.insecure_skip_tls_verify)
+    flag = "--repo-password-file" if args.repo_password_file else "--password-file"
+    passwords = standard_sources(args.repo_password_file or args.password_file, file_flag=flag,
+                                 namespace=args.namespace, kubeconfig=args.kubeconfig,
+                                 context=args.kubecontext)
+    return BucketView.open(args.bsl, options, passwords, getattr(args, "cache_size", None))
+
+
+# -- backups, describe, logs ---------------------------------------------------------------
+
+
+def cmd_backups(args: argparse.Namespace, bucket: BucketView) -> int:
+    listing = bucket.backups()
+    for name, why in sorted(listing.unreadable.items()):
+        sys.stderr.write(f"kbrowse: warning: skipping backup {name}: {why}\n")
+    output = "json" if args.json else args.output
+    if output == "table":
+        sys.stdout.write(bucketfmt.backup_table(listing.items, datetime.now(UTC)))
+        return 0
+    doc = {"apiVersion": "velero.io/v1", "items": [b.raw for b in listing.items],
+           "kind": "BackupList", "metadata": {}}
+    if output == "json":
+        print_json(doc)
+    else:
+        sys.stdout.write(yaml.safe_dump(doc, sort_keys=True))
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace, bucket: BucketView) -> int:
+    name = args.backup
+    details = bucketfmt.BackupDetails(
+        backup=bucket.backup(name), results=bucket.results(name),
+        resource_list=bucket.resource_list(name), item_operations=bucket.item_operations(name),
+        pod_volume_backups=bucket.pod_volume_backups(name),
+        volume_infos=bucket.volume_infos(name), volumes=bucket.volumes(name),
+        logs_hint=f"kbrowse --bsl {args.bsl} logs {name}")
+    sys.stdout.write(bucketfmt.describe_backup(details))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace, bucket: BucketView) -> int:
+    sys.stdout.write(bucket.log(args.backup))
+    return 0
+
+
+# -- backup paths ------------------------------------------------------------------------------
+
+
+def volume_target(bucket: BucketView, p: BackupPath) -> tuple[RepositoryView, Target]:
+    """The snapshot entry a ``BACKUP/volumes/NS/POD/VOLUME[:PATH]`` path names."""
+    vol = bucket.find_volume(p.backup, *p.parts)
+    view, snap = bucket.volume_snapshot(p.backup, vol)
+    return view, Target(snap, p.inner, view.lookup(snap, p.inner))
+
+
+def children(bucket: BucketView, p: BackupPath) -> list[str]:
+    """What ``ls`` shows at a level above the volume snapshots; [name] for one resource."""
+    if not p.backup:
+        return bucket.backup_names()
+    bucket.backup(p.backup)  # NotFound for a backup that is not there
+    if not p.area:
+        return [RESOURCES, VOLUMES]
+    if p.area == RESOURCES:
+        contents = bucket.contents(p.backup)
+        if not p.parts:
+            return contents.resources()
+        if len(p.parts) == 1:
+            return [ns or CLUSTER for ns in contents.namespaces(p.parts[0])]
+        names = contents.names(p.parts[0], p.namespace)
+        if len(p.parts) == 2:
+            return names
+        contents.get(ResourceRef(p.parts[0], p.namespace, p.parts[2]))  # NotFound if missing
+        return [p.parts[2]]
+    vols = [v for v in bucket.volumes(p.backup) if v.pod]
+    level = [v for v in vols if (v.namespace, v.pod)[: len(p.parts)] == p.parts]
+    if p.parts and not level:
+        raise NotFound(f"backup {p.backup} has no pod volumes under {'/'.join(p.parts)}")
+    column = len(p.parts)
+    return sorted({(v.namespace, v.pod, v.volume)[column] for v in level})
+
+
+def ls_level(args: argparse.Namespace, bucket: BucketView, p: BackupPath) -> int:
+    leaf = p.area == RESOURCES and len(p.parts) == 3
+    for name in children(bucket, p):
+        if args.json:
+            path = str(p) if leaf else "/".join(x for x in (str(p), name) if x)
+            print_json({"name": name, "type": "object" if leaf else "dir", "path": path})
+        else:
+            sys.stdout.write(name + "\n")
+    return 0
+
+
+def _resource_refs(bucket: BucketView, p: BackupPath) -> list[ResourceRef]:
+    """The objects at or below a resources level."""
+    if p.area != RESOURCES:
+        raise UsageError(f"{p or 'the bucket'} is not in a backup's resources/ or volumes/")
+    bucket.backup(p.backup)
+    refs = bucket.contents(p.backup).refs()
+    want = (p.parts[0], p.namespace, *p.parts[2:]) if len(p.parts) > 1 else p.parts
+    found = [r for r in refs if (r.resource, r.namespace, r.name)[: len(want)] == want]
+    if not found:
+        raise NotFound(f"nothing at {p} in the bucket")
+    return found
+
+
+def to_yaml(obj: dict) -> str:
+    """The object as ``kubectl get -o yaml`` shows it (keys sorted)."""
+    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False, allow_unicode=True)
+
+
+def cat_resource(bucket: BucketView, p: BackupPath) -> int:
+    if not (p.area == RESOURCES and len(p.parts) == 3):
+        raise UsageError(f"{p or 'the bucket'} is a directory: cat takes "
+                         "BACKUP/resources/RESOURCE/NAMESPACE/NAME or a volume file")
+    ref = ResourceRef(p.parts[0], p.namespace, p.parts[2])
+    sys.stdout.write(to_yaml(bucket.contents(p.backup).get(ref)))
+    return 0
+
+
+def cp_resources(args: argparse.Namespace, bucket: BucketView, p: BackupPath) -> int:
+    """Write each object below the level as YAML: one object to DEST (a directory or the new
+    file), a level to DEST/<resource>/<namespace>/<name>.yaml below that level."""
+    refs = _resource_refs(bucket, p)
+    contents = bucket.contents(p.backup)
+    depth = len(p.parts)
+    written = 0
+    for ref in refs:
+        rel = [ref.resource, ref.namespace or CLUSTER, ref.name + ".yaml"][min(depth, 2):]
+        dest = os.path.join(args.dest, *rel)
+        if depth == 3 and not os.path.isdir(args.dest):
+            dest = args.dest
+        try:
+            os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+            with open(dest, "w", encoding="utf-8") as f:
+                f.write(to_yaml(contents.get(ref)))
+        except OSError as e:
+            raise RepoError(f"cannot write {dest}: {e.strerror}") from None
+        written += 1
+    sys.stdout.write(f"wrote {written} object{'s' if written != 1 else ''} as YAML to {args.dest}\n")
+    return 0

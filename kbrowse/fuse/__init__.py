@@ -1,0 +1,1 @@
+"""`kbrowse mount`: the read-only filesystem, its trees (snapshots, buckets) and its two transports."""

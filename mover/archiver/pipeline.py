@@ -1,0 +1,552 @@
+"""File trees -> snapshot: walk, chunk, deduplicate, store, in a parallel pipeline.
+
+The walk runs in the calling thread and plans every directory; file contents are read and
+chunked by a pool of file workers, and each chunk's compression and encryption run in a blob
+pool, so reading, hashing, compressing, encrypting and uploading overlap. Trees are saved
+bottom-up once their entries are known, then the index, then the snapshot: a crash at any point
+leaves only unreferenced packs behind.
+"""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import os
+import pwd
+import stat as st
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from mover.archiver import chunker
+from mover.archiver.prescan import Prescan, read_xattrs
+from mover.ui.progress import Counters
+from mover.repo import identity
+from mover.repo.blob import BlobType
+from mover.repo.errors import RepoError
+from mover.repo.repository import Repository
+from mover.repo.snapshot import Snapshot
+from mover.repo.tree import Node, go_mode_from_posix
+
+PROGRAM_VERSION = "mover 0.1.0"
+_O_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+class Cancelled(RepoError):
+    exit_code = 130
+
+
+@dataclass
+class BackupStats:
+    files_new: int = 0
+    files_changed: int = 0
+    files_unmodified: int = 0
+    dirs: int = 0
+    bytes_read: int = 0
+    data_blobs_added: int = 0
+    data_added: int = 0  # plaintext bytes of new blobs
+    warnings: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+@dataclass
+class BackupResult:
+    snapshot: Snapshot
+    stats: BackupStats
+    parent: Snapshot | None
+
+
+@dataclass
+class _DirPlan:
+    """A directory being backed up: its own node and its children (nodes or pending files)."""
+
+    node: Node
+    children: list["Node | Future[Node | None] | _DirPlan | _Small"] = field(default_factory=list)
+    # the same directory in the parent snapshot: when every entry comes out equal, its tree is
+    # reused as it is, with no encoding, hashing or index lookup per entry
+    parent_tree: bytes | None = None
+    parent_nodes: list[Node] | None = None
+
+
+_TYPES = {st.S_IFREG: "file", st.S_IFDIR: "dir", st.S_IFLNK: "symlink", st.S_IFBLK: "dev",
+          st.S_IFCHR: "chardev", st.S_IFIFO: "fifo", st.S_IFSOCK: "socket"}
+
+
+def _name_key(n: Node) -> bytes:
+    return n.name_bytes  # trees are sorted bytewise
+
+
+class _Batch:
+    """Small files read, hashed, compressed and sealed one after another by one file worker:
+    a file under the minimum chunk size is a single blob, and a task (a future, a semaphore,
+    a wake-up) per file or per blob cost more than the file itself."""
+
+    __slots__ = ("items", "nbytes", "future")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, Node, bool]] = []
+        self.nbytes = 0
+        self.future: Future | None = None
+
+
+class _Small:
+    """A directory's child that is read as part of a :class:`_Batch`; a file that turns out
+    unreadable gets ``content = None`` and is left out of the tree, as a skipped file is."""
+
+    __slots__ = ("batch", "node")
+
+    def __init__(self, batch: _Batch, node: Node) -> None:
+        self.batch = batch
+        self.node = node
+
+
+SMALL_BATCH_FILES = 64
+SMALL_BATCH_BYTES = 2 * 1024 * 1024
+
+
+class _Names:
+    """uid/gid -> name lookups, cached (one passwd lookup per owner, not per file)."""
+
+    def __init__(self) -> None:
+        self._users: dict[int, str] = {}
+        self._groups: dict[int, str] = {}
+
+    def user(self, uid: int) -> str:
+        if uid not in self._users:
+            try:
+                self._users[uid] = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                self._users[uid] = ""
+        return self._users[uid]
+
+    def group(self, gid: int) -> str:
+        if gid not in self._groups:
+            try:
+                self._groups[gid] = grp.getgrgid(gid).gr_name
+            except KeyError:
+                self._groups[gid] = ""
+        return self._groups[gid]
+
+
+def file_unchanged(node: Node | None, s: os.stat_result) -> bool:
+    """restic's rule: same type, size, mtime, ctime and inode means the content is the same."""
+    return (node is not None and node.type == "file" and node.content is not None
+            and node.size == s.st_size and node.mtime == s.st_mtime_ns
+            and node.ctime == s.st_ctime_ns and node.inode == s.st_ino)
+
+
+class Archiver:
+    def __init__(self, repo: Repository, counters: Counters | None = None, *,
+                 workers: int | None = None, warn: Callable[[str], None] | None = None,
+                 cancel: threading.Event | None = None, with_atime: bool = False,
+                 prescan: Prescan | None = None) -> None:
+        self.repo = repo
+        # Like restic, record atime = mtime unless asked: reading a file moves its atime, and a
+        # moving atime would make every directory's tree new on every backup.
+        self.with_atime = with_atime
+        self.counters = counters or Counters()
+        cpus = os.cpu_count() or 2
+        self.file_workers = workers or max(2, cpus)
+        self.blob_workers = max(2, cpus)
+        self.stats = BackupStats()
+        self._warn_cb = warn
+        self.cancel = cancel or threading.Event()
+        self._names = _Names()
+        # bounded hand-off so a huge tree or a fast reader never queues unbounded work
+        self._file_slots = threading.BoundedSemaphore(self.file_workers * 4)
+        self._blob_slots = threading.BoundedSemaphore(self.blob_workers * 2)
+        self._batch = _Batch()
+        # Small files go to their own worker(s): their work is mostly Python, holding the GIL,
+        # while a big file's is hashing, compressing and encrypting without it. Separate queues
+        # let the two overlap instead of the small files waiting behind the big ones.
+        self.small_workers = min(2, self.file_workers)
+        self._small_slots = threading.BoundedSemaphore(self.small_workers * 4)
+        self._small_pool: ThreadPoolExecutor | None = None
+        self._prescan = prescan
+
+    # ---- public ---------------------------------------------------------------------------
+
+    def backup(self, paths: list[str], *, host: str | None = None, tags: list[str] | None = None,
+               parent: Snapshot | None = None, when_ns: int | None = None) -> BackupResult:
+        started = when_ns or time.time_ns()
+        targets = self._existing_targets(paths)
+        if self._prescan is not None:
+            self._prescan.attach(self.counters)  # its totals replace the scan thread's
+        else:
+            scanner = threading.Thread(target=self._scan, args=(targets,), name="scan", daemon=True)
+            scanner.start()
+        file_pool = ThreadPoolExecutor(self.file_workers, thread_name_prefix="file")
+        blob_pool = ThreadPoolExecutor(self.blob_workers, thread_name_prefix="blob")
+        self._small_pool = small_pool = ThreadPoolExecutor(self.small_workers, thread_name_prefix="small")
+        try:
+            root = self._plan_root(targets, parent, file_pool, blob_pool)
+            self._submit_batch(file_pool, blob_pool)
+            tree_id = self._finish(root)
+            self.repo.flush()
+        except BaseException:
+            self.cancel.set()
+            small_pool.shutdown(wait=True, cancel_futures=True)
+            file_pool.shutdown(wait=True, cancel_futures=True)
+            blob_pool.shutdown(wait=True, cancel_futures=True)
+            # keep what is already packed and indexed; nothing refers to it yet, so a later
+            # backup reuses it and restic's check only calls the packs "unreferenced"
+            self.repo.abandon_pending()
+            raise
+        finally:
+            small_pool.shutdown(wait=True)
+            file_pool.shutdown(wait=True)
+            blob_pool.shutdown(wait=True)
+            if self._prescan is not None:
+                self._prescan.stop()
+            self.counters.scanning = False
+        snap = Snapshot(time=started, tree=tree_id, paths=[os.path.abspath(p) for p in targets],
+                        hostname=host or identity.hostname(), username=identity.username(),
+                        uid=os.getuid(), gid=os.getgid(), tags=list(tags or []),
+                        parent=parent.id if parent else None, program_version=PROGRAM_VERSION)
+        self.repo.save_snapshot(snap)
+        return BackupResult(snap, self.stats, parent)
+
+    # ---- planning -------------------------------------------------------------------------
+
+    def _existing_targets(self, paths: list[str]) -> list[str]:
+        if not paths:
+            raise RepoError("nothing to back up: give at least one path")
+        found, missing = [], []
+        for p in paths:
+            try:
+                os.lstat(p)
+                found.append(p)
+            except FileNotFoundError:
+                missing.append(f"source path {p} does not exist")
+            except OSError as e:
+                missing.append(f"cannot access source path {p}: {e.strerror}")
+        if not found:  # one error line, not a warning per path followed by the error
+            raise RepoError(f"nothing to back up: {'; '.join(missing)}")
+        for m in missing:
+            self._warn(m)
+        if len({os.path.abspath(p) for p in found}) != len(found):
+            raise RepoError("the same source path is given twice")
+        return found
+
+    def _warn(self, msg: str) -> None:
+        self.stats.warnings.append(msg)
+        self.counters.error()
+        if self._warn_cb:
+            self._warn_cb(msg)
+
+    def _plan_root(self, targets: list[str], parent: Snapshot | None, fp, bp) -> _DirPlan:
+        """The snapshot root: '.' puts a directory's entries at the root (as Velero does);
+        other paths keep their full path below the root, like restic."""
+        root = _DirPlan(Node(name="", type="dir"))
+        parent_root = parent.tree if parent else None
+        for t in targets:
+            if os.path.abspath(t) == os.path.abspath(os.curdir) and os.path.isdir(t):
+                s = os.lstat(t)
+                root.node = self._node(t, "", s)
+                self._plan_dir_entries(root, t, parent_root, fp, bp)
+                continue
+            parts = [p for p in os.path.abspath(t).split(os.sep) if p]
+            plan, ptree = root, parent_root
+            for depth, part in enumerate(parts):
+                path = os.sep + os.path.join(*parts[:depth + 1])
+                pnode = self._parent_child(ptree, part)
+                existing = next((c for c in plan.children if isinstance(c, _DirPlan) and c.node.name == part), None)
+                if depth == len(parts) - 1:
+                    plan.children.append(self._plan_entry(path, part, pnode, fp, bp))
+                    break
+                if existing is None:
+                    existing = _DirPlan(self._node(path, part, os.lstat(path)))
+                    plan.children.append(existing)
+                plan = existing
+                ptree = pnode.subtree if pnode is not None and pnode.type == "dir" else None
+        return root
+
+    def _parent_child(self, parent_tree: bytes | None, name: str) -> Node | None:
+        if parent_tree is None:
+            return None
+        try:
+            for n in self.repo.load_tree(parent_tree):
+                if n.name == name:
+                    return n
+        except RepoError:
+            return None  # a damaged parent only costs us re-reading files
+        return None
+
+    def _plan_entry(self, path: str, name: str, pnode: Node | None, fp, bp):
+        got = self._prescan.take(path) if self._prescan is not None else None
+        if got is not None:
+            s, xattrs = got
+        else:
+            xattrs = None
+            try:
+                s = os.lstat(path)
+            except OSError as e:
+                self._warn(f"cannot stat {path}: {e.strerror}")
+                return None
+        if st.S_ISDIR(s.st_mode):
+            plan = _DirPlan(self._node(path, name, s, pnode, xattrs))
+            self._plan_dir_entries(plan, path, pnode.subtree if pnode is not None and pnode.type == "dir" else None, fp, bp)
+            return plan
+        node = self._node(path, name, s, pnode, xattrs)
+        if node.type != "file":
+            self.counters.done(files=1)
+            return node
+        if file_unchanged(pnode, s) and self.repo.index.has_all(BlobType.DATA, pnode.content):
+            node.content = pnode.content
+            self.stats.files_unmodified += 1  # only the walk counts these: no lock
+            self.counters.done(files=1, nbytes=s.st_size)
+            return node
+        if s.st_size < chunker.MIN_SIZE:
+            b = self._batch
+            b.items.append((path, node, pnode is not None))
+            b.nbytes += s.st_size
+            if len(b.items) >= SMALL_BATCH_FILES or b.nbytes >= SMALL_BATCH_BYTES:
+                self._submit_batch(fp, bp)
+            return _Small(b, node)
+        self._file_slots.acquire()
+        fut = fp.submit(self._read_file, path, node, pnode is not None, bp)
+        fut.add_done_callback(self._release_file_slot)
+        return fut
+
+    def _release_file_slot(self, _f: Future) -> None:
+        self._file_slots.release()
+
+    def _release_small_slot(self, _f: Future) -> None:
+        self._small_slots.release()
+
+    def _release_blob_slot(self, _f: Future) -> None:
+        self._blob_slots.release()
+
+    def _submit_batch(self, fp, bp) -> None:
+        b, self._batch = self._batch, _Batch()
+        if not b.items:
+            return
+        self._small_slots.acquire()
+        b.future = self._small_pool.submit(self._read_batch, b.items)
+        b.future.add_done_callback(self._release_small_slot)
+
+    def _read_batch(self, items: list[tuple[str, Node, bool]]) -> None:
+        for path, node, had_parent in items:
+            if self.cancel.is_set():
+                raise Cancelled("backup cancelled")
+            if self._read_file(path, node, had_parent, None) is None:
+                node.content = None
+
+    def _plan_dir_entries(self, plan: _DirPlan, path: str, parent_tree: bytes | None, fp, bp) -> None:
+        self.stats.dirs += 1  # only the walk counts these: no lock
+        names = self._prescan.take_listing(path) if self._prescan is not None else None
+        if names is None:
+            try:
+                with os.scandir(path) as it:
+                    names = sorted(e.name for e in it)
+            except OSError as e:
+                self._warn(f"cannot read directory {path}: {e.strerror}")
+                return
+        parents: dict[str, Node] = {}
+        if parent_tree is not None:
+            try:
+                plan.parent_nodes = self.repo.load_tree(parent_tree)
+                plan.parent_tree = parent_tree
+                parents = {n.name: n for n in plan.parent_nodes}
+            except RepoError:
+                parents = {}
+        prefix = path if path.endswith("/") else path + "/"  # os.path.join's result, for less
+        for name in names:
+            if self.cancel.is_set():
+                raise Cancelled("backup cancelled")
+            child = self._plan_entry(prefix + name, name, parents.get(name), fp, bp)
+            if child is not None:
+                plan.children.append(child)
+
+    def _node(self, path: str, name: str, s: os.stat_result, pnode: Node | None = None,
+              xattrs: list[tuple[str, bytes]] | None = None) -> Node:
+        # once per entry of the source: plain locals and positional arguments (see Node.from_json)
+        mode, mtime, ctime, ino, dev = s.st_mode, s.st_mtime_ns, s.st_ctime_ns, s.st_ino, s.st_dev
+        t = _TYPES.get(st.S_IFMT(mode), "irregular")
+        size = links = device = 0
+        target = ""
+        content = None
+        if t == "file":
+            size, links, content = s.st_size, s.st_nlink, []
+        elif t == "symlink":
+            target, links = os.readlink(path), s.st_nlink
+        elif t in ("dev", "chardev"):
+            device, links = s.st_rdev, s.st_nlink
+        if (pnode is not None and pnode.ctime == ctime and pnode.inode == ino
+                and pnode.device_id == dev and pnode.type == t):
+            # setting or removing an extended attribute moves ctime: same inode, same ctime,
+            # same attributes (the same trust restic puts in ctime for a file's content)
+            xattrs = list(pnode.xattrs)
+        elif xattrs is None:
+            xattrs = read_xattrs(path)
+        names = self._names
+        return Node(name, t, go_mode_from_posix(mode), mtime, s.st_atime_ns if self.with_atime else mtime,
+                    ctime, s.st_uid, s.st_gid, names.user(s.st_uid), names.group(s.st_gid), ino, dev,
+                    size, links, target, xattrs, device, content)
+
+    # ---- file contents --------------------------------------------------------------------
+
+    def _read_file(self, path: str, node: Node, had_parent: bool, bp) -> Node | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | _O_NOATIME)
+        except PermissionError:
+            if not _O_NOATIME:
+                raise
+            try:  # O_NOATIME needs ownership; fall back to a plain open
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError as e:
+                self._warn(f"cannot read {path}: {e.strerror}; skipped")
+                return None
+        except OSError as e:
+            self._warn(f"cannot read {path}: {e.strerror}; skipped")
+            return None
+        try:
+            s = os.fstat(fd)
+            if not st.S_ISREG(s.st_mode):
+                self._warn(f"{path} changed type while being backed up; skipped")
+                return None
+            return self._store_content(fd, path, node, had_parent, bp)
+        except OSError as e:
+            self._warn(f"cannot read {path}: {e.strerror}; skipped")
+            return None
+        finally:
+            os.close(fd)
+
+    def _store_content(self, fd: int, path: str, node: Node, had_parent: bool, bp) -> Node:
+        """Read, chunk and hash a file; each chunk is compressed, sealed and packed by the blob
+        pool (``bp``), or in this thread when ``bp`` is None (small files, read in batches).
+
+        Chunks are memoryviews of the read buffer: nothing is copied before compression.
+        """
+        ids: list[bytes] = []
+        pending: list[Future] = []
+        size = 0
+        carry = b""
+        # the first read asks for one byte more than the file holds, so a file that did not
+        # change since its stat is read, and its end seen, in two read calls
+        want = node.size + 1 if node.size < chunker.READ_SIZE else chunker.READ_SIZE
+        save, sha256, cancel, readv = self._save_chunk, hashlib.sha256, self.cancel, os.readv
+        final = False
+        while not final:
+            if cancel.is_set():
+                raise Cancelled("backup cancelled")
+            # one buffer per read, carried-over tail first: chunks are views of it, so nothing is
+            # copied before compression, and it is freed once its last chunk is packed
+            keep = len(carry)
+            buf = bytearray(keep + want)
+            view = memoryview(buf)
+            view[:keep] = carry
+            filled, end = keep, keep + want
+            while filled < end:
+                n = readv(fd, [view[filled:end]])
+                if n == 0:
+                    final = True
+                    break
+                filled += n
+            want = chunker.READ_SIZE
+            if filled:
+                chunks, used = chunker.chunk_buffer(view[:filled], final)
+                for c in chunks:
+                    bid = sha256(c).digest()
+                    ids.append(bid)
+                    size += len(c)
+                    if bp is None:
+                        save(c, bid)
+                    else:
+                        self._blob_slots.acquire()
+                        f = bp.submit(save, c, bid)
+                        f.add_done_callback(self._release_blob_slot)
+                        pending.append(f)
+                carry = bytes(view[used:filled])
+                self.counters.done(nbytes=filled - keep)
+        for f in pending:
+            f.result()
+        if size != node.size:
+            self.counters.done(nbytes=0)
+            node.size = size  # the file grew or shrank while read: record what we stored
+        node.content = ids
+        with self.stats._lock:
+            self.stats.bytes_read += size
+            if had_parent:
+                self.stats.files_changed += 1
+            else:
+                self.stats.files_new += 1
+        self.counters.done(files=1)
+        return node
+
+    def _save_chunk(self, blob: bytes | memoryview, bid: bytes) -> None:
+        _id, new = self.repo.save_blob(BlobType.DATA, blob, bid)
+        if new:
+            with self.stats._lock:
+                self.stats.data_blobs_added += 1
+                self.stats.data_added += len(blob)
+
+    # ---- trees ----------------------------------------------------------------------------
+
+    def _finish(self, plan: _DirPlan) -> bytes:
+        nodes: list[Node] = []
+        for c in plan.children:
+            if isinstance(c, _DirPlan):
+                c.node.subtree = self._finish(c)
+                nodes.append(c.node)
+            elif isinstance(c, _Small):
+                c.batch.future.result()
+                if c.node.content is not None:
+                    nodes.append(c.node)
+            elif isinstance(c, Future):
+                n = c.result()
+                if n is not None:
+                    nodes.append(n)
+            else:
+                nodes.append(c)
+        old = plan.parent_nodes
+        if old is not None and len(old) == len(nodes) and plan.parent_tree is not None:
+            # equal nodes encode to equal bytes: the parent's tree is this tree (if it is still
+            # in the index; otherwise it is stored again below)
+            if sorted(nodes, key=_name_key) == old and self.repo.index.has(BlobType.TREE, plan.parent_tree):
+                return plan.parent_tree
+        return self.repo.save_tree(nodes)
+
+    # ---- totals for the progress bar -------------------------------------------------------
+
+    def _scan(self, targets: list[str]) -> None:
+        """Count files and bytes ahead of the backup (os.walk's view: symlinks not followed)."""
+        try:
+            for t in targets:
+                if not os.path.isdir(t):
+                    self.counters.add_total(files=1, nbytes=os.lstat(t).st_size)
+                    continue
+                stack = [t]
+                while stack:
+                    if self.cancel.is_set():
+                        return
+                    n = b = 0
+                    try:
+                        it = os.scandir(stack.pop())
+                    except OSError:
+                        continue
+                    with it:
+                        for e in it:
+                            try:
+                                if e.is_dir():
+                                    if not e.is_symlink():
+                                        stack.append(e.path)
+                                    continue
+                                n += 1
+                                b += e.stat(follow_symlinks=False).st_size
+                            except OSError:
+                                continue
+                    self.counters.add_total(files=n, nbytes=b)
+        except OSError:
+            pass
+        finally:
+            self.counters.scanning = False
+
+
+def find_parent(repo: Repository, paths: list[str], host: str) -> Snapshot | None:
+    """restic's default parent: the latest snapshot with the same host and the same paths."""
+    want = sorted(os.path.abspath(p) for p in paths)
+    cands = [s for s in repo.snapshots() if s.hostname == host and sorted(s.paths) == want]
+    return max(cands, key=lambda s: (s.time, s.id)) if cands else None

@@ -1,0 +1,139 @@
+"""The source trees' stat and extended attributes, gathered ahead of a backup's walk.
+
+Its own module, with light imports only: ``mover backup`` starts a :class:`Prescan` before it
+imports the archiver and the repository code, so the stat walk runs while those load and while
+the key is derived.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as st
+import threading
+
+from mover.ui.progress import Counters
+
+
+def read_xattrs(path: str) -> list[tuple[str, bytes]]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return []  # filesystem without xattrs, or a symlink where the kernel refuses them
+    out = []
+    for name in names:  # kernel order, as restic 0.14 keeps it: trees stay byte-identical
+        try:
+            out.append((name, os.getxattr(path, name, follow_symlinks=False)))
+        except OSError:
+            continue
+    return out
+
+
+def _walk_root(target: str) -> str:
+    """The path string the archiver's walk uses for a target (so a prescan's keys match)."""
+    if os.path.abspath(target) == os.path.abspath(os.curdir) and os.path.isdir(target):
+        return target  # '.' puts the directory's entries at the snapshot root
+    return os.path.abspath(target)
+
+
+class Prescan:
+    """The source trees' lstat and extended attributes, gathered on a thread of its own.
+
+    Start one before the repository is opened: it then runs while the key is derived (scrypt,
+    which releases the GIL) and the command's modules load, and the backup's walk finds most
+    of its system calls already made. It walks in the walk's order (depth first, names sorted),
+    keeps at most ``limit`` entries (the rest are looked up by the walk as usual, so memory
+    stays bounded), and counts the files and bytes for the progress totals. A stat or a
+    directory listing taken here is at most moments older than one the walk would take, as
+    any stat is older than the read.
+    """
+
+    def __init__(self, paths: list[str], limit: int = 50_000) -> None:
+        self._entries: dict[str, tuple[os.stat_result, list[tuple[str, bytes]]]] = {}
+        self._listings: dict[str, list[str]] = {}  # directory -> its entries' names, sorted
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._counters: Counters | None = None
+        self._files = self._bytes = 0
+        self._stop = threading.Event()
+        self.done = False
+        self._thread = threading.Thread(target=self._run, args=(list(paths),), name="prescan",
+                                        daemon=True)
+        self._thread.start()
+
+    def take(self, path: str) -> tuple[os.stat_result, list[tuple[str, bytes]]] | None:
+        return self._entries.pop(path, None)
+
+    def take_listing(self, path: str) -> list[str] | None:
+        """The names in directory ``path``, sorted, if the scan has listed it."""
+        return self._listings.pop(path, None)
+
+    def attach(self, counters: Counters) -> None:
+        """Report totals to ``counters`` from now on (and what was counted so far)."""
+        with self._lock:
+            counters.add_total(files=self._files, nbytes=self._bytes)
+            self._counters = counters
+            if self.done:
+                counters.scanning = False
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._entries.clear()
+        self._listings.clear()
+
+    def _count(self, files: int, nbytes: int) -> None:
+        with self._lock:
+            if self._counters is not None:
+                self._counters.add_total(files=files, nbytes=nbytes)
+            else:
+                self._files += files
+                self._bytes += nbytes
+
+    def _run(self, paths: list[str]) -> None:
+        try:
+            for t in paths:
+                try:
+                    if not os.path.isdir(t):
+                        self._count(1, os.lstat(t).st_size)
+                        continue
+                    self._dir(_walk_root(t))
+                except OSError:
+                    continue
+        finally:
+            with self._lock:
+                self.done = True
+                if self._counters is not None:
+                    self._counters.scanning = False
+
+    def _dir(self, path: str) -> None:
+        stack = [path]
+        entries, listings, keep = self._entries, self._listings, self._limit
+        while stack:
+            if self._stop.is_set():
+                return
+            d = stack.pop()
+            try:
+                with os.scandir(d) as it:
+                    found = sorted(it, key=lambda e: e.name)
+            except OSError:
+                continue
+            if len(entries) < keep:
+                listings[d] = [e.name for e in found]
+            n = b = 0
+            subdirs = []
+            prefix = d if d.endswith("/") else d + "/"  # os.path.join's result, for less
+            for e in found:
+                child = prefix + e.name
+                try:
+                    s = e.stat(follow_symlinks=False)
+                except OSError:
+                    n += 1  # counted as os.walk would, size unknown
+                    continue
+                if len(entries) < keep:
+                    entries[child] = (s, read_xattrs(child))
+                if st.S_ISDIR(s.st_mode):
+                    subdirs.append(child)
+                elif not (st.S_ISLNK(s.st_mode) and e.is_dir()):  # os.walk's view of "a file"
+                    n += 1
+                    b += s.st_size
+            self._count(n, b)
+            stack.extend(reversed(subdirs))  # depth first, in name order, as the walk goes

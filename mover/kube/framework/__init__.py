@@ -1,0 +1,1 @@
+"""The controller framework: API client, informers, work queues, controllers, status writes."""
