@@ -33,36 +33,33 @@ from typing import TYPE_CHECKING, NoReturn  # noqa: E402
 # command imports its own modules; those imports then run while the key is derived.
 from mover.ui import cliargs  # noqa: E402
 from mover.ui.cliargs import UsageError, err, print_json, restore_default_sigint, run  # noqa: E402
-from mover.repo.errors import RepoError  # noqa: E402
+from mover.errors import RepoError  # noqa: E402
+from mover.opener import ViewOpening  # noqa: E402
 
 if TYPE_CHECKING:
     from kbrowse.browse.pathspec import Target
-    from mover.repo.open import Opening
-    from mover.repo.tree import Node
-    from mover.repo.view import RepositoryView
     from mover.velero.bsl import BucketView
+    from mover.view import Node, SnapshotView
 
 PROG = "kbrowse"
 
 
-def _open(args: argparse.Namespace, early: Opening | None = None) -> RepositoryView:
-    from mover.repo.view import RepositoryView
-
-    return RepositoryView(cliargs.opening(args, early).result())
+def _open(args: argparse.Namespace, early: ViewOpening | None = None) -> SnapshotView:
+    return cliargs.opening(args, early, ViewOpening).result()
 
 
-def cmd_snapshots(args: argparse.Namespace, view: RepositoryView) -> int:
-    from kbrowse.browse import listing
+def cmd_snapshots(args: argparse.Namespace, view: SnapshotView) -> int:
+    from mover.ui import printers
 
     snaps = view.snapshots()
     if args.json:
-        print_json([listing.snapshot_json(s) for s in snaps])
+        print_json([printers.snapshot_json(s) for s in snaps])
     else:
-        sys.stdout.write(listing.snapshot_table(snaps))
+        sys.stdout.write(printers.snapshot_table(snaps))
     return 0
 
 
-def _walk(view: RepositoryView, node: Node, recursive: bool) -> Iterator[tuple[str, Node]]:
+def _walk(view: SnapshotView, node: Node, recursive: bool) -> Iterator[tuple[str, Node]]:
     """(path relative to ``node``, child) in tree order, each directory before its contents."""
     stack = [("", iter(view.list_dir(node)))]
     while stack:
@@ -77,7 +74,7 @@ def _walk(view: RepositoryView, node: Node, recursive: bool) -> Iterator[tuple[s
             stack.append((rel + "/", iter(view.list_dir(child))))
 
 
-def _target(args: argparse.Namespace, view: RepositoryView) -> Target:
+def _target(args: argparse.Namespace, view: SnapshotView) -> Target:
     from kbrowse.browse.pathspec import resolve
 
     if not args.target:
@@ -85,19 +82,19 @@ def _target(args: argparse.Namespace, view: RepositoryView) -> Target:
     return resolve(view, args.target)
 
 
-def cmd_ls(args: argparse.Namespace, view: RepositoryView) -> int:
+def cmd_ls(args: argparse.Namespace, view: SnapshotView) -> int:
     return ls_target(args, view, _target(args, view))
 
 
-def cmd_cat(args: argparse.Namespace, view: RepositoryView) -> int:
+def cmd_cat(args: argparse.Namespace, view: SnapshotView) -> int:
     return cat_target(view, _target(args, view))
 
 
-def cmd_cp(args: argparse.Namespace, view: RepositoryView) -> int:
+def cmd_cp(args: argparse.Namespace, view: SnapshotView) -> int:
     return cp_target(args, view, _target(args, view))
 
 
-def ls_target(args: argparse.Namespace, view: RepositoryView, t: Target) -> int:
+def ls_target(args: argparse.Namespace, view: SnapshotView, t: Target) -> int:
     from kbrowse.browse import listing
     from mover.golang.gojson import go_quote
 
@@ -118,7 +115,7 @@ def ls_target(args: argparse.Namespace, view: RepositoryView, t: Target) -> int:
     return 0
 
 
-def cat_target(view: RepositoryView, t: Target) -> int:
+def cat_target(view: SnapshotView, t: Target) -> int:
     if t.node.type != "file":
         raise RepoError(f"{t.path} in snapshot {t.snapshot.short_id} is a {t.node.type}, not a file")
     out = sys.stdout.buffer
@@ -131,13 +128,12 @@ def cat_target(view: RepositoryView, t: Target) -> int:
     return 0
 
 
-def cp_target(args: argparse.Namespace, view: RepositoryView, t: Target) -> int:
+def cp_target(args: argparse.Namespace, view: SnapshotView, t: Target) -> int:
     from mover.ui.progress import Counters, ProgressBar, human_bytes
-    from mover.restorer import restore
 
     counters = Counters()
     with ProgressBar(counters, "restoring", enabled=False if args.json else None):
-        result = restore(view.repo, t.node, args.dest, counters)
+        result = view.restore(t.node, args.dest, counters)
     for w in result.warnings:
         err(PROG, f"warning: {w}")
     for e in result.errors:
@@ -156,7 +152,7 @@ def cp_target(args: argparse.Namespace, view: RepositoryView, t: Target) -> int:
     return 0 if result.ok else 1
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace, RepositoryView], int]] = {
+COMMANDS: dict[str, Callable[[argparse.Namespace, SnapshotView], int]] = {
     "snapshots": cmd_snapshots, "ls": cmd_ls, "cat": cmd_cat, "cp": cmd_cp,
 }
 
@@ -261,11 +257,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from kbrowse.demo import DEMO_PASSWORD, run_demo
-    from mover.repo.open import open_repository
-    from mover.repo.view import RepositoryView
+    from mover.opener import open_view
 
     demo = run_demo(Path(args.dir))
-    view = RepositoryView(open_repository(str(demo.repo_path), DEMO_PASSWORD))
+    view = open_view(str(demo.repo_path), DEMO_PASSWORD)
     try:
         print(f"\nrepository {demo.repo_path} (password in {demo.password_file}):\n")
         cmd_snapshots(args, view)
@@ -273,12 +268,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         args.target, args.long, args.recursive = "latest:/", True, False
         cmd_ls(args, view)
     finally:
-        view.repo.close()
+        view.close()
     print(f"\ntry: kbrowse -r {demo.repo_path} --password-file {demo.password_file} cat latest:/config/app.yaml")
     if sys.stdin.isatty() and sys.stdout.isatty():
         from kbrowse.tui.app import run_tui  # Textual takes ~0.5 s to import: only for the app
 
-        run_tui(RepositoryView(open_repository(str(demo.repo_path), DEMO_PASSWORD)), str(demo.repo_path))
+        run_tui(open_view(str(demo.repo_path), DEMO_PASSWORD), str(demo.repo_path))
     return 0
 
 
@@ -299,7 +294,7 @@ def open_app(args: argparse.Namespace) -> int:
         try:
             run_tui(view, view.location())
         finally:
-            view.repo.close()
+            view.close()
     else:
         run_tui(None)
     return 0
@@ -309,7 +304,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     argv = sys.argv[1:] if argv is None else argv
     early = None
     if not any(a == "--bsl" or a.startswith("--bsl=") for a in argv):
-        early = cliargs.open_early(argv, COMMANDS)
+        early = cliargs.open_early(argv, COMMANDS, ViewOpening)
     parser = build_parser()
     restore_default_sigint()  # after the parser's imports: Ctrl-C there exits quietly
     args = parser.parse_args(argv)
@@ -344,7 +339,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         try:
             return COMMANDS[args.command](args, view)
         finally:
-            view.repo.close()
+            view.close()
 
     run(PROG, body)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from mover.archiver.pipeline import Archiver, find_parent
 from mover.ui.progress import Counters, ProgressBar
 from mover.repo.backend.local import LocalBackend
-from mover.repo.errors import NotARepository
+from mover.errors import NotARepository
 from mover.repo.repository import Repository
 
 DEMO_PASSWORD = "kbrowse-demo"

@@ -6,7 +6,6 @@ import argparse
 import importlib
 import json
 import sys
-from typing import TYPE_CHECKING
 
 from mover.ui.earlyexit import quiet_sigint
 
@@ -16,10 +15,7 @@ quiet_sigint()
 # (scrypt, which releases the GIL) and imports its own modules while that runs; the cluster
 # commands' modules (YAML and the CRD types, ~35 ms) load only when one of them is asked for.
 from mover.ui import cliargs  # noqa: E402
-from mover.repo.open import open_backend  # noqa: E402
-
-if TYPE_CHECKING:
-    from mover.repo.snapshot import Snapshot
+from mover.repo.open import Opening, open_backend  # noqa: E402
 
 EXIT_PARTIAL = 3  # as restic: the snapshot exists but some sources could not be read
 
@@ -89,7 +85,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_backup(args: argparse.Namespace) -> int:
     from mover.archiver.prescan import Prescan
 
-    opening = cliargs.opening(args)
+    opening = cliargs.opening(args, None, Opening)
     # stat the source tree while the key is derived and the modules below load (see Prescan)
     prescan = Prescan(args.paths)
     from mover.archiver.pipeline import Archiver, find_parent
@@ -145,40 +141,19 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshots(args: argparse.Namespace) -> int:
-    repo = cliargs.opening(args).result()
+    from mover.ui import printers
+
+    repo = cliargs.opening(args, None, Opening).result()
     snaps = repo.snapshots()
     if args.json:
-        cliargs.print_json([snapshot_json(s) for s in snaps])
+        cliargs.print_json([printers.snapshot_json(s) for s in snaps])
         return 0
-    print_snapshot_table(snaps)
+    sys.stdout.write(printers.snapshot_table(snaps))
     return 0
 
 
-def snapshot_json(s: Snapshot) -> dict:
-    d = s.to_json()
-    d["id"] = s.id.hex()
-    d["short_id"] = s.short_id
-    return d
-
-
-def print_snapshot_table(snaps: list[Snapshot]) -> None:
-    from datetime import datetime
-
-    rows = [(s.short_id, datetime.fromtimestamp(s.time / 1e9).strftime("%Y-%m-%d %H:%M:%S"),
-             s.hostname, ",".join(s.tags), ", ".join(s.paths)) for s in snaps]
-    head = ("ID", "Time", "Host", "Tags", "Paths")
-    widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(4)]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4]  # noqa: E731
-    print(line(head))
-    print("-" * (sum(widths) + 8 + max([5] + [len(r[4]) for r in rows])))
-    for r in rows:
-        print(line(r))
-    print("-" * (sum(widths) + 8 + max([5] + [len(r[4]) for r in rows])))
-    print(f"{len(rows)} snapshots")
-
-
 def cmd_check(args: argparse.Namespace) -> int:
-    opening = cliargs.opening(args)
+    opening = cliargs.opening(args, None, Opening)
     from mover.repo.check import check
     from mover.repo.lock import Lock
 

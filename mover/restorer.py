@@ -28,16 +28,16 @@ import stat
 import threading
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from mover.ui.progress import Counters
 from mover.repo.backend import FileType, Handle
 from mover.repo.backend.local import LocalBackend
 from mover.repo.blob import BlobType, PackedBlob
-from mover.repo.errors import NotFound, RepoError
+from mover.errors import NotFound, RepoError
 from mover.golang.gojson import go_quote
 from mover.repo.repository import Repository
-from mover.repo.tree import Node, posix_perm_from_go
+from mover.view.node import NODE_IFMT, Node, posix_perm_from_go
+from mover.view.protocol import RestoreResult
 
 MAX_GAP = 1 << 20  # read through a gap this small rather than issue another request
 MAX_SPAN = 32 << 20  # bound on one read, hence on the memory each worker holds
@@ -53,21 +53,7 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # metadata is set through /proc/self/fd/N of an O_PATH descriptor, which names the inode itself.
 _PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_SPECIAL = {"fifo": stat.S_IFIFO, "chardev": stat.S_IFCHR, "dev": stat.S_IFBLK}
-
-
-@dataclass
-class RestoreResult:
-    files: int = 0  # entries other than directories (files, symlinks, FIFOs, devices, links)
-    dirs: int = 0
-    bytes: int = 0
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    cancelled: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors and not self.cancelled
+_SPECIAL = {t: NODE_IFMT[t] for t in ("fifo", "chardev", "dev")}
 
 
 def default_workers(repo: Repository) -> int:

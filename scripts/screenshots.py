@@ -33,6 +33,7 @@ from kbrowse.tui.screens.restore import RestoreScreen
 from kbrowse.tui.screens.snapshots import SnapshotsScreen
 from kbrowse.tui.widgets.preview import Preview
 from mover.repo.open import open_repository
+from mover.repo.repository import Repository
 from mover.repo.view import RepositoryView
 from mover.velero.bsl import BucketView
 from mover.velero.repopassword import default_password, fixed
@@ -62,7 +63,7 @@ async def reveal(pilot: Pilot, browser: BrowserScreen, path: str) -> None:
     await pilot.pause()
 
 
-async def shoot_app(view: RepositoryView, out: Path) -> None:
+async def shoot_app(view: RepositoryView, repo: Repository, out: Path) -> None:
     app = KbrowseApp(view, "kbrowse demo")
 
     def save(name: str) -> None:
@@ -100,13 +101,13 @@ async def shoot_app(view: RepositoryView, out: Path) -> None:
         await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
         dialog = app.screen
         save("restore-dialog")
-        decode = view.repo.decode_blob
+        decode = repo.decode_blob
 
         def slow_decode(*args, **kwargs):
             time.sleep(SLOW_BLOB)
             return decode(*args, **kwargs)
 
-        view.repo.decode_blob = slow_decode
+        repo.decode_blob = slow_decode
         dialog.query_one("#restore-target").value = str(WORK / "restored" / "data")
         await pilot.click("#start")
         c = dialog.counters
@@ -114,7 +115,7 @@ async def shoot_app(view: RepositoryView, out: Path) -> None:
         await asyncio.sleep(0.25)  # one progress tick
         save("restore")
         await until(pilot, lambda: dialog.finished)
-        view.repo.decode_blob = decode
+        repo.decode_blob = decode
         await asyncio.sleep(0.25)
         save("restore-done")
 
@@ -172,11 +173,12 @@ def main() -> None:
     for var in ("RESTIC_REPOSITORY", "RESTIC_PASSWORD", "RESTIC_PASSWORD_FILE"):
         os.environ.pop(var, None)
     os.chdir(WORK)  # the source picker finds ./kbrowse-demo
-    view = RepositoryView(open_repository(str(demo.repo_path), DEMO_PASSWORD))
+    repo = open_repository(str(demo.repo_path), DEMO_PASSWORD)
+    view = RepositoryView(repo)
     try:
-        asyncio.run(shoot_app(view, out))
+        asyncio.run(shoot_app(view, repo, out))
     finally:
-        view.repo.close()
+        view.close()
     asyncio.run(shoot_picker(out))
     bucket = build_bucket(WORK / "velero")
     try:

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from kbrowse.browse import snappath
-from mover.repo.snapshot import Snapshot
-from mover.repo.tree import Node
-from mover.repo.view import SnapshotView
+from mover.view.snapshot import Snapshot
+from mover.view.node import Node
+from mover.view import SnapshotView
 
 ADDED, REMOVED, CHANGED, METADATA = "added", "removed", "changed", "metadata"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mover.ui.cliargs import UsageError
-from mover.repo.snapshot import Snapshot
-from mover.repo.tree import Node
-from mover.repo.view import SnapshotView
+from mover.view.snapshot import Snapshot
+from mover.view.node import Node
+from mover.view import SnapshotView
 
 
 @dataclass

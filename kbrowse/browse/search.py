@@ -6,9 +6,9 @@ import fnmatch
 from collections.abc import Callable, Iterator
 
 from kbrowse.browse import snappath
-from mover.repo.errors import RepoError
-from mover.repo.tree import Node
-from mover.repo.view import SnapshotView
+from mover.errors import RepoError
+from mover.view.node import Node
+from mover.view import SnapshotView
 
 GLOB_CHARS = frozenset("*?[")
 

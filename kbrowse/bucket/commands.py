@@ -18,8 +18,9 @@ from kbrowse.bucket import printers as bucketfmt
 from kbrowse.bucket.paths import CLUSTER, RESOURCES, VOLUMES, BackupPath
 from kbrowse.browse.pathspec import Target
 from mover.ui.cliargs import UsageError, print_json
-from mover.repo.errors import NotFound, RepoError
-from mover.repo.view import RepositoryView
+from mover.errors import NotFound, RepoError
+from mover.velero.objectstore import s3_options
+from mover.view import SnapshotView
 from mover.velero.bsl import BucketView
 from mover.velero.repopassword import standard_sources
 from mover.velero.tarball import ResourceRef
@@ -53,10 +54,8 @@ def add_options(p: argparse.ArgumentParser, top: bool) -> None:
 def open_bucket(args: argparse.Namespace) -> BucketView:
     options = None
     if args.bsl.startswith("s3:"):
-        from mover.repo.backend.s3client import S3Options  # boto3 is slow to import
-
-        options = S3Options(credentials_file=args.credentials_file, ca_bundle=args.cacert,
-                            insecure_tls=args.insecure_skip_tls_verify)
+        options = s3_options(credentials_file=args.credentials_file, ca_bundle=args.cacert,
+                             insecure_tls=args.insecure_skip_tls_verify)
     flag = "--repo-password-file" if args.repo_password_file else "--password-file"
     passwords = standard_sources(args.repo_password_file or args.password_file, file_flag=flag,
                                  namespace=args.namespace, kubeconfig=args.kubeconfig,
@@ -104,7 +103,7 @@ def cmd_logs(args: argparse.Namespace, bucket: BucketView) -> int:
 # -- backup paths ------------------------------------------------------------------------------
 
 
-def volume_target(bucket: BucketView, p: BackupPath) -> tuple[RepositoryView, Target]:
+def volume_target(bucket: BucketView, p: BackupPath) -> tuple[SnapshotView, Target]:
     """The snapshot entry a ``BACKUP/volumes/NS/POD/VOLUME[:PATH]`` path names."""
     vol = bucket.find_volume(p.backup, *p.parts)
     view, snap = bucket.volume_snapshot(p.backup, vol)

@@ -25,7 +25,7 @@ import yaml
 
 from kbrowse.cluster import printers as view
 from mover.ui.cliargs import key_values
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 
 Obj = dict[str, Any]
 Handler = Callable[[argparse.Namespace], int]
@@ -211,7 +211,8 @@ def backup_spec(args: argparse.Namespace) -> Obj:
 @_run
 def backup_create(args: argparse.Namespace) -> int:
     from mover.kube.resources import BACKUPS, SCHEDULES
-    from mover.kube.controllers.schedule import SCHEDULE_LABEL, backup_name
+    from mover.velero import labels as velero_labels
+    from mover.velero.requests import scheduled_backup_name
 
     labels = dict(args.labels)
     kube = _kube(args) if not args.output else None
@@ -220,8 +221,8 @@ def backup_create(args: argparse.Namespace) -> int:
         schedule = kube.get(SCHEDULES, _ns(args), args.from_schedule)
         spec = dict((schedule.get("spec") or {}).get("template") or {})
         labels |= (spec.pop("metadata", None) or {}).get("labels") or {}
-        labels[SCHEDULE_LABEL] = args.from_schedule
-        name = args.name or backup_name(args.from_schedule, _now())
+        labels[velero_labels.SCHEDULE_NAME] = args.from_schedule
+        name = args.name or scheduled_backup_name(args.from_schedule, _now())
     elif not args.name:
         raise RepoError("a backup needs a NAME (or --from-schedule)")
     else:
@@ -344,7 +345,7 @@ def backup_logs(args: argparse.Namespace) -> int:
 
 @_run
 def backup_delete(args: argparse.Namespace) -> int:
-    from mover.kube.controllers.gc import new_request
+    from mover.velero.requests import delete_backup_request
     from mover.kube.resources import BACKUPS, DELETE_BACKUP_REQUESTS
 
     kube = _kube(args)
@@ -355,7 +356,7 @@ def backup_delete(args: argparse.Namespace) -> int:
     if not _confirm(args, f"delete backup(s) {names}"):
         return 1
     for backup in backups:
-        kube.create(DELETE_BACKUP_REQUESTS, _ns(args), new_request(backup))
+        kube.create(DELETE_BACKUP_REQUESTS, _ns(args), delete_backup_request(backup))
         print(f'Request to delete backup "{backup["metadata"]["name"]}" submitted successfully.\nThe backup will be '
               "fully deleted after all associated data (disk snapshots, backup files, restores) are removed.")
     return 0
@@ -377,11 +378,11 @@ def _mappings(text: str) -> dict[str, str]:
 def restore_create(args: argparse.Namespace) -> int:
     from mover.velero.filters import parse_selector
     from mover.kube.resources import RESTORES
-    from mover.kube.controllers.schedule import backup_name
+    from mover.velero.requests import scheduled_backup_name
 
     if bool(args.from_backup) == bool(args.from_schedule):
         raise RepoError("either --from-backup or --from-schedule must be given, but not both")
-    name = args.name or backup_name(args.from_backup or args.from_schedule, _now())
+    name = args.name or scheduled_backup_name(args.from_backup or args.from_schedule, _now())
     spec: Obj = {"backupName": args.from_backup or "", "scheduleName": args.from_schedule or "",
                  "includedNamespaces": _split(args.include_namespaces) or ["*"]}
     for field, values in (("excludedNamespaces", args.exclude_namespaces),

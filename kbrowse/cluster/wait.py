@@ -13,7 +13,7 @@ from typing import Any
 
 from mover.kube.framework.client import Kube, KubeError, Resource
 from mover.kube.resources import DOWNLOAD_REQUESTS
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 
 Obj = dict[str, Any]
 # Phases after which a backup or restore changes no more.

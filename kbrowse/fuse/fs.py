@@ -20,7 +20,6 @@ are not UTF-8 pass through unchanged.
 
 from __future__ import annotations
 
-import bisect
 import errno
 import hashlib
 import itertools
@@ -31,7 +30,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from kbrowse.fuse.tree import (
@@ -44,22 +42,18 @@ from kbrowse.fuse.tree import (
     VDir,
     VLink,
 )
-from mover.repo.errors import RepoError, WrongPassword
-from mover.repo.tree import Node, posix_perm_from_go
-from mover.repo.view import RepositoryView
+from mover.errors import RepoError, WrongPassword
+from mover.view.node import NODE_IFMT, Node, posix_perm_from_go
+from mover.view import SnapshotView
 
 CACHE_SECONDS = 86400  # kernel caching of attributes, names and missing names
 READAHEAD_BYTES = 16 * 1024 * 1024  # how far sequential readers are served ahead
-READAHEAD_THREADS = 4
 SEQUENTIAL_SLACK = 1024 * 1024  # the kernel's parallel read-ahead requests arrive a little out of order
 PATH_CACHE = 65536  # resolved paths kept
 RELOAD_SECONDS = 5.0  # a repository's snapshot list is checked at most this often
 VIRTUAL_SECONDS = 1  # kernel caching of names in directories that change when snapshots do
 INDEX_CACHE_NODES = 400_000  # names kept in per-directory indexes, summed over directories
 
-_IFMT = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK,
-         "dev": stat.S_IFBLK, "chardev": stat.S_IFCHR, "fifo": stat.S_IFIFO,
-         "socket": stat.S_IFSOCK}
 _ENC = "latin-1"
 
 
@@ -85,7 +79,7 @@ def node_stat(snap_id: bytes, path: bytes, node: Node) -> dict:
         size = len(node.linktarget.encode("utf-8", "surrogateescape"))
     return {
         "st_ino": node_ino(snap_id, path, node),
-        "st_mode": _IFMT.get(node.type, stat.S_IFREG) | posix_perm_from_go(node.mode),
+        "st_mode": NODE_IFMT.get(node.type, stat.S_IFREG) | posix_perm_from_go(node.mode),
         # a directory's stored link count, or 1 = "unknown" (find/du then stat every child)
         "st_nlink": node.links or 1,
         "st_uid": node.uid, "st_gid": node.gid,
@@ -108,7 +102,7 @@ def _error(code: int) -> _FSError:
 class _File:
     entry: SnapEntry | TextFile
     next_offset: int = 0  # where a sequential reader reads next
-    ahead: int = 0  # blobs before this index have been handed to read-ahead
+    ahead: int = 0  # bytes before this offset have been handed to read-ahead
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -125,7 +119,7 @@ class SnapshotFS:
 
     use_ns = True
 
-    def __init__(self, view: RepositoryView | None, root: Entry, *,
+    def __init__(self, view: SnapshotView | None, root: Entry, *,
                  on_ready: Callable[[], None] | None = None,
                  reload: Callable[[], Entry | None] | None = None) -> None:
         """``view`` reads the snapshot entries that do not name their own (None: all do).
@@ -144,26 +138,18 @@ class SnapshotFS:
         self._index_nodes = 0
         self._handles: dict[int, _File | _Dir] = {}
         self._next_handle = itertools.count(1)
-        self._pool = ThreadPoolExecutor(READAHEAD_THREADS, thread_name_prefix="readahead",
-                                        initializer=_background_priority)
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
     def init(self, path: str) -> None:
         # the index is needed by the first read of any tree or file; load it while the user types
         if self.view is not None:
-            threading.Thread(target=self._warm_index, name="index-load", daemon=True).start()
+            self.view.preload()
         if self.on_ready:
             self.on_ready()
 
-    def _warm_index(self) -> None:
-        try:
-            _ = self.view.repo.index  # type: ignore[union-attr]  # the property loads it
-        except RepoError:
-            pass  # reported by the first operation that needs it
-
     def destroy(self, path: str) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        pass  # the views belong to whoever mounted them, and are closed there
 
     def _maybe_reload(self) -> bool:
         """Take in new or removed snapshots; True if the tree changed."""
@@ -208,7 +194,7 @@ class SnapshotFS:
                     self._paths.popitem(last=False)
         return entry
 
-    def _view(self, entry: SnapEntry) -> RepositoryView:
+    def _view(self, entry: SnapEntry) -> SnapshotView:
         view = entry.view if entry.view is not None else self.view
         assert view is not None
         return view
@@ -423,7 +409,6 @@ class SnapshotFS:
     def _read_ahead(self, f: _File, start: int, end: int) -> None:
         assert isinstance(f.entry, SnapEntry)
         node = f.entry.node
-        view = self._view(f.entry)
         with f.lock:
             sequential = abs(start - f.next_offset) <= SEQUENTIAL_SLACK
             f.next_offset = max(f.next_offset, end) if sequential else end
@@ -432,19 +417,11 @@ class SnapshotFS:
                 return
             if end >= node.size:
                 return
-            content = node.content or []
-            offsets = view.blob_offsets(node)
-            i = max(bisect.bisect_right(offsets, end - 1), f.ahead)
-            while i < len(content) and offsets[i] < end + READAHEAD_BYTES:
-                self._pool.submit(self._prefetch, view, content[i])
-                i += 1
-            f.ahead = i
-
-    def _prefetch(self, view: RepositoryView, blob_id: bytes) -> None:
-        try:
-            view.blob(blob_id)
-        except Exception:
-            pass  # the read that needs this blob fetches it again and reports the error
+            lo, hi = max(end, f.ahead), end + READAHEAD_BYTES
+            if lo >= hi:
+                return
+            f.ahead = hi
+        self._view(f.entry).prefetch(node, lo, hi - lo)
 
     def release(self, path: str, fh: int) -> int:
         self._drop_handle(fh)
@@ -472,12 +449,6 @@ class SnapshotFS:
 
     chmod = chown = create = link = mkdir = mknod = rename = rmdir = symlink = _read_only
     truncate = unlink = utimens = write = setxattr = removexattr = _read_only
-
-
-def _background_priority() -> None:
-    # read-ahead is a guess: on a busy machine the request being waited for gets the CPU first
-    # (on Linux, PRIO_PROCESS with 0 sets the nice value of the calling thread only)
-    os.setpriority(os.PRIO_PROCESS, 0, 10)
 
 
 def _show(path: str) -> str:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 
 ROOT_ID = 1
 WORKERS = 8  # requests served at once; blob fetches and decryption release the GIL

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 import fuse
 
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 
 _ENC = "latin-1"  # one character per byte: any name passes through as the path text
 _pinned = threading.local()

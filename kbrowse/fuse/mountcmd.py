@@ -11,28 +11,18 @@ read errors there; Ctrl-C (SIGINT), SIGTERM and SIGHUP unmount cleanly in both m
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import re
-import shutil
-import stat
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from types import ModuleType
 
 from kbrowse.bucket import commands as bucketcmd
+from kbrowse.fuse.mountpoint import MountError, check_mountpoint, fusermount, load_fs
 from kbrowse.fuse.tree import RepositoryTree, SnapEntry
+from mover.opener import open_view
 from mover.ui import cliargs
-from mover.repo.errors import RepoError
-from mover.repo.lock import Lock
-from mover.repo.open import open_repository
-from mover.repo.view import RepositoryView
-
-
-class MountError(RepoError):
-    """The mountpoint or FUSE itself is unusable."""
 
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -77,45 +67,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("mountpoint", metavar="MOUNTPOINT")
 
 
-def check_mountpoint(path: str) -> str:
-    """The absolute mountpoint, or a MountError saying why it cannot be used."""
-    mp = os.path.abspath(path)
-    try:
-        st = os.stat(mp)
-    except FileNotFoundError:
-        raise MountError(f"mountpoint {path} does not exist (create it with mkdir)") from None
-    except OSError as e:
-        if e.errno == errno.ENOTCONN:
-            raise MountError(f"mountpoint {path} is a dead mount: run `kbrowse umount {path}`") from None
-        raise MountError(f"cannot use mountpoint {path}: {e.strerror}") from None
-    if not stat.S_ISDIR(st.st_mode):
-        raise MountError(f"mountpoint {path} is not a directory")
-    if os.path.ismount(mp):
-        raise MountError(f"mountpoint {path} is already mounted (unmount it with `kbrowse umount {path}`)")
-    if os.listdir(mp):
-        raise MountError(f"mountpoint {path} is not empty")
-    return mp
-
-
-def _load_fs(transport: str | None) -> ModuleType:
-    if not os.path.exists("/dev/fuse"):
-        raise MountError("FUSE is not available: /dev/fuse is missing (load the fuse kernel module, "
-                         "or give the container the device)")
-    from kbrowse.fuse import fs
-
-    if (transport or fs.default_transport()) == "kernel":
-        if shutil.which("fusermount") is None:
-            raise MountError("FUSE is not available: fusermount is missing (install the Debian "
-                             "package fuse)")
-        return fs
-    try:
-        from kbrowse.fuse import libfuse  # noqa: F401  (fusepy loads libfuse2 here)
-    except (ImportError, OSError) as e:  # fusepy raises OSError when libfuse is missing
-        raise MountError(f"FUSE is not available: {e} (install the Debian package fuse and "
-                         f"the Python package fusepy)") from None
-    return fs
-
-
 def cmd_mount(args: argparse.Namespace) -> int:
     if getattr(args, "bsl", None):
         if args.repo:
@@ -124,7 +75,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
         if args.snapshot:
             raise cliargs.UsageError("with --bsl the whole bucket is mounted: leave out SNAPSHOT")
     mp = check_mountpoint(args.mountpoint)
-    fs = _load_fs(args.fuse)
+    fs = load_fs(args.fuse)
     if args.foreground:
         return _serve(args, mp, fs, on_ready=None)
     return _in_background(lambda on_ready: _serve(args, mp, fs, on_ready))
@@ -134,24 +85,27 @@ def _serve(args: argparse.Namespace, mp: str, fs: ModuleType,
            on_ready: Callable[[], None] | None) -> int:
     if getattr(args, "bsl", None):
         return _serve_bucket(args, mp, fs, on_ready)
-    repo = open_repository(cliargs.repo_location(args), cliargs.password(args))
-    view = RepositoryView(repo, cache_bytes=args.cache_size)
-    if args.snapshot:
-        snap = repo.find_snapshot(args.snapshot)
-        ops = fs.SnapshotFS(view, SnapEntry(snap, view.root(snap), b""), on_ready=on_ready)
-    else:
-        # the snapshot list only: trees are loaded when a directory is looked into
-        tree = RepositoryTree(view)
-        ops = fs.SnapshotFS(view, tree.root(), on_ready=on_ready, reload=tree.reload)
-    if on_ready is None:
-        cliargs.err("kbrowse", f"serving {view.location()} at {mp}; Ctrl-C or "
-                               f"`kbrowse umount {mp}` unmounts")
-    if args.no_lock:
-        fs.serve(ops, mp, allow_other=args.allow_other, transport=args.fuse)
-    else:
-        # like restic mount: a prune must not delete packs under a live mount
-        with Lock(repo, exclusive=False).acquire():
+    view = open_view(cliargs.repo_location(args), cliargs.password(args),
+                     cache_bytes=args.cache_size)
+    try:
+        if args.snapshot:
+            snap = view.find_snapshot(args.snapshot)
+            ops = fs.SnapshotFS(view, SnapEntry(snap, view.root(snap), b""), on_ready=on_ready)
+        else:
+            # the snapshot list only: trees are loaded when a directory is looked into
+            tree = RepositoryTree(view)
+            ops = fs.SnapshotFS(view, tree.root(), on_ready=on_ready, reload=tree.reload)
+        if on_ready is None:
+            cliargs.err("kbrowse", f"serving {view.location()} at {mp}; Ctrl-C or "
+                                   f"`kbrowse umount {mp}` unmounts")
+        if args.no_lock:
             fs.serve(ops, mp, allow_other=args.allow_other, transport=args.fuse)
+        else:
+            # like restic mount: a prune must not delete packs under a live mount
+            with view.read_lock():
+                fs.serve(ops, mp, allow_other=args.allow_other, transport=args.fuse)
+    finally:
+        view.close()
     return 0
 
 
@@ -214,29 +168,11 @@ def cmd_umount(args: argparse.Namespace) -> int:
         mounted = True  # a dead mount (ENOTCONN): still unmountable
     if not mounted:
         raise MountError(f"{args.mountpoint} is not mounted")
-    tool = shutil.which("fusermount")
-    cmd = [tool, "-u", mp] if tool else ["umount", mp]
-    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
-    if proc.returncode != 0:
-        why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+    why = fusermount("-u", mp)
+    if why:
         raise MountError(f"cannot unmount {args.mountpoint}: {why}")
     return 0
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"mount": cmd_mount, "umount": cmd_umount}
 
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m kbrowse.fuse.mountcmd mount|umount ...`, until `kbrowse` dispatches these itself."""
-    cliargs.restore_default_sigint()
-    p = argparse.ArgumentParser(prog="kbrowse")
-    cliargs.add_global_options(p, top=True)
-    bucketcmd.add_options(p, top=True)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    register(sub)
-    args = p.parse_args(argv)
-    cliargs.run("kbrowse", lambda: COMMANDS[args.command](args))
-
-
-if __name__ == "__main__":
-    main()

@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mover.golang import gotime
-from mover.repo.backend.base import FileType
-from mover.repo.snapshot import Snapshot
-from mover.repo.tree import Node
+from mover.view import Node, Snapshot, SnapshotView
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,7 +44,7 @@ class SnapEntry:
     snap: Snapshot
     node: Node
     path: bytes
-    view: Any = None  # the RepositoryView it is read from; None: the mount's own view
+    view: SnapshotView | None = None  # the view it is read from; None: the mount's own view
 
 
 class _Once:
@@ -209,20 +207,17 @@ class RepositoryTree:
     """A repository mount's root, built again when the repository's snapshot list changes
     (a backup lands, a snapshot is forgotten): only new snapshot files are read."""
 
-    def __init__(self, view: Any) -> None:
-        self.view = view  # a RepositoryView
-        self._snaps = {s.id.hex(): s for s in view.snapshots()}
+    def __init__(self, view: SnapshotView) -> None:
+        self.view = view
+        self._snaps = view.snapshots()
 
     def root(self) -> VDir:
-        top = repository_root(list(self._snaps.values()), self.view.root)
+        top = repository_root(self._snaps, self.view.root)
         return vdir(top, max(e.mtime for e in top.values()))
 
     def reload(self) -> VDir | None:
         """The new root, or None when the snapshot list is the same."""
-        repo = self.view.repo
-        names = {name for name, _ in repo.backend.list(FileType.SNAPSHOT)}
-        if names == self._snaps.keys():
+        if not self.view.refresh():
             return None
-        repo.refresh_index()  # the new snapshots' trees and data are in new index files
-        self._snaps = {n: self._snaps.get(n) or repo.load_snapshot(n) for n in sorted(names)}
+        self._snaps = self.view.snapshots()
         return self.root()

@@ -15,7 +15,7 @@ from kbrowse.tui.mount_job import Mounts
 from kbrowse.tui.preview_content import warm_up
 from kbrowse.tui.screens.snapshots import SnapshotsScreen
 from kbrowse.tui.screens.source_picker import SourcePickerScreen
-from mover.repo.view import SnapshotView
+from mover.view import SnapshotView
 
 if TYPE_CHECKING:
     from mover.velero.bsl import BucketView

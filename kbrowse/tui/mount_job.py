@@ -9,17 +9,13 @@ when it ends.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass, field
 
+from kbrowse.fuse.mountpoint import MountError, check_mountpoint, fusermount, load_fs
 from kbrowse.fuse.tree import SnapEntry
-from kbrowse.fuse.mountcmd import MountError, check_mountpoint
-from mover.repo.lock import Lock
-from mover.repo.snapshot import Snapshot
-from mover.repo.view import RepositoryView
+from mover.view import Snapshot, SnapshotView
 
 READY_TIMEOUT = 15.0
 
@@ -33,24 +29,11 @@ class SnapshotMount:
     errors: list[BaseException] = field(default_factory=list)
 
 
-def fuse_problem() -> str | None:
-    """Why mounting cannot work here, or None."""
-    if not os.path.exists("/dev/fuse"):
-        return "FUSE is not available: /dev/fuse is missing"
-    if shutil.which("fusermount") is None:
-        return "FUSE is not available: fusermount is not installed (Debian package fuse)"
-    return None
-
-
-def mount(view: RepositoryView, snap: Snapshot, mountpoint: str | None = None) -> SnapshotMount:
+def mount(view: SnapshotView, snap: Snapshot, mountpoint: str | None = None) -> SnapshotMount:
     """Serve ``snap`` read-only at ``mountpoint`` (default: a new directory in the temp dir);
     returns once the kernel has the mount. Holds a shared lock on the repository meanwhile, as
     `kbrowse mount` does, so a prune cannot remove packs under it."""
-    problem = fuse_problem()
-    if problem:
-        raise MountError(problem)
-    from kbrowse.fuse import fs
-
+    fs = load_fs()
     made_dir = mountpoint is None
     mp = check_mountpoint(mountpoint or tempfile.mkdtemp(prefix=f"kbrowse-{snap.short_id}-"))
     ready = threading.Event()
@@ -59,7 +42,7 @@ def mount(view: RepositoryView, snap: Snapshot, mountpoint: str | None = None) -
 
     def serve() -> None:
         try:
-            with Lock(view.repo, exclusive=False).acquire():
+            with view.read_lock():
                 fs.serve(ops, mp)
         except BaseException as e:  # noqa: BLE001 - reported to whoever waits for the mount
             m.errors.append(e)
@@ -81,21 +64,12 @@ def unmount(m: SnapshotMount, *, lazy: bool = False) -> None:
     the mount) this raises MountError, or with ``lazy`` detaches the mount instead: it is gone
     from the tree now and its last users see errors once this process exits."""
     if os.path.ismount(m.mountpoint):
-        why = _fusermount("-u", m.mountpoint)
+        why = fusermount("-u", m.mountpoint)
         if why and lazy:
-            why = _fusermount("-uz", m.mountpoint)
+            why = fusermount("-uz", m.mountpoint)
         if why:
             raise MountError(f"cannot unmount {m.mountpoint}: {why}")
     _stop(m)
-
-
-def _fusermount(flags: str, mountpoint: str) -> str:
-    """'' on success, else why not."""
-    proc = subprocess.run(["fusermount", flags, mountpoint], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, check=False)
-    if proc.returncode == 0:
-        return ""
-    return (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
 
 
 class Mounts:

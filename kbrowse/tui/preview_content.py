@@ -16,8 +16,8 @@ from rich.text import Span, Text
 
 from mover.ui.progress import human_bytes
 from mover.golang.gojson import go_quote
-from mover.repo.tree import Node
-from mover.repo.view import SnapshotView
+from mover.view.node import Node
+from mover.view import SnapshotView
 
 PREVIEW_BYTES = 256 * 1024
 HEX_WIDTH = 16

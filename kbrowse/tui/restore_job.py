@@ -15,9 +15,8 @@ import threading
 from dataclasses import dataclass, field
 
 from mover.ui.progress import Counters
-from mover.repo.repository import Repository
-from mover.repo.tree import Node
-from mover.restorer import RestoreResult, restore
+from mover.view.node import Node
+from mover.view import RestoreResult, SnapshotView
 
 OVERWRITE, SKIP = "overwrite", "skip"
 
@@ -41,14 +40,14 @@ def file_target(node: Node, dest: str) -> str:
     return dest
 
 
-def restore_entry(repo: Repository, node: Node, dest: str, *, existing: str = OVERWRITE,
+def restore_entry(view: SnapshotView, node: Node, dest: str, *, existing: str = OVERWRITE,
                   counters: Counters | None = None, cancel: threading.Event | None = None,
                   workers: int = 4) -> RestoreOutcome:
     dest = os.path.abspath(dest)
     target = file_target(node, dest)
     counters = counters or Counters()
     if existing == OVERWRITE or not os.path.lexists(target):
-        res = restore(repo, node, dest, counters, workers=workers, cancel=cancel)
+        res = view.restore(node, dest, counters, workers=workers, cancel=cancel)
         return RestoreOutcome(target, res)
     if node.type != "dir":
         counters.scanning = False
@@ -59,7 +58,7 @@ def restore_entry(repo: Repository, node: Node, dest: str, *, existing: str = OV
         return RestoreOutcome(target, skipped=1)
     staging = tempfile.mkdtemp(prefix=".kbrowse-restore-", dir=os.path.dirname(target))
     try:
-        res = restore(repo, node, staging, counters, workers=workers, cancel=cancel)
+        res = view.restore(node, staging, counters, workers=workers, cancel=cancel)
         out = RestoreOutcome(target, res)
         if not res.cancelled:
             out.skipped = _merge_missing(staging, target)

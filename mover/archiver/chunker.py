@@ -8,9 +8,6 @@ data restic itself chunked, never for reading or restoring.
 
 from __future__ import annotations
 
-from typing import BinaryIO, Iterator
-
-
 MIN_SIZE = 512 * 1024
 AVG_SIZE = 1024 * 1024
 MAX_SIZE = 8 * 1024 * 1024
@@ -33,20 +30,3 @@ def chunk_buffer(buf: bytes | memoryview, final: bool) -> tuple[list[memoryview]
         chunks.pop()
     consumed = sum(c.nbytes for c in chunks)
     return chunks, consumed
-
-
-def chunk_stream(f: BinaryIO, read_size: int = READ_SIZE) -> Iterator[bytes]:
-    """Yield the chunks of a file object, reading ``read_size`` bytes at a time."""
-    carry = b""
-    while True:
-        data = f.read(read_size)
-        final = not data
-        buf = carry + data if carry else data
-        if not buf:
-            return
-        chunks, consumed = chunk_buffer(buf, final)
-        for c in chunks:
-            yield bytes(c)
-        carry = bytes(memoryview(buf)[consumed:])
-        if final:
-            return

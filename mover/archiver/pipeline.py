@@ -25,10 +25,10 @@ from mover.archiver.prescan import Prescan, read_xattrs
 from mover.ui.progress import Counters
 from mover.repo import identity
 from mover.repo.blob import BlobType
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 from mover.repo.repository import Repository
-from mover.repo.snapshot import Snapshot
-from mover.repo.tree import Node, go_mode_from_posix
+from mover.view.snapshot import Snapshot
+from mover.view.node import NODE_IFMT, Node, go_mode_from_posix
 
 PROGRAM_VERSION = "mover 0.1.0"
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
@@ -70,8 +70,7 @@ class _DirPlan:
     parent_nodes: list[Node] | None = None
 
 
-_TYPES = {st.S_IFREG: "file", st.S_IFDIR: "dir", st.S_IFLNK: "symlink", st.S_IFBLK: "dev",
-          st.S_IFCHR: "chardev", st.S_IFIFO: "fifo", st.S_IFSOCK: "socket"}
+_TYPES = {ifmt: t for t, ifmt in NODE_IFMT.items()}
 
 
 def _name_key(n: Node) -> bytes:

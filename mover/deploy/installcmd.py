@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mover.ui.cliargs import add_kube_options, key_values
 from mover.deploy.manifests import InstallOptions, create_only, render, to_yaml
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -15,7 +15,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from mover.ui.cliargs import add_kube_options
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 from mover.golang.duration import parse_duration
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}

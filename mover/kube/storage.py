@@ -21,7 +21,7 @@ from typing import Any
 from mover.kube.framework.client import Kube, KubeError, Obj
 from mover.kube.resources import SECRETS
 from mover.repo.backend.s3client import RetryPolicy, S3Options, parse_s3_url
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 from mover.velero.objectstore import LocalStore, ObjectStore, S3Store
 
 AWS_PROVIDERS = ("aws", "velero.io/aws")

@@ -11,7 +11,7 @@ from typing import Callable
 from mover.repo import pack as packfmt
 from mover.repo.backend import FileType, Handle
 from mover.repo.blob import BlobType, PackedBlob
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 from mover.repo.index import Index, decode_index_file
 from mover.repo.repository import Repository
 

@@ -6,7 +6,7 @@ import threading
 
 import zstandard
 
-from mover.repo.errors import IntegrityError
+from mover.errors import IntegrityError
 
 UNPACKED_V2 = 0x02
 LEVEL = 3  # restic's "auto" compression is klauspost SpeedDefault, about zstd level 3

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
 from mover.repo import libcrypto
-from mover.repo.errors import IntegrityError
+from mover.errors import IntegrityError
 
 IV_SIZE = 16
 MAC_SIZE = 16

@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 
 from mover.golang import gojson
 from mover.repo.blob import BlobType, PackedBlob
-from mover.repo.errors import IntegrityError
+from mover.errors import IntegrityError
 
 _ID = 32
 _MIN_SLOTS = 1024

@@ -22,7 +22,7 @@ from mover.golang import gojson
 
 from mover.golang import gotime
 from mover.repo.backend import Backend, FileType, Handle
-from mover.repo.errors import IntegrityError, NotARepository, WrongPassword
+from mover.errors import IntegrityError, NotARepository, WrongPassword
 from mover.repo.identity import hostname, username
 
 if TYPE_CHECKING:

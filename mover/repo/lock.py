@@ -19,7 +19,7 @@ from mover.golang import gojson
 from mover.golang import gotime
 from mover.repo.identity import hostname, username
 from mover.repo.backend import FileType, Handle
-from mover.repo.errors import LockedError, RepoError
+from mover.errors import LockedError, RepoError
 
 STALE_AFTER_NS = 30 * 60 * 10**9
 REFRESH_EVERY_S = 5 * 60

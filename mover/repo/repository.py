@@ -24,11 +24,12 @@ from mover.repo.backend import Backend, FileType, Handle
 from mover.repo.backend.local import LocalBackend
 from mover.repo.blob import BlobType, PackedBlob
 from mover.repo.crypto import Key
-from mover.repo.errors import IntegrityError, NotFound, RepoError
+from mover.errors import IntegrityError, NotFound, RepoError
 from mover.repo.index import Index, encode_index_file
 from mover.repo.pack import PackBuilder
-from mover.repo.snapshot import Snapshot
-from mover.repo.tree import Node, decode_tree, encode_tree
+from mover.view.snapshot import Snapshot
+from mover.repo.tree import decode_tree, encode_tree
+from mover.view.node import Node
 
 PACK_SIZE = 16 * 1024 * 1024  # restic 0.14's default target
 INDEX_EVERY_PACKS = 256  # write an index part during long backups, so a crash keeps the work
@@ -379,11 +380,16 @@ class Repository:
         return Snapshot.from_bytes(self.load_unpacked(FileType.SNAPSHOT, name), bytes.fromhex(name),
                                    f"snapshot {name[:8]}")
 
+    def load_snapshots(self, names: list[str]) -> list[Snapshot]:
+        """The snapshot files of these names, several at a time (each is a small request)."""
+        if len(names) <= 1:
+            return [self.load_snapshot(n) for n in names]
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(self.load_snapshot, names))
+
     def snapshots(self) -> list[Snapshot]:
         """All snapshots, oldest first."""
-        names = [n for n, _ in self.backend.list(FileType.SNAPSHOT)]
-        with ThreadPoolExecutor(8) as pool:
-            snaps = list(pool.map(self.load_snapshot, names))
+        snaps = self.load_snapshots([n for n, _ in self.backend.list(FileType.SNAPSHOT)])
         return sorted(snaps, key=lambda s: (s.time, s.id))
 
     def find_snapshot(self, ref: str, snaps: Iterable[Snapshot] | None = None) -> Snapshot:

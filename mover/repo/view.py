@@ -1,89 +1,91 @@
-"""The read side every browser uses: snapshots, directory listings, byte ranges of files.
-
-The TUI, the FUSE filesystem and ``kbrowse ls/cat/cp`` only talk to :class:`SnapshotView`, so
-another repository format (kopia) can later stand beside restic's without touching them.
-"""
+""":class:`mover.view.SnapshotView` over a restic-format repository."""
 
 from __future__ import annotations
 
 import bisect
+import os
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from itertools import islice
-from typing import Iterator, Protocol
 
+from mover.errors import NotFound, RepoError
+from mover.repo.backend import FileType
 from mover.repo.blob import BlobType
-from mover.repo.errors import NotFound
+from mover.repo.lock import Lock
 from mover.repo.repository import Repository
-from mover.repo.snapshot import Snapshot
-from mover.repo.tree import Node
-
+from mover.ui.progress import Counters
+from mover.view.cache import BlobCache
+from mover.view.node import Node
+from mover.view.protocol import RestoreResult
+from mover.view.snapshot import Snapshot
 
 READ_AHEAD_BLOBS = 4  # blobs (~1 MiB each, 8 MiB at most) decoded ahead of iter_content's caller
 READ_AHEAD_THREADS = 2
-
-
-class SnapshotView(Protocol):
-    def location(self) -> str: ...
-    def snapshots(self) -> list[Snapshot]: ...
-    def find_snapshot(self, ref: str) -> Snapshot: ...
-    def root(self, snap: Snapshot) -> Node: ...
-    def list_dir(self, node: Node) -> list[Node]: ...
-    def lookup(self, snap: Snapshot, path: str) -> Node: ...
-    def read(self, node: Node, offset: int, size: int) -> bytes: ...
-    def iter_content(self, node: Node) -> Iterator[bytes]: ...
-
-
-class BlobCache:
-    """Decrypted data blobs, least recently used first out, bounded in bytes. Blob ids are the
-    hash of the plaintext, so views of several repositories (a bucket's volumes) can share one
-    cache and one memory budget."""
-
-    def __init__(self, limit: int = 64 * 1024 * 1024) -> None:
-        self.limit = limit
-        self._blobs: OrderedDict[bytes, bytes] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, blob_id: bytes) -> bytes | None:
-        with self._lock:
-            data = self._blobs.get(blob_id)
-            if data is not None:
-                self._blobs.move_to_end(blob_id)
-            return data
-
-    def put(self, blob_id: bytes, data: bytes) -> None:
-        with self._lock:
-            if blob_id in self._blobs:
-                return
-            self._blobs[blob_id] = data
-            self._bytes += len(data)
-            while self._bytes > self.limit and len(self._blobs) > 1:
-                _, old = self._blobs.popitem(last=False)
-                self._bytes -= len(old)
+PREFETCH_THREADS = 4  # background loads asked for by prefetch (a mount's sequential readers)
 
 
 class RepositoryView:
-    """:class:`SnapshotView` over a restic-format repository, with a byte-bounded blob cache
-    (its own of ``cache_bytes``, or a shared ``cache``)."""
+    """:class:`mover.view.SnapshotView` over a restic-format repository, with a byte-bounded
+    blob cache (its own of ``cache_bytes``, or a shared ``cache``). Delegates to the
+    repository's index, the restorer and restic's locks."""
 
     def __init__(self, repo: Repository, cache_bytes: int = 64 * 1024 * 1024,
                  cache: BlobCache | None = None) -> None:
-        self.repo = repo
+        self._repo = repo
         self.cache = cache if cache is not None else BlobCache(cache_bytes)
         self._lock = threading.Lock()
         self._offsets: OrderedDict[tuple[bytes, ...], list[int]] = OrderedDict()
         self._loading: dict[bytes, Future[bytes]] = {}
+        self._snaps: dict[str, Snapshot] | None = None  # by file name, as last listed
+        self._prefetch_pool: ThreadPoolExecutor | None = None
 
     def location(self) -> str:
-        return self.repo.backend.location()
+        return self._repo.backend.location()
+
+    # ---- snapshots ----------------------------------------------------------------------------
 
     def snapshots(self) -> list[Snapshot]:
-        return self.repo.snapshots()
+        with self._lock:
+            snaps = self._snaps
+        if snaps is None:
+            self.refresh()
+            with self._lock:
+                snaps = self._snaps or {}
+        return sorted(snaps.values(), key=lambda s: (s.time, s.id))
+
+    def refresh(self) -> bool:
+        names = {name for name, _ in self._repo.backend.list(FileType.SNAPSHOT)}
+        with self._lock:
+            known = self._snaps
+        if known is not None and names == known.keys():
+            return False
+        if known is not None:
+            self._repo.refresh_index()  # the new snapshots' trees and data are in new index files
+        old = known or {}
+        new = [n for n in names if n not in old]
+        loaded = dict(zip(new, self._repo.load_snapshots(new), strict=True))
+        with self._lock:
+            self._snaps = {n: old.get(n) or loaded[n] for n in names}
+        return True
+
+    def matching_snapshots(self, prefix: str) -> list[Snapshot]:
+        prefix = prefix.lower()
+        with self._lock:
+            known = self._snaps
+        if known is not None:
+            return [s for n, s in known.items() if n.startswith(prefix)]
+        names = [n for n, _ in self._repo.backend.list(FileType.SNAPSHOT) if n.startswith(prefix)]
+        return self._repo.load_snapshots(names)
 
     def find_snapshot(self, ref: str) -> Snapshot:
-        return self.repo.find_snapshot(ref)
+        with self._lock:
+            known = self._snaps
+        return self._repo.find_snapshot(ref, None if known is None else known.values())
+
+    # ---- trees --------------------------------------------------------------------------------
 
     def root(self, snap: Snapshot) -> Node:
         return Node(name="", type="dir", mode=0o755 | (1 << 31), mtime=snap.time, atime=snap.time,
@@ -92,10 +94,9 @@ class RepositoryView:
     def list_dir(self, node: Node) -> list[Node]:
         if node.type != "dir" or node.subtree is None:
             raise NotFound(f"{node.name or '/'} is not a directory")
-        return self.repo.load_tree(node.subtree)
+        return self._repo.load_tree(node.subtree)
 
     def lookup(self, snap: Snapshot, path: str) -> Node:
-        """The node at ``path`` ('/' or '' is the root); NotFound names the missing part."""
         node = self.root(snap)
         walked = ""
         for part in [p for p in path.split("/") if p and p != "."]:
@@ -109,7 +110,9 @@ class RepositoryView:
             node = nxt
         return node
 
-    def blob(self, blob_id: bytes) -> bytes:
+    # ---- file contents ------------------------------------------------------------------------
+
+    def _blob(self, blob_id: bytes) -> bytes:
         """One data blob, decrypted, through the cache. Callers asking for a blob that another
         thread is already loading wait for that load: read-ahead and the reader it runs ahead
         of must not both fetch and decrypt the same blob."""
@@ -124,7 +127,7 @@ class RepositoryView:
         if pending is not None:
             return pending.result()
         try:
-            data = self.repo.load_blob(BlobType.DATA, blob_id)
+            data = self._repo.load_blob(BlobType.DATA, blob_id)
         except BaseException as e:
             with self._lock:
                 del self._loading[blob_id]
@@ -136,7 +139,7 @@ class RepositoryView:
         mine.set_result(data)
         return data
 
-    def blob_offsets(self, node: Node) -> list[int]:
+    def _blob_offsets(self, node: Node) -> list[int]:
         """Start offset of every content blob of a file, from the index (no data is read)."""
         key = tuple(node.content or ())
         with self._lock:
@@ -145,7 +148,7 @@ class RepositoryView:
             offs, pos = [], 0
             for b in node.content or []:
                 offs.append(pos)
-                pos += self.repo.plain_size(BlobType.DATA, b)
+                pos += self._repo.plain_size(BlobType.DATA, b)
             with self._lock:
                 self._offsets[key] = offs
                 while len(self._offsets) > 1024:
@@ -158,17 +161,40 @@ class RepositoryView:
         content = node.content or []
         if not content or offset >= node.size or size <= 0:
             return b""
-        offs = self.blob_offsets(node)
+        offs = self._blob_offsets(node)
         i = bisect.bisect_right(offs, offset) - 1
         out = bytearray()
         end = min(offset + size, node.size)
         while i < len(content) and offs[i] < end:
-            data = self.blob(content[i])
+            data = self._blob(content[i])
             lo = max(offset - offs[i], 0)
             hi = min(end - offs[i], len(data))
             out += data[lo:hi]
             i += 1
         return bytes(out)
+
+    def prefetch(self, node: Node, offset: int, size: int) -> None:
+        content = node.content or []
+        if node.type != "file" or not content or size <= 0 or offset >= node.size:
+            return
+        offs = self._blob_offsets(node)
+        i = max(bisect.bisect_right(offs, offset) - 1, 0)
+        end = offset + size
+        with self._lock:
+            if self._prefetch_pool is None:
+                self._prefetch_pool = ThreadPoolExecutor(
+                    PREFETCH_THREADS, thread_name_prefix="prefetch", initializer=_background_priority)
+            pool = self._prefetch_pool
+        while i < len(content) and offs[i] < end:
+            if self.cache.get(content[i]) is None:
+                pool.submit(self._quiet_blob, content[i])
+            i += 1
+
+    def _quiet_blob(self, blob_id: bytes) -> None:
+        try:
+            self._blob(blob_id)
+        except Exception:
+            pass  # the read that needs this blob fetches it again and reports the error
 
     def iter_content(self, node: Node) -> Iterator[bytes]:
         """A file's bytes blob by blob, in order. The next few blobs are read and decoded on
@@ -177,9 +203,9 @@ class RepositoryView:
         content = node.content or []
         if len(content) <= 1:
             for b in content:
-                yield self.repo.load_blob(BlobType.DATA, b)
+                yield self._repo.load_blob(BlobType.DATA, b)
             return
-        load = self.repo.load_blob
+        load = self._repo.load_blob
         ids = iter(content)
         with ThreadPoolExecutor(READ_AHEAD_THREADS, thread_name_prefix="read-ahead") as pool:
             pending: deque[Future[bytes]] = deque(
@@ -194,6 +220,53 @@ class RepositoryView:
             finally:  # the caller stopped early, or a blob failed: drop what is queued
                 for f in pending:
                     f.cancel()
+
+    # ---- long work ----------------------------------------------------------------------------
+
+    def preload(self) -> None:
+        threading.Thread(target=self._load_index, name="index-load", daemon=True).start()
+
+    def _load_index(self) -> None:
+        try:
+            _ = self._repo.index  # the property loads it
+        except RepoError:
+            pass  # reported by the first operation that needs it
+
+    def read_lock(self) -> AbstractContextManager[None]:
+        return _Held(Lock(self._repo, exclusive=False))
+
+    def restore(self, node: Node, dest: str, counters: Counters | None = None, *,
+                cancel: threading.Event | None = None,
+                workers: int | None = None) -> RestoreResult:
+        from mover.restorer import restore  # the restorer is only needed by restores
+
+        return restore(self._repo, node, dest, counters, workers=workers, cancel=cancel)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._prefetch_pool = self._prefetch_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._repo.close()
+
+
+class _Held(AbstractContextManager[None]):
+    """A restic lock as the protocol's context manager: taken on entry, removed on exit."""
+
+    def __init__(self, lock: Lock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def _background_priority() -> None:
+    # read-ahead is a guess: on a busy machine the request being waited for gets the CPU first
+    # (on Linux, PRIO_PROCESS with 0 sets the nice value of the calling thread only)
+    os.setpriority(os.PRIO_PROCESS, 0, 10)
 
 
 def _find(nodes: list[Node], name: str) -> Node | None:

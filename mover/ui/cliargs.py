@@ -14,10 +14,17 @@ import json
 import os
 import signal
 import sys
-from typing import Callable, Collection, NoReturn
+from typing import Callable, Collection, NoReturn, Protocol, TypeVar
 
-from mover.repo.errors import RepoError
-from mover.repo.open import Opening
+from mover.errors import RepoError
+
+
+class _Opening(Protocol):
+    location: str
+    password: str
+
+
+O = TypeVar("O", bound=_Opening)
 
 
 class UsageError(RepoError):
@@ -113,7 +120,8 @@ def peek(argv: list[str]) -> argparse.Namespace | None:
     return ns
 
 
-def open_early(argv: list[str], commands: Collection[str]) -> Opening | None:
+def open_early(argv: list[str], commands: Collection[str],
+               opener: Callable[[str, str], O]) -> O | None:
     """Start opening the repository (scrypt, ~0.5 s, releases the GIL) before the command line's
     modules are imported, when ``argv`` names one of ``commands`` and gives the repository and
     the password without a prompt. :func:`opening` takes it if the full parse agrees."""
@@ -126,16 +134,18 @@ def open_early(argv: list[str], commands: Collection[str]) -> Opening | None:
         pw = read_password_file(path) if path else os.environ.get("RESTIC_PASSWORD")
     except UsageError:
         return None  # reported by the full parse's own attempt
-    return Opening(loc, pw) if pw else None
+    return opener(loc, pw) if pw else None
 
 
-def opening(args: argparse.Namespace, early: Opening | None = None) -> Opening:
+def opening(args: argparse.Namespace, early: O | None,
+            opener: Callable[[str, str], O]) -> O:
     """The repository ``args`` name, being opened: ``early`` if it was started for the same
-    location and password, else a new :class:`Opening`."""
+    location and password, else a new one from ``opener`` (:class:`mover.repo.open.Opening` for the mover,
+    which writes; :class:`mover.opener.ViewOpening` for readers of any format)."""
     loc, pw = repo_location(args), password(args)
     if early is not None and early.location == loc and early.password == pw:
         return early
-    return Opening(loc, pw)
+    return opener(loc, pw)
 
 
 def print_json(obj: object) -> None:

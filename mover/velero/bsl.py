@@ -19,10 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from mover.repo.backend.base import FileType
-from mover.repo.errors import IntegrityError, NotARepository, NotFound, RepoError
-from mover.repo.snapshot import Snapshot
-from mover.repo.view import BlobCache, RepositoryView
+from mover.errors import IntegrityError, NotARepository, NotFound, RepoError
+from mover.repo.view import RepositoryView
+from mover.view import BlobCache, Snapshot, SnapshotView
 from mover.velero import layout, volumes
 from mover.velero.objects import (
     Backup,
@@ -68,7 +67,7 @@ class BucketView:
         # Opening a repository is slow (network, scrypt): its own lock, so cached reads of
         # other threads (TUI workers) never wait for it.
         self._repo_lock = threading.Lock()
-        self._repos: dict[str, RepositoryView] = {}
+        self._repos: dict[str, SnapshotView] = {}
 
     @classmethod
     def open(cls, url: str, options: S3Options | None = None,
@@ -89,7 +88,7 @@ class BucketView:
         with self._repo_lock:
             repos, self._repos = list(self._repos.values()), {}
         for view in repos:
-            view.repo.close()
+            view.close()
         self.store.close()
 
     def __enter__(self) -> Self:
@@ -222,7 +221,7 @@ class BucketView:
 
     # -- repositories and snapshots ----------------------------------------------------------
 
-    def repository(self, uploader: str, namespace: str) -> RepositoryView:
+    def repository(self, uploader: str, namespace: str) -> SnapshotView:
         """The repository of a volume namespace, opened once; kopia ones raise
         KopiaNotSupported, a namespace without a repository NotARepository."""
         prefix = layout.repository_prefix(uploader, namespace)
@@ -255,9 +254,9 @@ class BucketView:
         with self._repo_lock:
             views = list(self._repos.values())
         for view in views:
-            view.repo.refresh_index()
+            view.refresh()
 
-    def volume_snapshot(self, name: str, vol: BackupVolume) -> tuple[RepositoryView, Snapshot]:
+    def volume_snapshot(self, name: str, vol: BackupVolume) -> tuple[SnapshotView, Snapshot]:
         """The repository and snapshot holding a volume's data."""
         if vol.uploader == layout.KOPIA and vol.repository:
             raise _kopia_error(vol.repository, self.location(), vol.label)
@@ -310,12 +309,11 @@ def _kopia_error(prefix: str, location: str, label: str = "") -> KopiaNotSupport
         "repositories yet, only restic ones (restore it with Velero itself)")
 
 
-def _find_snapshot(view: RepositoryView, vol: BackupVolume, backup: str) -> Snapshot:
+def _find_snapshot(view: SnapshotView, vol: BackupVolume, backup: str) -> Snapshot:
     """Velero records restic's 8-hex short id: resolve it as a prefix, and if two snapshots
     share it, pick the one whose Velero tags name this backup, pod and volume."""
     ref = vol.snapshot_id.lower()
-    names = [n for n, _ in view.repo.backend.list(FileType.SNAPSHOT) if n.startswith(ref)]
-    snaps = [view.repo.load_snapshot(n) for n in names]
+    snaps = view.matching_snapshots(ref)
     if len(snaps) > 1:
         want = {f"backup={backup}", f"volume={vol.volume}", f"pod={vol.pod}"}
         snaps = [s for s in snaps if want <= set(s.tags)]

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
+from mover.velero import labels as velero_labels
 
-EXCLUDE_LABEL = "velero.io/exclude-from-backup"
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def selector_problems(selector: Mapping[str, Any] | None) -> list[str]:
 
 
 def excluded_by_label(obj: Mapping[str, Any]) -> bool:
-    return ((obj.get("metadata") or {}).get("labels") or {}).get(EXCLUDE_LABEL) == "true"
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(velero_labels.EXCLUDE_FROM_BACKUP) == "true"
 
 
 _SET_OPERATORS = {"in": "In", "notin": "NotIn"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 
 BACKUPS = "backups"
 RESTORES = "restores"
@@ -105,10 +105,6 @@ def repository_prefix(uploader: str, namespace: str) -> str:
     if uploader not in (RESTIC, KOPIA):
         raise LayoutError(f"unknown uploader type {uploader!r} (Velero uses restic or kopia)")
     return f"{uploader}/{_checked(namespace, 'namespace')}"
-
-
-def top_level(key: str) -> str:
-    return key.split("/", 1)[0]
 
 
 def check_writable(key: str) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from mover.repo.errors import IntegrityError
+from mover.errors import IntegrityError
 
 API_V1 = "velero.io/v1"
 NOT_JSON = {"skip": True}  # field metadata: not part of the object's JSON (e.g. ``raw``)

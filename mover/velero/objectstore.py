@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from mover.repo.backend.base import Backend
 from mover.repo.backend.local import LocalBackend, write_atomic
-from mover.repo.errors import BackendError, NotFound, RepoError
+from mover.errors import BackendError, NotFound, RepoError
 
 if TYPE_CHECKING:  # boto3 is slow to import: only S3 users pay for it
     from mover.repo.backend.s3client import S3Location, S3Options
@@ -172,6 +172,15 @@ class S3Store(ObjectStore):
 
     def close(self) -> None:
         self.s3.close()
+
+
+def s3_options(*, credentials_file: str | None = None, ca_bundle: str | None = None,
+               insecure_tls: bool = False) -> S3Options:
+    """How to reach an S3 bucket: a Velero credentials file, a CA bundle, TLS checks."""
+    from mover.repo.backend.s3client import S3Options  # boto3 is slow to import
+
+    return S3Options(credentials_file=credentials_file, ca_bundle=ca_bundle,
+                     insecure_tls=insecure_tls)
 
 
 def open_store(url: str, options: S3Options | None = None) -> ObjectStore:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from mover.ui.cliargs import read_password_file
 from mover.repo.backend.base import Backend
-from mover.repo.errors import RepoError, WrongPassword
+from mover.errors import RepoError, WrongPassword
 from mover.repo.repository import Repository
 
 DEFAULT_PASSWORD = "static-passw0rd"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mover.golang import gojson
-from mover.repo.errors import IntegrityError, NotFound
+from mover.errors import IntegrityError, NotFound
 
 FORMAT_VERSION = "1.1.0"
 VERSION_FILE = "metadata/version"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mover.golang import gojson
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 from mover.velero import layout
 from mover.velero.objects import (
     Backup,

@@ -19,7 +19,7 @@ from mover.repo.backend.local import LocalBackend
 from mover.repo.blob import BlobType
 from mover.repo.open import open_repository
 from mover.repo.repository import Repository
-from mover.repo.snapshot import Snapshot
+from mover.view.snapshot import Snapshot
 from mover.repo.view import RepositoryView
 from tests.support.restic_cli import Restic
 from tests.support.treekit import OWNER_GID, OWNER_UID, assert_same_tree, make_full_tree, snapshot_tree

@@ -16,8 +16,8 @@ import pytest
 from kbrowse.fuse import kernel as fk
 from kbrowse.fuse.fs import CACHE_SECONDS, SnapshotFS
 from kbrowse.fuse.tree import SnapEntry, TextFile, VLink, vdir
-from mover.repo.snapshot import Snapshot
-from mover.repo.tree import Node
+from mover.view.snapshot import Snapshot
+from mover.view.node import Node
 
 NOW = 1_700_000_000_123_456_789
 

@@ -22,7 +22,7 @@ from mover.kube.controllers.backup import ATTEMPT_ANNOTATION
 from mover.kube.framework.client import Kube, KubeError, Obj, Resource, load_api_client
 from mover.kube.framework.controller import Controller, Manager
 from mover.velero.cron import CronError, parse
-from mover.kube.controllers.gc import new_request
+from mover.velero.requests import delete_backup_request
 from mover.kube.resources import (
     BACKUPS,
     BSLS,
@@ -445,12 +445,12 @@ def test_delete_backup_request_removes_backup_restores_and_files(kube: Kube, loc
     with running_server(kube):
         b = backup(kube, "doomed", includedNamespaces=["shop"])
         restore(kube, "from-doomed", backupName="doomed", namespaceMapping={"shop": "shop-2"})
-        kube.create(DELETE_BACKUP_REQUESTS, NS, new_request(b))
+        kube.create(DELETE_BACKUP_REQUESTS, NS, delete_backup_request(b))
         wait_for(lambda: backup_names(kube), lambda names: not names, what="the backup to be deleted")
         assert kube.get_or_none(RESTORES, NS, "from-doomed") is None
         store = bucket_store(kube)
         assert not list(store.list("backups/")) and not list(store.list("restores/"))
-        kube.create(DELETE_BACKUP_REQUESTS, NS, new_request(b))
+        kube.create(DELETE_BACKUP_REQUESTS, NS, delete_backup_request(b))
         gone = wait_for(lambda: kube.list(DELETE_BACKUP_REQUESTS, NS)["items"],
                         lambda items: any((i.get("status") or {}).get("errors") for i in items))
         assert sorted(str((i.get("status") or {}).get("errors")) for i in gone) == \

@@ -235,7 +235,7 @@ def test_deferred_lock_recheck_stops_the_first_write(tmp_path: Path) -> None:
     and releasing, even before the re-check ran (Ctrl-C), leaves no lock behind."""
     from mover.repo import lock as lockmod
     from mover.repo.backend import FileType
-    from mover.repo.errors import LockedError
+    from mover.errors import LockedError
 
     Repository.init(LocalBackend(str(tmp_path / "repo")), TEST_PASSWORD)
     repo = Repository.open(LocalBackend(str(tmp_path / "repo")), TEST_PASSWORD)

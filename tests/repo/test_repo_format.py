@@ -24,7 +24,7 @@ from mover.repo.backend import FileType
 from mover.repo.backend.local import LocalBackend
 from mover.repo.blob import BlobType, PackedBlob
 from mover.repo.crypto import OVERHEAD, Key
-from mover.repo.errors import IntegrityError
+from mover.errors import IntegrityError
 from mover.repo.index import Index, decode_index_file, encode_index_file
 from mover.repo.pack import (
     ENTRY_COMPRESSED,
@@ -35,8 +35,9 @@ from mover.repo.pack import (
     parse_header,
 )
 from mover.repo.repository import Repository
-from mover.repo.snapshot import Snapshot
-from mover.repo.tree import Node, decode_tree, encode_tree, go_mode_from_posix, posix_perm_from_go
+from mover.view.snapshot import Snapshot
+from mover.repo.tree import decode_tree, encode_tree
+from mover.view.node import Node, go_mode_from_posix, posix_perm_from_go
 from tests.support.mover_cli import TEST_PASSWORD, Mover
 from tests.support.restic_cli import Restic
 

@@ -19,10 +19,10 @@ from mover.golang import gojson
 from mover.repo.backend import FileType
 from mover.repo.backend.local import LocalBackend
 from mover.repo.blob import BlobType
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 from mover.repo.repository import Repository
-from mover.repo.snapshot import Snapshot
-from mover.repo.tree import GO_DIR, GO_SYMLINK, Node
+from mover.view.snapshot import Snapshot
+from mover.view.node import GO_DIR, GO_SYMLINK, Node
 from mover.repo.view import RepositoryView
 from mover.restorer import restore
 

@@ -22,7 +22,7 @@ from mover.repo.backend.s3 import (
     parse_s3_url,
     resolve_region,
 )
-from mover.repo.errors import BackendError, NotFound, RepoError
+from mover.errors import BackendError, NotFound, RepoError
 from tests.support.restic_cli import Restic
 from tests.support.s3server import S3Server, free_ports
 

@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Input, OptionList
 from kbrowse.demo import DEMO_PASSWORD, Demo, run_demo
 from kbrowse.tui.app import KbrowseApp
 from kbrowse.browse.diff import ADDED, CHANGED
-from kbrowse.tui.mount_job import fuse_problem
+from kbrowse.fuse.mountpoint import MountError, load_fs
 from kbrowse.tui.preview_content import HexLines, TextLines
 from kbrowse.tui.screens.browser import BrowserScreen
 from kbrowse.tui.screens.compare import CompareScreen
@@ -33,8 +33,8 @@ from kbrowse.tui.widgets.virtual_table import VirtualTable
 from mover.repo.backend.local import LocalBackend
 from mover.repo.open import open_repository
 from mover.repo.repository import Repository
-from mover.repo.snapshot import Snapshot
-from mover.repo.tree import Node
+from mover.view.snapshot import Snapshot
+from mover.view.node import Node
 from mover.repo.view import RepositoryView
 
 SIZE = (140, 40)
@@ -49,7 +49,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
 def view(demo: Demo) -> RepositoryView:
     v = RepositoryView(open_repository(str(demo.repo_path), DEMO_PASSWORD))
     yield v
-    v.repo.close()
+    v.close()
 
 
 def drive(test: Callable) -> Callable:
@@ -325,16 +325,18 @@ async def test_restore_skip_keeps_existing_files(view: RepositoryView, demo: Dem
 
 
 @drive
-async def test_restore_can_be_cancelled(view: RepositoryView, tmp_path: Path,
+async def test_restore_can_be_cancelled(demo: Demo, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     gate = threading.Event()
-    load = view.repo.backend.load
+    repo = open_repository(str(demo.repo_path), DEMO_PASSWORD)
+    view = RepositoryView(repo)
+    load = repo.backend.load
 
     def slow_load(*args, **kwargs):  # packs arrive only once the test has pressed Cancel
         gate.wait(10)
         return load(*args, **kwargs)
 
-    monkeypatch.setattr(view.repo.backend, "load", slow_load)
+    monkeypatch.setattr(repo.backend, "load", slow_load)
     app = KbrowseApp(view, "demo")
     async with app.run_test(size=SIZE) as pilot:
         gate.set()
@@ -356,6 +358,7 @@ async def test_restore_can_be_cancelled(view: RepositoryView, tmp_path: Path,
         await pilot.pause(0.3)  # a button ignores clicks while it shows the last one
         await pilot.click("#cancel")  # now "Close"
         await until(pilot, lambda: isinstance(app.screen, BrowserScreen))
+    view.close()
 
 
 # ---- find and compare ------------------------------------------------------------------------
@@ -440,9 +443,10 @@ async def test_palette_offers_the_screen_actions(view: RepositoryView) -> None:
 
 @drive
 async def test_mount_in_the_background_and_unmount_on_exit(view: RepositoryView, demo: Demo) -> None:
-    problem = fuse_problem()
-    if problem:
-        pytest.skip(problem)
+    try:
+        load_fs()
+    except MountError as e:
+        pytest.skip(str(e))
     app = KbrowseApp(view, "demo")
     async with app.run_test(size=SIZE) as pilot:
         browser = await open_browser(pilot, app)
@@ -596,7 +600,7 @@ async def test_a_folder_of_100k_entries_opens_and_scrolls_at_once(big_repo: tupl
         assert table.items[0].name == "file-099999.txt"
         print(f"\n100k folder: listed in {opened:.2f}s (tree decode in a worker, longest UI "
               f"stall {stall:.2f}s), 21 page moves in {scrolled:.2f}s")
-    view.repo.close()
+    view.close()
 
 
 # ---- bucket mode -------------------------------------------------------------------------------

@@ -30,8 +30,8 @@ from mover.repo.backend.local import LocalBackend
 from mover.repo.blob import BlobType
 from mover.repo.open import open_repository
 from mover.repo.repository import Repository
-from mover.repo.snapshot import Snapshot
-from mover.repo.tree import GO_DIR, GO_SYMLINK, Node
+from mover.view.snapshot import Snapshot
+from mover.view.node import GO_DIR, GO_SYMLINK, Node
 from mover.repo.view import RepositoryView
 from mover.velero.bsl import BucketView
 
@@ -126,7 +126,7 @@ def utc(monkeypatch: pytest.MonkeyPatch):
 def app(fixed_repo: str) -> KbrowseApp:
     view = FixedView(open_repository(fixed_repo, PASSWORD))
     yield KbrowseApp(view, "web-0 backups")
-    view.repo.close()
+    view.close()
 
 
 async def until(pilot: Pilot, cond: Callable[[], object], timeout: float = 10.0) -> None:

@@ -11,7 +11,7 @@ from kbrowse.bucket import paths as bucketpaths
 from kbrowse.bucket import printers as bucketfmt
 from mover.golang.tabwriter import tabwrite
 from mover.ui.cliargs import UsageError
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 from mover.velero import layout, volumes
 from mover.golang.duration import format_duration, parse_duration, short_human
 from mover.velero.objects import (

@@ -22,9 +22,9 @@ from kbrowse.tui.screens.browser import BrowserScreen
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
 from mover.ui.progress import human_bytes
-from mover.repo.errors import RepoError, WrongPassword
-from mover.repo.snapshot import Snapshot
-from mover.repo.view import RepositoryView
+from mover.errors import RepoError, WrongPassword
+from mover.view.snapshot import Snapshot
+from mover.view import SnapshotView
 from mover.velero.bsl import BucketView, KopiaNotSupported
 from mover.velero.objects import Backup
 from mover.velero.tarball import BackupContents, ResourceRef
@@ -248,7 +248,7 @@ class BackupScreen(Screen[None]):
         self.opening = None
         self.notify(escape(message), title=title, severity="error", timeout=15)
 
-    def _volume_opened(self, vol: BackupVolume, view: RepositoryView, snap: Snapshot) -> None:
+    def _volume_opened(self, vol: BackupVolume, view: SnapshotView, snap: Snapshot) -> None:
         self.opening = None
         self.app.push_screen(VolumeBrowserScreen(view, snap, [snap],
                                                  context=f"{self.backup_name} · {vol.label}"))
@@ -274,7 +274,7 @@ class BackupScreen(Screen[None]):
 class VolumeBrowserScreen(BrowserScreen):
     """The Browser on a volume's snapshot, its subtitle naming the backup and the volume."""
 
-    def __init__(self, view: RepositoryView, snapshot: Snapshot, snapshots: list[Snapshot],
+    def __init__(self, view: SnapshotView, snapshot: Snapshot, snapshots: list[Snapshot],
                  context: str) -> None:
         super().__init__(view, snapshot, snapshots)
         self.context = context

@@ -22,7 +22,7 @@ from kbrowse.tui.preview_content import TextLines, note
 from kbrowse.tui.screens.backup import BackupScreen
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 from mover.velero.bsl import BucketView
 from mover.velero.objects import Backup
 

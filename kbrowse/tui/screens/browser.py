@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Tree
 from textual.worker import get_current_worker
 
-from kbrowse.fuse.mountcmd import MountError
+from kbrowse.fuse.mountpoint import MountError
 from kbrowse.browse import snappath
 from kbrowse.tui.fmt import (
     display_name,
@@ -33,10 +33,10 @@ from kbrowse.tui.widgets.dir_tree import DirRef, DirTree
 from kbrowse.tui.widgets.facts import Facts
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
-from mover.repo.errors import NotFound, RepoError
-from mover.repo.snapshot import Snapshot
-from mover.repo.tree import Node
-from mover.repo.view import RepositoryView, SnapshotView
+from mover.errors import NotFound, RepoError
+from mover.view.snapshot import Snapshot
+from mover.view.node import Node
+from mover.view import SnapshotView
 
 PREVIEW_DELAY = 0.05  # holding an arrow key should not start a read per row passed
 
@@ -261,12 +261,9 @@ class BrowserScreen(Screen[None]):
         return snappath.join(self.dir.path, node.name), node
 
     def action_restore(self) -> None:
-        repo = getattr(self.view, "repo", None)
-        if repo is None:
-            self.notify("This source cannot restore files.", severity="warning")
-            return
         path, node = self.selection()
-        self.app.push_screen(RestoreScreen(repo, node, path, default_target(self.snapshot, path)))
+        self.app.push_screen(RestoreScreen(self.view, node, path,
+                                           default_target(self.snapshot, path)))
 
     def action_copy_path(self) -> None:
         path, _ = self.selection()
@@ -299,8 +296,8 @@ class BrowserScreen(Screen[None]):
         return self.app.mounts.get(self.snapshot)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "mount":  # the filesystem reads through a repository's own view
-            return isinstance(self.view, RepositoryView) and self.mounted is None
+        if action == "mount":
+            return self.mounted is None
         if action == "unmount":
             return self.mounted is not None
         return True
@@ -311,7 +308,6 @@ class BrowserScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="mount")
     def _mount(self) -> None:
-        assert isinstance(self.view, RepositoryView)
         try:
             m = mount(self.view, self.snapshot)
         except RepoError as e:

@@ -25,9 +25,9 @@ from kbrowse.browse.diff import (
 from kbrowse.tui.fmt import display_name, node_type, snapshot_time
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
 from mover.ui.progress import human_bytes
-from mover.repo.errors import RepoError
-from mover.repo.snapshot import Snapshot
-from mover.repo.view import SnapshotView
+from mover.errors import RepoError
+from mover.view.snapshot import Snapshot
+from mover.view import SnapshotView
 
 MARKS = {ADDED: "+", REMOVED: "-", CHANGED: "M", METADATA: "U"}
 STYLES = {ADDED: "green", REMOVED: "red", CHANGED: "yellow", METADATA: "dim"}

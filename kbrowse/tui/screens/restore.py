@@ -26,10 +26,10 @@ from kbrowse.browse import snappath
 from kbrowse.tui.fmt import counted, display_name
 from kbrowse.tui.restore_job import OVERWRITE, SKIP, RestoreOutcome, restore_entry
 from mover.ui.progress import Counters, human_bytes
-from mover.repo.errors import RepoError
-from mover.repo.repository import Repository
-from mover.repo.snapshot import Snapshot
-from mover.repo.tree import Node
+from mover.errors import RepoError
+from mover.view.snapshot import Snapshot
+from mover.view.node import Node
+from mover.view.protocol import SnapshotView
 
 RESTORE_DIR = "kbrowse-restore"
 TICK = 0.1  # progress refresh, seconds
@@ -47,9 +47,9 @@ def default_target(snapshot: Snapshot, path: str) -> str:
 class RestoreScreen(ModalScreen[RestoreOutcome | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel / close")]
 
-    def __init__(self, repo: Repository, node: Node, path: str, target: str) -> None:
+    def __init__(self, view: SnapshotView, node: Node, path: str, target: str) -> None:
         super().__init__()
-        self.repo = repo
+        self.view = view
         self.node = node
         self.path = path
         self.target = target
@@ -114,7 +114,7 @@ class RestoreScreen(ModalScreen[RestoreOutcome | None]):
     @work(thread=True, exclusive=True, group="restore")
     def _restore(self, target: str, existing: str) -> None:
         try:
-            outcome = restore_entry(self.repo, self.node, target, existing=existing,
+            outcome = restore_entry(self.view, self.node, target, existing=existing,
                                     counters=self.counters, cancel=self.cancel_event)
         except (RepoError, OSError) as e:
             self.app.call_from_thread(self._failed, str(e))

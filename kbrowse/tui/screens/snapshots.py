@@ -14,9 +14,9 @@ from textual.widgets import Footer, Header, Input, Static
 from kbrowse.tui.screens.browser import BrowserScreen, show_compare_result
 from kbrowse.tui.screens.compare import CompareScreen
 from kbrowse.tui.widgets.snapshot_table import SnapshotTable
-from mover.repo.errors import RepoError
-from mover.repo.snapshot import Snapshot
-from mover.repo.view import SnapshotView
+from mover.errors import RepoError
+from mover.view.snapshot import Snapshot
+from mover.view import SnapshotView
 
 
 class SnapshotsScreen(Screen[None]):

@@ -15,9 +15,9 @@ from textual.widgets.option_list import Option
 
 from kbrowse.tui.discover import Source, find_sources
 from kbrowse.tui.screens.snapshots import SnapshotsScreen
-from mover.repo.errors import RepoError
-from mover.repo.open import open_repository
-from mover.repo.view import RepositoryView
+from mover.errors import RepoError
+from mover.opener import open_view
+from mover.view import SnapshotView
 
 
 class SourcePickerScreen(Screen[None]):
@@ -87,7 +87,7 @@ class SourcePickerScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="open-repo")
     def _open(self, location: str, password: str) -> None:
         try:
-            view = RepositoryView(open_repository(location, password))
+            view = open_view(location, password)
         except RepoError as e:
             self.app.call_from_thread(self._failed, str(e))
             return
@@ -102,7 +102,7 @@ class SourcePickerScreen(Screen[None]):
         self.notify(message, title="Cannot open the repository", severity="error", timeout=10)
         self.query_one("#password", Input).focus()
 
-    def _opened(self, view: RepositoryView, location: str) -> None:
+    def _opened(self, view: SnapshotView, location: str) -> None:
         self.query_one("#picker").loading = False
         self.query_one("#password", Input).value = ""
         self.app.push_screen(SnapshotsScreen(view, location))

@@ -15,8 +15,8 @@ from textual.worker import get_current_worker
 
 from kbrowse.browse import snappath
 from kbrowse.tui.fmt import display_name
-from mover.repo.errors import RepoError
-from mover.repo.tree import Node
+from mover.errors import RepoError
+from mover.view.node import Node
 
 # A tree line per folder is cheap, but not 100,000 of them: past this the listing shows the rest.
 MAX_CHILDREN = 1000

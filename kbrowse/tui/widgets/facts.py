@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from kbrowse.tui.fmt import display_name, mode_string, node_time, node_type
-from mover.repo.tree import Node
+from mover.view.node import Node
 
 
 def facts_table(node: Node, path: str) -> Table:

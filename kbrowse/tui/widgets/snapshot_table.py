@@ -10,7 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
 from kbrowse.tui.fmt import snapshot_time
-from mover.repo.snapshot import Snapshot
+from mover.view.snapshot import Snapshot
 
 # (key, label, text of a snapshot, sort key)
 COLUMNS: list[tuple[str, str, Callable[[Snapshot], str], Callable[[Snapshot], object]]] = [

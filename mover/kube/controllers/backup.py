@@ -29,7 +29,7 @@ from mover.kube.oplog import OperationLog
 from mover.kube.resources import BACKUPS, BSLS, ResourceIndex
 from mover.kube.framework.status import patch_status
 from mover.kube.storage import StoreCache
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 from mover.velero import layout
 from mover.velero.bsl import BucketView
 from mover.golang.duration import format_duration, parse_duration
@@ -42,11 +42,11 @@ from mover.velero.objects import (
 from mover.velero.objectstore import ObjectStore
 from mover.velero.tarball import FORMAT_VERSION, BackedUpItem
 from mover.velero.writer import BackupRecord, write_backup
+from mover.velero import labels as velero_labels
 
 DEFAULT_TTL = timedelta(hours=720)
 ATTEMPT_ANNOTATION = "mover.kbrowse.io/attempt"
 MAX_ATTEMPTS = 3
-STORAGE_LOCATION_LABEL = "velero.io/storage-location"
 # On a Backup the bucket sync created: its status arrives in a second write (the status
 # subresource drops status on create), and this controller must not run it meanwhile.
 SYNCED_ANNOTATION = "mover.kbrowse.io/synced-from-bucket"
@@ -157,7 +157,7 @@ class BackupController(Controller):
         updated = self.ctx.kube.patch(BACKUPS, self.ctx.namespace, name, {
             "metadata": {
                 "resourceVersion": rv,
-                "labels": {STORAGE_LOCATION_LABEL: location},
+                "labels": {velero_labels.STORAGE_LOCATION: location},
                 "annotations": {"velero.io/source-cluster-k8s-gitversion": version.get("gitVersion", ""),
                                 "velero.io/source-cluster-k8s-major-version": version.get("major", ""),
                                 "velero.io/source-cluster-k8s-minor-version": version.get("minor", "")},

@@ -16,7 +16,7 @@ from mover.kube.resources import BSLS
 from mover.kube.framework.status import patch_status
 from mover.kube.storage import StoreCache
 from mover.repo.backend.s3client import RetryPolicy
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 from mover.velero import layout
 from mover.golang.duration import parse_duration
 from mover.velero.objects import BackupStorageLocation, decode, format_time

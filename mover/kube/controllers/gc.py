@@ -15,12 +15,11 @@ from mover.kube.framework.controller import Context, Controller
 from mover.kube.resources import BACKUPS, BSLS, DELETE_BACKUP_REQUESTS, RESTORES
 from mover.kube.framework.status import patch_status
 from mover.kube.storage import StoreCache
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 from mover.velero import layout
 from mover.velero.objects import DeleteBackupRequest, decode, parse_time
+from mover.velero.requests import delete_backup_request
 
-BACKUP_NAME_LABEL = "velero.io/backup-name"
-BACKUP_UID_LABEL = "velero.io/backup-uid"
 REQUEST_MAX_AGE = timedelta(hours=24)
 
 
@@ -51,18 +50,9 @@ class GarbageCollector(Controller):
                    and (r.get("status") or {}).get("phase") != "Processed"]
         uid = obj["metadata"].get("uid", "")
         if not pending and uid not in self._requested:
-            self.ctx.kube.create(DELETE_BACKUP_REQUESTS, self.ctx.namespace, new_request(obj))
+            self.ctx.kube.create(DELETE_BACKUP_REQUESTS, self.ctx.namespace, delete_backup_request(obj))
             self._requested.add(uid)
         return None
-
-
-def new_request(backup: Obj) -> Obj:
-    """A DeleteBackupRequest for ``backup``, as `velero backup delete` and the GC file it."""
-    meta = backup["metadata"]
-    return {"apiVersion": "velero.io/v1", "kind": "DeleteBackupRequest",
-            "metadata": {"generateName": f"{meta['name']}-",
-                         "labels": {BACKUP_NAME_LABEL: meta["name"], BACKUP_UID_LABEL: meta.get("uid", "")}},
-            "spec": {"backupName": meta["name"]}}
 
 
 class DeleteBackupRequestController(Controller):

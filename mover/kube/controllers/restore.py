@@ -31,7 +31,7 @@ from mover.kube.resources import (
 from mover.kube.items.restore import NON_RESTORABLE, changes, priority, reset, transform
 from mover.kube.framework.status import patch_status
 from mover.kube.storage import StoreCache
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 from mover.velero.bsl import BucketView
 from mover.velero.objects import (
     Restore,
@@ -41,10 +41,10 @@ from mover.velero.objects import (
 )
 from mover.velero.tarball import BackupContents, ResourceRef
 from mover.velero.writer import RestoreRecord, write_restore
+from mover.velero import labels as velero_labels
 
 POLICIES = ("", "none", "update")
 NO_SOURCE = "either a backup or schedule must be specified as a source for the restore, but not both"
-SCHEDULE_LABEL = "velero.io/schedule-name"
 PROGRESS_EVERY = 1.0
 
 
@@ -90,7 +90,7 @@ class RestoreController(Controller):
         if spec.schedule_name:
             schedule = spec.schedule_name
             done = [b for b in self.ctx.cached_all(BACKUPS)
-                    if (b["metadata"].get("labels") or {}).get(SCHEDULE_LABEL) == schedule
+                    if (b["metadata"].get("labels") or {}).get(velero_labels.SCHEDULE_NAME) == schedule
                     and (b.get("status") or {}).get("phase") in ("Completed", "PartiallyFailed")]
             if not done:
                 return "", None, [f"No backups found for schedule {schedule}"]

@@ -19,13 +19,8 @@ from mover.velero.cron import CronError, parse
 from mover.kube.resources import BACKUPS, SCHEDULES
 from mover.kube.framework.status import patch_status
 from mover.velero.objects import Schedule, decode, format_time
-
-SCHEDULE_LABEL = "velero.io/schedule-name"
-
-
-def backup_name(schedule: str, when: datetime) -> str:
-    return f"{schedule}-{when.strftime('%Y%m%d%H%M%S')}"
-
+from mover.velero import labels as velero_labels
+from mover.velero.requests import scheduled_backup_name
 
 class ScheduleController(Controller):
     resource = SCHEDULES
@@ -78,7 +73,7 @@ class ScheduleController(Controller):
         return (cron.next_after(now) - now).total_seconds()
 
     def _running(self, schedule: str) -> bool:
-        return any((b["metadata"].get("labels") or {}).get(SCHEDULE_LABEL) == schedule
+        return any((b["metadata"].get("labels") or {}).get(velero_labels.SCHEDULE_NAME) == schedule
                    and (b.get("status") or {}).get("phase", "New") in ("New", "InProgress")
                    for b in self.ctx.cached_all(BACKUPS))
 
@@ -87,8 +82,8 @@ class ScheduleController(Controller):
         meta, spec = obj["metadata"], obj.get("spec") or {}
         template = dict(spec.get("template") or {})
         labels = dict((template.pop("metadata", None) or {}).get("labels") or {})
-        labels[SCHEDULE_LABEL] = meta["name"]
-        backup_meta: dict[str, object] = {"name": backup_name(meta["name"], now), "labels": labels}
+        labels[velero_labels.SCHEDULE_NAME] = meta["name"]
+        backup_meta: dict[str, object] = {"name": scheduled_backup_name(meta["name"], now), "labels": labels}
         if spec.get("useOwnerReferencesInBackup"):
             backup_meta["ownerReferences"] = [{"apiVersion": "velero.io/v1", "kind": "Schedule",
                                                "name": meta["name"], "uid": meta["uid"], "controller": True}]

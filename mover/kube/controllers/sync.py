@@ -11,17 +11,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mover.kube.controllers.backup import STORAGE_LOCATION_LABEL, SYNCED_ANNOTATION
+from mover.kube.controllers.backup import SYNCED_ANNOTATION
 from mover.kube.controllers.bsl import AVAILABLE, period
 from mover.kube.framework.client import KubeError, Obj
 from mover.kube.framework.controller import Context, Controller
 from mover.kube.resources import BACKUPS, BSLS
 from mover.kube.framework.status import patch_status
 from mover.kube.storage import StoreCache
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 from mover.velero import layout
 from mover.velero.bsl import BucketView
 from mover.velero.objects import BackupStorageLocation, decode, format_time
+from mover.velero import labels as velero_labels
 
 _KEPT_METADATA = ("name", "labels", "annotations")
 
@@ -32,7 +33,7 @@ def synced_backup(stored: Obj, namespace: str, location: str) -> Obj:
     meta = stored.get("metadata") or {}
     out_meta = {k: meta[k] for k in _KEPT_METADATA if k in meta}
     out_meta["namespace"] = namespace
-    out_meta.setdefault("labels", {})[STORAGE_LOCATION_LABEL] = location
+    out_meta.setdefault("labels", {})[velero_labels.STORAGE_LOCATION] = location
     out_meta["annotations"] = {**out_meta.get("annotations", {}), SYNCED_ANNOTATION: "true"}
     spec = dict(stored.get("spec") or {})
     spec["storageLocation"] = location  # the bucket may be known here under another name
@@ -85,7 +86,7 @@ class BackupSyncController(Controller):
             self._create(stored, location)
         for name, backup in in_cluster.items():
             labels = backup["metadata"].get("labels") or {}
-            if name not in in_bucket and labels.get(STORAGE_LOCATION_LABEL) == location \
+            if name not in in_bucket and labels.get(velero_labels.STORAGE_LOCATION) == location \
                     and (backup.get("status") or {}).get("phase") == "Completed":
                 try:
                     self.ctx.kube.delete(BACKUPS, self.ctx.namespace, name)

@@ -16,6 +16,7 @@ import copy
 from typing import Any
 
 from mover.kube.framework.client import Obj
+from mover.velero import labels as velero_labels
 
 PRIORITIES = (
     "customresourcedefinitions.apiextensions.k8s.io",
@@ -48,8 +49,6 @@ NON_RESTORABLE = frozenset({
     "resticrepositories.velero.io", "backuprepositories.velero.io", "csinodes.storage.k8s.io",
     "volumeattachments.storage.k8s.io",
 })
-BACKUP_NAME_LABEL = "velero.io/backup-name"
-RESTORE_NAME_LABEL = "velero.io/restore-name"
 _SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
                     "deletionGracePeriodSeconds", "selfLink", "generateName", "managedFields", "ownerReferences")
 _PVC_BINDING_ANNOTATIONS = ("pv.kubernetes.io/bind-completed", "pv.kubernetes.io/bound-by-controller",
@@ -85,7 +84,7 @@ def transform(resource: str, obj: Obj, *, namespace: str, backup: str, restore: 
         meta["namespace"] = namespace
     else:
         meta.pop("namespace", None)
-    meta.setdefault("labels", {}).update({BACKUP_NAME_LABEL: backup, RESTORE_NAME_LABEL: restore})
+    meta.setdefault("labels", {}).update({velero_labels.BACKUP_NAME: backup, velero_labels.RESTORE_NAME: restore})
     spec = out.get("spec") or {}
     if resource == "services":
         _service(spec, preserve_node_ports)

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Iterator
 
-from mover.repo.errors import NotFound
+from mover.errors import NotFound
 
 
 class FileType(enum.Enum):

@@ -9,7 +9,7 @@ import secrets
 from typing import Iterator
 
 from mover.repo.backend.base import Backend, FileType, Handle
-from mover.repo.errors import BackendError, NotFound, RepoError
+from mover.errors import BackendError, NotFound, RepoError
 
 _ID = re.compile(r"^[0-9a-f]{64}$")
 _DIRS = ("data", "index", "keys", "locks", "snapshots")

@@ -22,7 +22,7 @@ from mover.repo.backend.s3client import (
     parse_s3_url,
     resolve_region,
 )
-from mover.repo.errors import RepoError
+from mover.errors import RepoError
 
 # Re-exported: callers name the S3 pieces through the backend module.
 __all__ = [

@@ -39,7 +39,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from mover.repo.errors import BackendError, NotFound, RepoError
+from mover.errors import BackendError, NotFound, RepoError
 
 T = TypeVar("T")
 

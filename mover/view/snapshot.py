@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from mover.golang import gojson
 
 from mover.golang import gotime
-from mover.repo.errors import IntegrityError
+from mover.errors import IntegrityError
 
 
 @dataclass

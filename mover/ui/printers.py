@@ -1,0 +1,53 @@
+"""What both commands print for a repository's snapshots: restic's table and JSON."""
+
+from __future__ import annotations
+
+from mover.golang import gotime
+from mover.view import Snapshot
+
+
+def local_time(ns: int) -> str:
+    """``2006-01-02 15:04:05`` in the local time zone."""
+    try:
+        off = gotime.local_offset(ns)
+    except (ValueError, OverflowError, OSError):  # out of the platform's range (Go's zero time)
+        off = 0
+    return gotime.format_seconds(ns, off, " ")
+
+
+def rfc3339(ns: int) -> str:
+    """Go's RFC 3339 with nanoseconds and the local offset, as restic prints times."""
+    try:
+        return gotime.format_ns(ns, gotime.local_offset(ns))
+    except (ValueError, OverflowError, OSError):
+        return gotime.format_ns(ns)
+
+
+def snapshot_json(snap: Snapshot) -> dict:
+    """restic's ``snapshots --json`` object, with every documented key present."""
+    d = snap.to_json()
+    d.update(id=snap.id.hex(), short_id=snap.short_id)
+    d.setdefault("hostname", "")
+    d.setdefault("username", "")
+    d.setdefault("tags", [])
+    d.setdefault("parent", None)
+    return d
+
+
+def snapshot_table(snaps: list[Snapshot]) -> str:
+    """restic's table: one row per snapshot, extra paths on continuation rows."""
+    head = ("ID", "Time", "Host", "Tags", "Paths")
+    rows: list[tuple[str, ...]] = []
+    for s in snaps:
+        paths = s.paths or [""]
+        rows.append((s.short_id, local_time(s.time), s.hostname, ",".join(s.tags), paths[0]))
+        rows += [("", "", "", "", p) for p in paths[1:]]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+
+    def fmt(r: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[4]
+
+    rule = "-" * max(len(fmt(r)) for r in [head, *rows])
+    n = len(snaps)
+    return "\n".join([fmt(head), rule, *map(fmt, rows), rule,
+                      f"{n} snapshot{'' if n == 1 else 's'}"]) + "\n"
