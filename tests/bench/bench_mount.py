@@ -36,7 +36,7 @@ from tests.support.restic_cli import Restic
 
 PASSWORD = "bench-password"
 MiB = 1024 * 1024
-KBROWSE_MOUNT = [sys.executable, "-m", "kbrowse.fuse.mountcmd", "mount", "--foreground"]
+KBROWSE_MOUNT = [sys.executable, "-m", "kbrowse.cli", "mount", "--foreground"]
 KBROWSE_CAT = [sys.executable, "-m", "kbrowse.cli", "cat"]
 
 
