@@ -160,17 +160,12 @@ def _resource_refs(bucket: BucketView, p: BackupPath) -> list[ResourceRef]:
     return found
 
 
-def to_yaml(obj: dict) -> str:
-    """The object as ``kubectl get -o yaml`` shows it (keys sorted)."""
-    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False, allow_unicode=True)
-
-
 def cat_resource(bucket: BucketView, p: BackupPath) -> int:
     if not (p.area == RESOURCES and len(p.parts) == 3):
         raise UsageError(f"{p or 'the bucket'} is a directory: cat takes "
                          "BACKUP/resources/RESOURCE/NAMESPACE/NAME or a volume file")
     ref = ResourceRef(p.parts[0], p.namespace, p.parts[2])
-    sys.stdout.write(to_yaml(bucket.contents(p.backup).get(ref)))
+    sys.stdout.write(bucketfmt.to_yaml(bucket.contents(p.backup).get(ref)))
     return 0
 
 
@@ -189,7 +184,7 @@ def cp_resources(args: argparse.Namespace, bucket: BucketView, p: BackupPath) ->
         try:
             os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
             with open(dest, "w", encoding="utf-8") as f:
-                f.write(to_yaml(contents.get(ref)))
+                f.write(bucketfmt.to_yaml(contents.get(ref)))
         except OSError as e:
             raise RepoError(f"cannot write {dest}: {e.strerror}") from None
         written += 1

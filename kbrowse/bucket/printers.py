@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import yaml
+
 from mover.golang.tabwriter import tabwrite
 from mover.golang import duration
 from mover.velero.objects import (
@@ -492,3 +494,8 @@ def _describe_pod_volume_backups(out: _Describer, pvbs: list[PodVolumeBackup]) -
         out.printf(f"\t\t{phase}:\n")
         for pod in sorted(by_pod):
             out.printf(f"\t\t\t{pod}: {', '.join(sorted(by_pod[pod]))}\n")
+
+
+def to_yaml(obj: dict) -> str:
+    """The object as ``kubectl get -o yaml`` shows it (keys sorted)."""
+    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False, allow_unicode=True)

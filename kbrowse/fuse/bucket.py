@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from kbrowse.bucket.commands import to_yaml
+from kbrowse.bucket.printers import to_yaml
 from kbrowse.bucket.paths import CLUSTER, RESOURCES, VOLUMES
 from kbrowse.fuse.tree import Entry, LazyDir, LazySnapshot, SnapEntry, TextFile, VDir, vdir
 from mover.velero.bsl import BucketView

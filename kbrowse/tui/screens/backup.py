@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Tree
 from textual.worker import get_current_worker
 
-from kbrowse.bucket.commands import to_yaml
+from kbrowse.bucket.printers import to_yaml
 from kbrowse.tui.preview_content import TextLines, highlight, note
 from kbrowse.tui.screens.browser import BrowserScreen
 from kbrowse.tui.widgets.preview import Preview
