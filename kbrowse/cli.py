@@ -129,7 +129,7 @@ def cat_target(view: SnapshotView, t: Target) -> int:
 
 
 def cp_target(args: argparse.Namespace, view: SnapshotView, t: Target) -> int:
-    from mover.ui.progress import Counters, ProgressBar, human_bytes
+    from mover.progress import Counters, ProgressBar, human_bytes
 
     counters = Counters()
     with ProgressBar(counters, "restoring", enabled=False if args.json else None):

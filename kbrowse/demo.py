@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mover.archiver.pipeline import Archiver, find_parent
-from mover.ui.progress import Counters, ProgressBar
+from mover.progress import Counters, ProgressBar
 from mover.repo.backend.local import LocalBackend
 from mover.errors import NotARepository
 from mover.repo.repository import Repository

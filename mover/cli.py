@@ -89,7 +89,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     # stat the source tree while the key is derived and the modules below load (see Prescan)
     prescan = Prescan(args.paths)
     from mover.archiver.pipeline import Archiver, find_parent
-    from mover.ui.progress import Counters, ProgressBar, human_bytes, human_duration
+    from mover.progress import Counters, ProgressBar, human_bytes, human_duration
     from mover.repo import identity
     from mover.repo.lock import Lock
 

@@ -29,7 +29,7 @@ import threading
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 
-from mover.ui.progress import Counters
+from mover.progress import Counters
 from mover.repo.backend import FileType, Handle
 from mover.repo.backend.local import LocalBackend
 from mover.repo.blob import BlobType, PackedBlob

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from kbrowse.browse.listing import mode_string
 from mover.ui.printers import local_time
-from mover.ui.progress import human_bytes
+from mover.progress import human_bytes
 from mover.golang import gotime
 from mover.golang.gojson import go_quote
 from mover.view.snapshot import Snapshot

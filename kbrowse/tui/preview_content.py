@@ -14,7 +14,7 @@ from rich.style import Style
 from rich.syntax import Syntax
 from rich.text import Span, Text
 
-from mover.ui.progress import human_bytes
+from mover.progress import human_bytes
 from mover.golang.gojson import go_quote
 from mover.view.node import Node
 from mover.view import SnapshotView

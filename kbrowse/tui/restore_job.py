@@ -14,7 +14,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 
-from mover.ui.progress import Counters
+from mover.progress import Counters
 from mover.view.node import Node
 from mover.view import RestoreResult, SnapshotView
 

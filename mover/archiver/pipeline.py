@@ -22,7 +22,7 @@ from typing import Callable
 
 from mover.archiver import chunker
 from mover.archiver.prescan import Prescan, read_xattrs
-from mover.ui.progress import Counters
+from mover.progress import Counters
 from mover.repo import identity
 from mover.repo.blob import BlobType
 from mover.errors import RepoError

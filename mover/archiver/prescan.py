@@ -11,7 +11,7 @@ import os
 import stat as st
 import threading
 
-from mover.ui.progress import Counters
+from mover.progress import Counters
 
 
 def read_xattrs(path: str) -> list[tuple[str, bytes]]:

@@ -16,7 +16,7 @@ from mover.repo.backend import FileType
 from mover.repo.blob import BlobType
 from mover.repo.lock import Lock
 from mover.repo.repository import Repository
-from mover.ui.progress import Counters
+from mover.progress import Counters
 from mover.view.cache import BlobCache
 from mover.view.node import Node
 from mover.view.protocol import RestoreResult

@@ -1,1 +1,1 @@
-"""Command-line plumbing shared by `mover` and `kbrowse`: options, password, errors, progress, printers."""
+"""Command-line plumbing shared by `mover` and `kbrowse`: options, password, errors, printers."""

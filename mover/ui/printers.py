@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mover.golang import gotime
-from mover.view import Snapshot
+
+if TYPE_CHECKING:
+    from mover.view import Snapshot
 
 
 def local_time(ns: int) -> str:

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mover.ui.progress import Counters
+from mover.progress import Counters
 from mover.view.node import Node
 from mover.view.snapshot import Snapshot
 

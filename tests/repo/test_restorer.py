@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mover.ui.progress import Counters
+from mover.progress import Counters
 from mover.golang import gojson
 from mover.repo.backend import FileType
 from mover.repo.backend.local import LocalBackend

@@ -21,7 +21,7 @@ from kbrowse.tui.preview_content import TextLines, highlight, note
 from kbrowse.tui.screens.browser import BrowserScreen
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
-from mover.ui.progress import human_bytes
+from mover.progress import human_bytes
 from mover.errors import RepoError, WrongPassword
 from mover.view.snapshot import Snapshot
 from mover.view import SnapshotView

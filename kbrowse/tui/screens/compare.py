@@ -24,7 +24,7 @@ from kbrowse.browse.diff import (
 )
 from kbrowse.tui.fmt import display_name, node_type, snapshot_time
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
-from mover.ui.progress import human_bytes
+from mover.progress import human_bytes
 from mover.errors import RepoError
 from mover.view.snapshot import Snapshot
 from mover.view import SnapshotView

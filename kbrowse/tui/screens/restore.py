@@ -25,7 +25,7 @@ from textual.widgets import (
 from kbrowse.browse import snappath
 from kbrowse.tui.fmt import counted, display_name
 from kbrowse.tui.restore_job import OVERWRITE, SKIP, RestoreOutcome, restore_entry
-from mover.ui.progress import Counters, human_bytes
+from mover.progress import Counters, human_bytes
 from mover.errors import RepoError
 from mover.view.snapshot import Snapshot
 from mover.view.node import Node
