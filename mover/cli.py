@@ -165,9 +165,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         lock.confirm()
     if args.json:
         cliargs.print_json({"ok": rep.ok, "errors": rep.errors, "hints": rep.hints,
-                            "packs": rep.packs, "snapshots": rep.snapshots})
+                            "advice": rep.advice, "packs": rep.packs, "snapshots": rep.snapshots})
     else:
-        for h in rep.hints:
+        for h in rep.hints + rep.advice:
             print(h)
         for e in rep.errors:
             print(f"error: {e}", file=sys.stderr)

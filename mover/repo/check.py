@@ -16,10 +16,18 @@ from mover.repo.index import Index, decode_index_file
 from mover.repo.repository import Repository
 
 
+# restic 0.14's words after its index hints: both findings are harmless, and restic (which reads
+# this format) can tidy them up; the mover has no command that rewrites packs or indexes
+DUPLICATE_ADVICE = "This is non-critical, you can run `restic rebuild-index' to correct this"
+MIXED_ADVICE = ("Mixed packs with tree and data blobs are non-critical, you can run `restic prune` "
+                "to correct this.")
+
+
 @dataclass
 class CheckReport:
     errors: list[str] = field(default_factory=list)
     hints: list[str] = field(default_factory=list)
+    advice: list[str] = field(default_factory=list)  # printed once after the hints
     packs: int = 0
     snapshots: int = 0
     trees: int = 0
@@ -73,6 +81,7 @@ def check(repo: Repository, read_data: bool = False,
 def _load_indexes(repo: Repository, rep: CheckReport) -> dict[bytes, list[PackedBlob]]:
     """Blobs of every indexed pack, by offset; the same entry in two index files counts once."""
     entries: dict[bytes, dict[tuple, PackedBlob]] = defaultdict(dict)
+    listed_in: dict[bytes, set[str]] = defaultdict(set)
     for name, _ in repo.backend.list(FileType.INDEX):
         try:
             _sup, blobs = decode_index_file(repo.load_unpacked(FileType.INDEX, name), f"index/{name}")
@@ -81,7 +90,9 @@ def _load_indexes(repo: Repository, rep: CheckReport) -> dict[bytes, list[Packed
             continue
         for b in blobs:
             entries[b.pack][(b.type, b.id, b.offset, b.length)] = b
+            listed_in[b.pack].add(name)
     by_pack = {pid: sorted(d.values(), key=lambda b: b.offset) for pid, d in entries.items()}
+    _index_hints(rep, by_pack, listed_in)
     for pid, blobs in by_pack.items():
         pos = 0
         for b in blobs:
@@ -90,6 +101,24 @@ def _load_indexes(repo: Repository, rep: CheckReport) -> dict[bytes, list[Packed
                 break
             pos += b.length
     return by_pack
+
+
+def _index_hints(rep: CheckReport, by_pack: dict[bytes, list[PackedBlob]],
+                 listed_in: dict[bytes, set[str]]) -> None:
+    """What restic 0.14 says while loading the index, in its words: packs that several index
+    files list, and packs of both trees and data (old restic versions wrote them). Neither loses
+    data; restic rewrites them, the mover only reads them."""
+    duplicated = sorted(pid for pid in by_pack if len(listed_in[pid]) > 1)
+    for pid in duplicated:
+        names = " ".join(sorted(n[:8] for n in listed_in[pid]))
+        rep.hints.append(f"pack {pid.hex()} contained in several indexes: {{{names}}}")
+    mixed = sorted(pid for pid, blobs in by_pack.items() if len({b.type for b in blobs}) > 1)
+    for pid in mixed:
+        rep.hints.append(f"pack {pid.hex()[:8]} contains a mix of tree and data blobs")
+    if duplicated:
+        rep.advice.append(DUPLICATE_ADVICE)
+    if mixed:
+        rep.advice.append(MIXED_ADVICE)
 
 
 def _check_snapshots(repo: Repository, rep: CheckReport) -> None:
