@@ -6,6 +6,7 @@ restic's (so blobs deduplicate across both tools), and lets us read names restic
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -22,6 +23,19 @@ def dumps(obj: object) -> str:
     if "\\b" in s or "\\f" in s:
         s = _PY_SHORT_ESCAPES.sub(lambda m: m.group(1) + ("\\u0008" if m.group(2) == "b" else "\\u000c"), s)
     return s
+
+
+# Go's base64.StdEncoding, which json.Unmarshal uses for []byte: whole quanta of 4, padding only
+# in the last one. Python's decoder (even in strict mode) also takes "==" after a full quantum.
+_B64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
+def b64decode(text: str) -> bytes:
+    """A []byte field as Go decodes it; ValueError says where, in Go's words, when it does not."""
+    end = _B64.match(text).end()  # type: ignore[union-attr]  # the pattern matches ""
+    if end != len(text):
+        raise ValueError(f"illegal base64 data at input byte {end}")
+    return base64.b64decode(text)
 
 
 _SIMPLE_ESCAPES = {7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v"}

@@ -22,8 +22,9 @@ from mover.golang import gojson
 
 from mover.golang import gotime
 from mover.repo.backend import Backend, FileType, Handle
-from mover.errors import IntegrityError, NotARepository, WrongPassword
+from mover.errors import BackendError, IntegrityError, NotARepository, RepoError, WrongPassword
 from mover.repo.identity import hostname, username
+from mover.repo.scrypt import scrypt
 
 if TYPE_CHECKING:
     from mover.repo.crypto import Key
@@ -59,8 +60,8 @@ class KeyFile:
             obj = json.loads(raw)
             return cls(obj.get("created", ""), obj.get("username", ""), obj.get("hostname", ""),
                        obj["kdf"], int(obj["N"]), int(obj["r"]), int(obj["p"]),
-                       base64.b64decode(obj["salt"]), base64.b64decode(obj["data"]))
-        except (ValueError, KeyError, TypeError) as e:
+                       gojson.b64decode(obj["salt"]), gojson.b64decode(obj["data"]))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise IntegrityError(f"{what}: not a valid key file ({e})") from None
 
 
@@ -76,15 +77,7 @@ def _scrypt(password: bytes, kf: KeyFile, what: str) -> bytes:
         raise IntegrityError(f"{what}: unsupported KDF {kf.kdf!r}")
     if len(kf.salt) != SALT_SIZE:
         raise IntegrityError(f"{what}: salt is {len(kf.salt)} bytes, expected {SALT_SIZE}")
-    try:
-        # hashlib's scrypt is OpenSSL's, as cryptography's is, but it releases the GIL for its
-        # half second, so other threads (the command's imports, backup's prescan) run meanwhile
-        return hashlib.scrypt(password, salt=kf.salt, n=kf.n, r=kf.r, p=kf.p, dklen=64,
-                              maxmem=min(2**31 - 1, 128 * kf.r * (kf.n + kf.p + 2) + (1 << 20)))
-    except (ValueError, OverflowError, MemoryError, TypeError):  # let cryptography say why
-        from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
-        return Scrypt(salt=kf.salt, length=64, n=kf.n, r=kf.r, p=kf.p).derive(password)
+    return scrypt(password, kf.salt, kf.n, kf.r, kf.p, 64, what)
 
 
 def open_master(password: bytes, kf: KeyFile, what: str) -> Key | None:
@@ -99,32 +92,45 @@ def open_master(password: bytes, kf: KeyFile, what: str) -> Key | None:
 
 def find_master(backend: Backend, password: str) -> Key:
     """The master key from the first key file (of at most MAX_KEYS_TRIED) that opens with
-    ``password``, as restic looks for it."""
+    ``password``, as restic looks for it. A key file that cannot be used (damaged, or asking
+    scrypt for too much) is passed over while another may still open; the error names it, and
+    is not "wrong password" when no key could be tried at all."""
     where = backend.location()
     # a wrong path should say "no repository", not "no key files"
     if not backend.exists(Handle(FileType.CONFIG)):
         raise NotARepository(f"no repository at {where} (no 'config' file): check the path, "
                              f"or create one with `mover init`")
     tried = 0
+    unusable: list[RepoError] = []
     for name, _size in backend.list(FileType.KEY):
         if tried >= MAX_KEYS_TRIED:
             break
         tried += 1
         what = f"key {name[:8]} in {where}"
-        kf = KeyFile.from_bytes(backend.load(Handle(FileType.KEY, name)), what)
-        master = open_master(password.encode(), kf, what)
+        try:
+            kf = KeyFile.from_bytes(backend.load(Handle(FileType.KEY, name)), what)
+            master = open_master(password.encode(), kf, what)
+        except BackendError:
+            raise
+        except RepoError as e:
+            unusable.append(e)
+            continue
         if master is not None:
             return master
     if tried == 0:
         raise NotARepository(f"repository at {where} has no key files; it is damaged or incomplete")
-    raise WrongPassword(f"wrong password for repository {where}: no key opens with it")
+    if unusable and len(unusable) == tried:
+        raise unusable[0]  # not a matter of the password: no key could be tried with it
+    also = f"; {unusable[0]}" if unusable else ""
+    raise WrongPassword(f"wrong password for repository {where}: no key opens with it{also}")
 
 
-def new_key_file(password: bytes, master: Key) -> tuple[str, bytes]:
+def new_key_file(password: bytes, master: Key, n: int = DEFAULT_N, r: int = DEFAULT_R,
+                 p: int = DEFAULT_P) -> tuple[str, bytes]:
     """A key file for ``master`` under ``password``: (file id, file bytes)."""
     kf = KeyFile(created=gotime.format_ns(time.time_ns()), username=username(),
-                 hostname=hostname(), kdf="scrypt", n=DEFAULT_N, r=DEFAULT_R,
-                 p=DEFAULT_P, salt=os.urandom(SALT_SIZE), data=b"")
+                 hostname=hostname(), kdf="scrypt", n=n, r=r, p=p,
+                 salt=os.urandom(SALT_SIZE), data=b"")
     user_key = derive(password, kf, "new key")
     kf.data = user_key.seal(gojson.dumps(master.to_json()).encode())
     raw = kf.to_bytes()
