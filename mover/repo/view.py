@@ -88,7 +88,8 @@ class RepositoryView:
     # ---- trees --------------------------------------------------------------------------------
 
     def root(self, snap: Snapshot) -> Node:
-        return Node(name="", type="dir", mode=0o755 | (1 << 31), mtime=snap.time, atime=snap.time,
+        # read-only, as restic's mount shows a snapshot (dr-xr-xr-x): nothing was stored for it
+        return Node(name="", type="dir", mode=0o555 | (1 << 31), mtime=snap.time, atime=snap.time,
                     ctime=snap.time, subtree=snap.tree)
 
     def list_dir(self, node: Node) -> list[Node]:
