@@ -428,6 +428,9 @@ def test_retries_throttling_and_5xx_within_bound() -> None:
     backend = S3Backend.from_url("s3:http://127.0.0.1:1/bucket/repo", retry=quick)
     handle = Handle(FileType.SNAPSHOT, ID_A)
     with Stubber(backend._client) as stub:
+        # the first file other than the config looks up the layout: keys/ has a key file
+        stub.add_response("list_objects_v2", {"Contents": [{"Key": "repo/keys/k", "Size": 1}]},
+                          {"Bucket": "bucket", "Prefix": "repo/keys/", "MaxKeys": 1})
         stub.add_client_error("put_object", "SlowDown", http_status_code=503)
         stub.add_client_error("put_object", "InternalError", http_status_code=500)
         stub.add_response("put_object", {})

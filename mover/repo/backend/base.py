@@ -31,18 +31,52 @@ class Handle:
 
     def relpath(self) -> str:
         """Path relative to the repository root in restic's default layout."""
-        if self.type is FileType.CONFIG:
-            return "config"
-        if self.type is FileType.PACK:
-            return f"data/{self.name[:2]}/{self.name}"
-        return f"{self.type.value}/{self.name}"
+        return Layout.DEFAULT.relpath(self)
 
     def __str__(self) -> str:
         return self.relpath()
 
 
+class Layout(enum.Enum):
+    """Where each type of file lives: restic's "default" layout, or "s3legacy" (singular folder
+    names, packs straight under data/), which restic before 0.7 wrote to S3 and restic 0.14
+    still reads and writes, locally and on S3."""
+
+    DEFAULT = "default"
+    S3LEGACY = "s3legacy"
+
+    def folder(self, t: FileType) -> str:
+        return _S3LEGACY_FOLDERS.get(t, t.value) if self is Layout.S3LEGACY else t.value
+
+    def relpath(self, h: Handle) -> str:
+        if h.type is FileType.CONFIG:
+            return "config"
+        if h.type is FileType.PACK and self is Layout.DEFAULT:
+            return f"data/{h.name[:2]}/{h.name}"
+        return f"{self.folder(h.type)}/{h.name}"
+
+
+_S3LEGACY_FOLDERS = {FileType.KEY: "key", FileType.SNAPSHOT: "snapshot", FileType.LOCK: "lock"}
+
+
 class Backend(ABC):
     """Where the files of one repository are stored."""
+
+    _layout: Layout | None = None  # found on first use (see `layout`), or set by create()
+
+    @property
+    def layout(self) -> Layout:
+        """The repository's layout, found as restic 0.14 finds it: key files under key/ and none
+        under keys/ mean s3legacy, anything else the default layout."""
+        if self._layout is None:
+            legacy = (not self._has_files(Layout.DEFAULT.folder(FileType.KEY))
+                      and self._has_files(Layout.S3LEGACY.folder(FileType.KEY)))
+            self._layout = Layout.S3LEGACY if legacy else Layout.DEFAULT
+        return self._layout
+
+    @abstractmethod
+    def _has_files(self, folder: str) -> bool:
+        """Whether the folder (relative to the repository root) holds at least one file."""
 
     @abstractmethod
     def location(self) -> str:

@@ -8,7 +8,7 @@ import re
 import secrets
 from typing import Iterator
 
-from mover.repo.backend.base import Backend, FileType, Handle
+from mover.repo.backend.base import Backend, FileType, Handle, Layout
 from mover.errors import BackendError, NotFound, RepoError
 
 _ID = re.compile(r"^[0-9a-f]{64}$")
@@ -23,7 +23,12 @@ class LocalBackend(Backend):
         return self.path
 
     def _p(self, h: Handle) -> str:
-        return os.path.join(self.path, h.relpath())
+        if h.type is FileType.CONFIG:  # the same in every layout: no need to find the layout
+            return os.path.join(self.path, "config")
+        return os.path.join(self.path, self.layout.relpath(h))
+
+    def _has_files(self, folder: str) -> bool:
+        return any(e.is_file() for e in _scandir(os.path.join(self.path, folder)))
 
     def create(self) -> None:
         if os.path.exists(os.path.join(self.path, "config")):
@@ -38,6 +43,7 @@ class LocalBackend(Backend):
                 os.makedirs(os.path.join(self.path, "data", f"{i:02x}"), mode=0o700, exist_ok=True)
         except OSError as e:
             raise BackendError(f"cannot create repository at {self.path}: {e.strerror}") from None
+        self._layout = Layout.DEFAULT
 
     def save(self, h: Handle, data: bytes) -> None:
         final = self._p(h)
@@ -82,9 +88,9 @@ class LocalBackend(Backend):
             except NotFound:
                 pass
             return
-        top = os.path.join(self.path, t.value)
+        top = os.path.join(self.path, self.layout.folder(t))
         dirs = [top]
-        if t is FileType.PACK:
+        if t is FileType.PACK and self.layout is Layout.DEFAULT:
             dirs = [e.path for e in _scandir(top) if e.is_dir(follow_symlinks=False)]
         for d in dirs:
             for e in _scandir(d):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from mover.repo.backend.base import Backend, FileType, Handle
+from mover.repo.backend.base import Backend, FileType, Handle, Layout
 from mover.repo.backend.s3client import (
     BucketNotFound,
     RetryPolicy,
@@ -73,6 +73,7 @@ class S3Backend(Backend):
                 f"a repository already exists at {self.s3_location} (it has a config file): "
                 "choose another bucket or prefix"
             )
+        self._layout = Layout.DEFAULT
 
     def save(self, h: Handle, data: bytes) -> None:
         self.s3.put(self._key(h), data)
@@ -94,7 +95,7 @@ class S3Backend(Backend):
     def list(self, t: FileType) -> Iterator[tuple[str, int]]:
         if t is FileType.CONFIG:
             raise ValueError("the config is a single file: use stat(), not list()")
-        directory = self.s3.key(t.value + "/")
+        directory = self.s3.key(self.layout.folder(t) + "/")
         for key, size in self.s3.list(directory):
             name = key[len(directory) :]
             if t is FileType.PACK:
@@ -107,4 +108,9 @@ class S3Backend(Backend):
         self.s3.close()
 
     def _key(self, h: Handle) -> str:
-        return self.s3.key(h.relpath())
+        if h.type is FileType.CONFIG:  # the same in every layout: no need to find the layout
+            return self.s3.key("config")
+        return self.s3.key(self.layout.relpath(h))
+
+    def _has_files(self, folder: str) -> bool:
+        return self.s3.any_key(self.s3.key(folder + "/"))

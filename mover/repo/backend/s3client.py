@@ -367,6 +367,12 @@ class S3Client:
             for obj in page.get("Contents", ()):
                 yield obj["Key"], int(obj["Size"])
 
+    def any_key(self, prefix: str) -> bool:
+        """Whether some object's key starts with `prefix` (one request, one key at most)."""
+        page = self.call("list", prefix, lambda: self.client.list_objects_v2(
+            Bucket=self.bucket, Prefix=prefix, MaxKeys=1))
+        return bool(page.get("Contents"))
+
     def list_dirs(self, prefix: str) -> Iterator[str]:
         """The "folders" right under `prefix` (which ends in "/"), as full key prefixes."""
         for page in self._pages(prefix, "/"):
