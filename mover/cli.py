@@ -14,7 +14,7 @@ quiet_sigint()
 # Only what parsing needs is imported here. A repository command starts opening the repository
 # (scrypt, which releases the GIL) and imports its own modules while that runs; the cluster
 # commands' modules (YAML and the CRD types, ~35 ms) load only when one of them is asked for.
-from mover.ui import cliargs  # noqa: E402
+from mover.ui import cliargs, maintcmd  # noqa: E402
 from mover.repo.open import Opening, open_backend  # noqa: E402
 
 EXIT_PARTIAL = 3  # as restic: the snapshot exists but some sources could not be read
@@ -46,6 +46,7 @@ def build_parser(cluster: bool = True) -> argparse.ArgumentParser:
     cmd("snapshots", "list snapshots")
     sp = cmd("check", "verify the repository's structure")
     sp.add_argument("--read-data", action="store_true", help="also read and verify every pack")
+    maintcmd.add_parsers(cmd)
     if cluster:
         for module in CLUSTER_COMMANDS:  # their parsers set `handler`
             importlib.import_module(module).register(sub)
@@ -178,7 +179,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if rep.ok else 1
 
 
-COMMANDS = {"init": cmd_init, "backup": cmd_backup, "snapshots": cmd_snapshots, "check": cmd_check}
+COMMANDS = {"init": cmd_init, "backup": cmd_backup, "snapshots": cmd_snapshots, "check": cmd_check,
+            "forget": maintcmd.cmd_forget, "prune": maintcmd.cmd_prune}
 
 if __name__ == "__main__":
     main()
