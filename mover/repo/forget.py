@@ -8,6 +8,7 @@ they referenced stays until a prune.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 from concurrent.futures import ThreadPoolExecutor
@@ -153,7 +154,8 @@ def apply_policy(snaps: Iterable[Snapshot], policy: KeepPolicy
 
 @dataclass(frozen=True)
 class GroupKey:
-    """What a group's snapshots share; a field not grouped by is None (restic's JSON null)."""
+    """What a group's snapshots share; a field not grouped by, or empty, is None (restic's
+    JSON null)."""
 
     host: str | None
     paths: tuple[str, ...] | None
@@ -178,13 +180,16 @@ def parse_group_by(text: str) -> tuple[str, ...]:
 def group_snapshots(snaps: Iterable[Snapshot], group_by: Iterable[str] = DEFAULT_GROUP_BY
                     ) -> list[tuple[GroupKey, list[Snapshot]]]:
     """Snapshots by (host, sorted paths, sorted tags), restricted to ``group_by``; groups in a
-    stable order (restic's is a map's, i.e. random)."""
+    stable order (restic's is a map's, i.e. random). The snapshots come back as copies whose
+    grouped lists are sorted: restic sorts them in place, so that is what it prints."""
     by = set(group_by)
     groups: dict[GroupKey, list[Snapshot]] = {}
     for s in snaps:
+        s = dataclasses.replace(s, paths=sorted(s.paths) if "paths" in by else s.paths,
+                                tags=sorted(s.tags) if "tags" in by else s.tags)
         key = GroupKey(s.hostname if "host" in by else None,
-                       tuple(sorted(s.paths)) if "paths" in by else None,
-                       tuple(sorted(s.tags)) if "tags" in by else None)
+                       tuple(s.paths) if "paths" in by and s.paths else None,
+                       tuple(s.tags) if "tags" in by and s.tags else None)
         groups.setdefault(key, []).append(s)
     return sorted(groups.items(), key=lambda kv: json.dumps(kv[0].to_json()))
 

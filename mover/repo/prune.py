@@ -177,7 +177,7 @@ class _PackInfo:
 
 @dataclass
 class PrunePlan:
-    remove_first: dict[bytes, int]  # packs no index names -> size
+    remove_first: dict[str, int]  # packs no index names (file name -> size)
     repack: set[bytes]
     remove: set[bytes]
     ignore: set[bytes]  # packs dropped from the index (missing and unneeded)
@@ -341,8 +341,8 @@ class _Prune:
             ip = infos[pid] = _PackInfo(used_size=packfmt.expected_size(blobs)
                                         - sum(b.length for b in blobs))
             for b in blobs:
-                t = int(b.type)
-                ip.type = t if ip.type in (None, t) else _MIXED
+                bt = int(b.type)
+                ip.type = bt if ip.type in (None, bt) else _MIXED
                 k = (b.type, b.id)
                 if k in copies:
                     pass  # settled below, once every pack's own used blobs are known
@@ -381,7 +381,7 @@ class _Prune:
                 by_pack: dict[bytes, list[PackedBlob]]) -> PrunePlan:
         s = self.stats
         target = self.repo.pack_size // 25  # restic repacks only very small full packs
-        remove_first: dict[bytes, int] = {}
+        remove_first: dict[str, int] = {}
         remove: set[bytes] = set()
         candidates: list[tuple[bytes, _PackInfo]] = []
         small: list[tuple[bytes, _PackInfo]] = []
