@@ -125,7 +125,7 @@ class PruneStats:
 
     @property
     def unused_after(self) -> int:
-        return self.unused_size - self.remove.size - self.repack_removed.size
+        return _u64(self.unused_size - self.remove.size - self.repack_removed.size)
 
 
 def parse_max_unused(text: str) -> Callable[[int], int]:
@@ -356,10 +356,13 @@ class _Prune:
                     ip.uncompressed = True
         if copies:
             # one copy of a blob stored more than once is used: preferably one in a pack that
-            # is used anyway, else the last copy seen (restic's rule)
-            for pid, blobs in by_pack.items():
+            # is used anyway, else the last copy seen (restic's rule). restic sees them in
+            # whatever order its index gives; packs with the most unused data come first
+            # here, so the copies in clean packs (those an interrupted prune just wrote) win
+            # and the old packs can go whole
+            for pid in sorted(by_pack, key=lambda p: (-infos[p].unused_size, p)):
                 ip = infos[pid]
-                for b in blobs:
+                for b in by_pack[pid]:
                     k = (b.type, b.id)
                     count = copies.get(k)
                     if count is None:
@@ -437,7 +440,9 @@ class _Prune:
         repack: set[bytes] = set()
         max_unused_after = self.limit(s.used.size)
         for pid, ip in candidates:
-            reached = s.unused.size - s.remove.size - s.repack_removed.size < max_unused_after
+            # restic's uint64: when the packs to delete hold duplicates the difference wraps
+            # round, the limit counts as not reached and the pack is repacked
+            reached = _u64(s.unused.size - s.remove.size - s.repack_removed.size) < max_unused_after
             if ip.type != BlobType.DATA or ip.uncompressed or not (reached and ip.size >= target):
                 repack.add(pid)
                 s.repack.add(ip.size, ip.used_blobs + ip.unused_blobs)
@@ -560,6 +565,10 @@ class _Prune:
                 if count:
                     self.c.done(files=1)
         self.steps.end()
+
+
+def _u64(n: int) -> int:
+    return n % (1 << 64)
 
 
 def _repack_order(ip: _PackInfo, target: int) -> tuple:
