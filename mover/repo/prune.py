@@ -20,6 +20,7 @@ a pack being deleted.
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Protocol
@@ -263,7 +264,7 @@ class _Prune:
         def load(name: str) -> list[PackedBlob]:
             return decode_index_file(self.repo.load_unpacked(FileType.INDEX, name), f"index/{name}")[1]
 
-        with ThreadPoolExecutor(8) as pool:
+        with _pool(8) as pool:
             for blobs in pool.map(load, names):
                 for b in blobs:
                     entries.setdefault(b.pack, {})[(b.type, b.id, b.offset, b.length)] = b
@@ -272,7 +273,7 @@ class _Prune:
     def _snapshots(self) -> list[Snapshot]:
         names = [n for n, _ in self.repo.backend.list(FileType.SNAPSHOT)
                  if bytes.fromhex(n) not in self.ignore]
-        with ThreadPoolExecutor(8) as pool:
+        with _pool(8) as pool:
             return list(pool.map(self.repo.load_snapshot, names))
 
     def _used_blobs(self, snaps: list[Snapshot]) -> tuple[set[bytes], set[bytes]]:
@@ -285,7 +286,7 @@ class _Prune:
             return decode_tree(self.repo.load_blob(BlobType.TREE, tid), f"tree {tid.hex()[:16]}")
 
         self.steps.begin("snapshots", len(snaps))
-        with ThreadPoolExecutor(8) as pool:
+        with _pool(8) as pool:
             for snap in snaps:
                 frontier = [] if snap.tree in trees else [snap.tree]
                 trees.update(frontier)
@@ -518,8 +519,7 @@ class _Prune:
                     out.append((b, bytes(sealed), b.raw_length))
             return out
 
-        pool = ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="repack-read")
-        try:
+        with _pool(READ_AHEAD) as pool:
             futures: list[Future] = []
             nxt = 0
             for i, pid in enumerate(order):
@@ -528,8 +528,6 @@ class _Prune:
                     nxt += 1
                 yield pid, futures[i].result()
                 futures[i] = None  # type: ignore[call-overload]  # let the pack's bytes go
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
 
     def _save_pack(self, builder: PackBuilder, written: dict[bytes, list[PackedBlob]]) -> None:
         pack_id, data, blobs = builder.finish(self.repo.key)
@@ -559,12 +557,23 @@ class _Prune:
 
     def _delete(self, t: FileType, names: list[str], count: bool = True) -> None:
         self.steps.begin("files deleted", len(names))
-        with ThreadPoolExecutor(8) as pool:
+        with _pool(8) as pool:
             for _ in pool.map(lambda n: self.repo.backend.remove(Handle(t, n)), names):
                 self.steps.advance()
                 if count:
                     self.c.done(files=1)
         self.steps.end()
+
+
+@contextmanager
+def _pool(workers: int) -> Iterator[ThreadPoolExecutor]:
+    """A thread pool that, on an error or Ctrl-C, drops the work not yet started: only what
+    is under way is waited for, so a stop is prompt (every write is safe to stop after)."""
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="prune")
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _u64(n: int) -> int:
