@@ -38,7 +38,7 @@ from mover.repo.tree import decode_tree
 from mover.progress import Counters
 
 INDEX_MAX_BLOBS = 50000  # restic 0.14 starts a new index file at this many blobs
-READ_AHEAD = 4  # packs being read and verified while the current one is copied
+READ_AHEAD = 2  # packs being read and verified while the current one is copied
 _MIXED = -1  # a pack holding both blob types
 
 
@@ -504,13 +504,15 @@ class _Prune:
         wanted = set(keep)  # the workers read a copy; the caller's set shrinks as it copies
 
         def load(pid: bytes) -> list:
-            name = pid.hex()
-            data = self.repo.backend.load(Handle(FileType.PACK, name))
+            blobs = [b for b in by_pack[pid] if (b.type, b.id) in wanted]
+            if not blobs:
+                return []  # each of its used blobs is also in a pack that stays
+            # only the span of the blobs to keep: the unused ones around them are never read
+            lo, hi = blobs[0].offset, blobs[-1].offset + blobs[-1].length
+            data = self.repo.backend.load(Handle(FileType.PACK, pid.hex()), lo, hi - lo)
             out = []
-            for b in by_pack[pid]:
-                if (b.type, b.id) not in wanted:
-                    continue
-                sealed = memoryview(data)[b.offset:b.offset + b.length]
+            for b in blobs:
+                sealed = memoryview(data)[b.offset - lo:b.offset - lo + b.length]
                 plain = self.repo.decode_blob(b, sealed)
                 if self.repo.version >= 2 and not b.compressed and plain:
                     # restic compresses what it repacks into a v2 repository

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mover.repo.open import Opening
 from mover.ui import cliargs
+from mover.ui.progress import human_duration
 
 if TYPE_CHECKING:
     from mover.repo.forget import KeepReason
@@ -93,13 +94,6 @@ def format_percent(part: int, whole: int) -> str:
     return f"{min(100.0, 100.0 * part / whole):.2f}%"
 
 
-def format_duration(seconds: float) -> str:
-    s = int(seconds)
-    if s >= 3600:
-        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-    return f"{s // 60}:{s % 60:02d}"
-
-
 class ResticSteps:
     """:class:`mover.repo.prune.Steps` printing restic's lines on stdout, with a bar on stderr
     while a phase runs when stderr is a terminal; ``with`` it, so Ctrl-C takes the bar down."""
@@ -143,7 +137,7 @@ class ResticSteps:
 
     def end(self) -> None:
         self._stop_bar()
-        took = format_duration(time.monotonic() - self._started)
+        took = human_duration(time.monotonic() - self._started)  # restic's [m:ss] too
         if self._total:
             line = (f"[{took}] {format_percent(self._done, self._total)}  "
                     f"{self._done} / {self._total} {self._what}")
