@@ -190,8 +190,8 @@ def prune(repo, counters: Counters | None = None, *, dry_run: bool = False,
           steps: Steps | None = None, locked: bool = False) -> PruneStats:
     """Remove unused data from ``repo`` under restic's exclusive lock (``locked``: the caller
     holds it, as `forget --prune` does). ``ignore_snapshots``: count these as gone already (a
-    dry-run forget). ``counters``: packs done of packs to repack or delete, and bytes repacked
-    of bytes to repack. Ctrl-C stops it between writes; what it leaves is valid (see above)."""
+    dry-run forget). ``counters``: pack files repacked or deleted of those to be, and bytes
+    repacked of bytes to repack. Ctrl-C stops it between writes; what it leaves is valid (see above)."""
     limit = parse_max_unused(max_unused)
     run = _Prune(repo, counters or Counters(), steps or _Silent(), limit, set(ignore_snapshots))
     if locked:
@@ -225,7 +225,8 @@ class _Prune:
         infos, keep_blobs = self._pack_infos(by_pack, used)
         st.say("collecting packs for deletion and repacking")
         plan = self._decide(infos, keep_blobs, by_pack)
-        self.c.add_total(files=len(plan.remove_first) + len(plan.repack) + len(plan.remove),
+        # a repacked pack counts twice: once copied, once deleted
+        self.c.add_total(files=len(plan.remove_first) + len(plan.repack) + len(plan.remove | plan.repack),
                          nbytes=self.stats.repack.size)
         self.c.scanning = False
         st.plan(self.stats)

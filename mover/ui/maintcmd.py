@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mover.repo.open import Opening
 from mover.ui import cliargs
-from mover.ui.progress import human_duration
+from mover.progress import human_duration
 
 if TYPE_CHECKING:
     from mover.repo.forget import KeepReason
@@ -191,15 +191,14 @@ def _width(text: str) -> int:
 def snapshot_table(snaps: list[Snapshot], reasons: list[KeepReason] | None = None) -> str:
     """restic 0.14's PrintSnapshots (as `forget` uses it): oldest first, padded Host and Tags
     headers, a Reasons column for kept snapshots, one line per path or reason."""
-    from mover.golang import gotime
+    from mover.ui.printers import local_time
 
     why = {id(r.snapshot): r.matches for r in reasons or []}
     ordered = sorted(snaps, key=lambda s: s.time)
     head = ["ID", "Time", "Host      ", "Tags      "] + (["Reasons"] if reasons else []) + ["Paths"]
     rows = []
     for s in ordered:
-        row = [s.short_id, gotime.format_seconds(s.time, gotime.local_offset(s.time), " "),
-               s.hostname, ",".join(s.tags)]
+        row = [s.short_id, local_time(s.time), s.hostname, ",".join(s.tags)]
         if reasons:
             row.append("\n".join(why.get(id(s), [])))
         row.append("\n".join(s.paths))

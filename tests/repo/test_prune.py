@@ -33,8 +33,8 @@ from mover.repo.forget import forget_snapshots
 from mover.repo.open import open_repository
 from mover.repo.prune import prune
 from mover.repo.repository import Repository
-from mover.repo.snapshot import Snapshot
-from mover.ui.progress import Counters
+from mover.view.snapshot import Snapshot
+from mover.progress import Counters
 from tests.support.mover_cli import TEST_PASSWORD, Mover, listing
 from tests.support.restic_cli import Restic
 from tests.support.s3server import S3Server
