@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import random
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -225,7 +227,21 @@ def test_mover_prunes_restic_repository(tmp_path: Path, restic_repo) -> None:
     assert _normalized(dry.stdout) == _normalized(
         Restic(str(twin), TEST_PASSWORD, binary=r.binary).run("prune", "--dry-run").stdout)
     before = _data_size(Path(r.repo))
-    m.run("prune")
+    # stderr on a terminal: a bar runs during each phase, stdout keeps restic's lines
+    master, slave = pty.openpty()
+    proc = subprocess.run([sys.executable, "-m", "mover.cli", "-r", r.repo, "prune"], env=m.env,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    bar = b""
+    while select.select([master], [], [], 0)[0]:
+        try:
+            bar += os.read(master, 65536)
+        except OSError:
+            break
+    os.close(master)
+    assert proc.returncode == 0 and b"Traceback" not in bar
+    assert b"packs repacked" in bar and b"\x1b[" in bar, bar[-500:]
+    assert re.search(rb"^\[\d+:\d\d\] 100\.00%  \d+ / \d+ packs repacked$", proc.stdout, re.M)
     assert _data_size(Path(r.repo)) < before
     _assert_restic_accepts(r)
     _assert_kept_restorable(r, {ids[-1]: reference}, tmp_path)
