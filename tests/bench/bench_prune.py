@@ -8,8 +8,10 @@ file, then `restic forget --keep-last 1`. So the prune has every kind of work: p
 whole, partly used packs to repack, an index to rewrite. At scale 1: 12,000 files of 1-16 KiB
 and a 96 MiB file, ~400 MiB of packs before the prune.
 
-Every round copies the repository twice and prunes one copy with each tool (mover first in
-odd rounds, restic first in even ones), each as a child process with caches dropped first
+Every round copies the repository twice and prunes one copy with each tool, then prunes both
+again (nothing left to do: what remains is the fixed cost of opening, locking, reading the
+index and the trees); mover goes first in odd rounds, restic in even ones. Each run is a
+child process with caches dropped first
 (when /proc/sys/vm/drop_caches is writable); wall time, CPU time and peak RSS come from
 ``os.wait4``. Round 1 also checks the mover-pruned copy with `restic check --read-data`
 (untimed). The table shows medians; "speed vs restic" is the median of restic wall / mover
@@ -38,6 +40,7 @@ KiB = 1024
 MiB = 1024 * KiB
 GENERATIONS = 4
 SEED = 1212
+STEPS = {"prune": "prune", "again": "prune, nothing to do"}
 
 
 def write_generation(src: Path, gen: int, scale: float) -> None:
@@ -97,7 +100,7 @@ def main() -> None:
         template = build(work, args.scale, env)
         before = tree_bytes(template / "data")
         bench = Bench(work, args.scale, env, drop)
-        runs: dict[str, list[Run]] = {"mover": [], "restic": []}
+        runs: dict[tuple[str, str], list[Run]] = {}
         after: dict[str, int] = {}
         for rnd in range(1, args.rounds + 1):
             order = ("mover", "restic") if rnd % 2 else ("restic", "mover")
@@ -105,9 +108,11 @@ def main() -> None:
                 copy = bench.repo(tool)
                 shutil.rmtree(copy, ignore_errors=True)
                 shutil.copytree(template, copy)
-                cmd = bench.mover("prune") if tool == "mover" else bench.restic("prune")
-                runs[tool].append(bench.execute(cmd))
-                after[tool] = tree_bytes(copy / "data")
+            for step in STEPS:  # the second prune finds nothing to do: the fixed costs
+                for tool in order:
+                    cmd = bench.mover("prune") if tool == "mover" else bench.restic("prune")
+                    runs.setdefault((step, tool), []).append(bench.execute(cmd))
+                    after[tool] = tree_bytes(bench.repo(tool) / "data")
             if rnd == 1:
                 check = subprocess.run(["restic", "-r", str(bench.repo("mover")), "--no-cache",
                                         "check", "--read-data"], env=env, capture_output=True,
@@ -117,16 +122,18 @@ def main() -> None:
         print(f"repository: {before / MiB:.0f} MiB of packs before; after prune: mover "
               f"{after['mover'] / MiB:.0f} MiB, restic {after['restic'] / MiB:.0f} MiB; "
               f"caches dropped: {drop}; rounds: {args.rounds}")
-        print(f"{'tool':8s} {'wall s':>8s} {'CPU s':>8s} {'RSS MiB':>8s} {'speed vs restic':>16s} "
-              f"{'RSS vs restic':>14s}")
-        speed = statistics.median(r.wall / m.wall for m, r in zip(runs["mover"], runs["restic"]))
-        rss = statistics.median(m.rss / r.rss for m, r in zip(runs["mover"], runs["restic"]))
-        for tool in ("mover", "restic"):
-            rs = runs[tool]
-            extra = f"{speed:15.2f}x {rss:13.2f}x" if tool == "mover" else ""
-            print(f"{tool:8s} {statistics.median(r.wall for r in rs):8.2f} "
-                  f"{statistics.median(r.cpu for r in rs):8.2f} "
-                  f"{statistics.median(r.rss for r in rs) / MiB:8.0f} {extra}")
+        print(f"{'step':24s} {'tool':8s} {'wall s':>8s} {'CPU s':>8s} {'RSS MiB':>8s} "
+              f"{'speed vs restic':>16s} {'RSS vs restic':>14s}")
+        for step, label in STEPS.items():
+            ours, theirs = runs[(step, "mover")], runs[(step, "restic")]
+            speed = statistics.median(r.wall / m.wall for m, r in zip(ours, theirs))
+            rss = statistics.median(m.rss / r.rss for m, r in zip(ours, theirs))
+            for tool, rs in (("mover", ours), ("restic", theirs)):
+                extra = f"{speed:15.2f}x {rss:13.2f}x" if tool == "mover" else ""
+                print(f"{label if tool == 'mover' else '':24s} {tool:8s} "
+                      f"{statistics.median(r.wall for r in rs):8.2f} "
+                      f"{statistics.median(r.cpu for r in rs):8.2f} "
+                      f"{statistics.median(r.rss for r in rs) / MiB:8.0f} {extra}")
     finally:
         if not args.keep and not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
