@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.treekit import compare_trees, snapshot_tree
+from tests.support.treekit import compare_trees, snapshot_tree
 
 KOPIA_PASSWORD = "kbrowse-kopia-password"
 

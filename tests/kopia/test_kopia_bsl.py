@@ -17,8 +17,8 @@ from mover.velero.objectstore import LocalStore
 from mover.velero.repopassword import DEFAULT_PASSWORD
 from mover.velero.writer import BackupRecord, write_backup
 from tests.kopia.kopia_cli import Kopia, restore_differences
-from tests.treekit import make_full_tree
-from tests.velerobucket import STARTED, PodVolume, _backup, _items, _pvb, _volume_info
+from tests.support.treekit import make_full_tree
+from tests.support.velerobucket import STARTED, PodVolume, _backup, _items, _pvb, _volume_info
 
 
 def _kb(bsl: Path, *args: str) -> subprocess.CompletedProcess:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from mover.repo import gotime
+from mover.golang import gotime
 from tests.kopia.kopia_cli import Kopia, kb, parse_ls, restore_differences
-from tests.treekit import make_full_tree, snapshot_tree
+from tests.support.treekit import make_full_tree, snapshot_tree
 
 VARIANTS = {
     "default": ([], None),

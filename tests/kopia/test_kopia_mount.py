@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.kopia.kopia_cli import KOPIA_PASSWORD, Kopia, restore_differences
-from tests.test_mount import _MISSING, mounted
-from tests.treekit import make_full_tree
+from tests.fuse.test_mount import _MISSING, mounted
+from tests.support.treekit import make_full_tree
 
 pytestmark = pytest.mark.skipif(_MISSING is not None, reason=f"cannot mount: {_MISSING}")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from tests.kopia.kopia_cli import Kopia, kb, restore_differences
-from tests.s3server import S3Server
-from tests.treekit import make_full_tree
+from tests.support.s3server import S3Server
+from tests.support.treekit import make_full_tree
 
 
 def test_s3_repository_reads_like_kopia(tmp_path: Path, s3_server: S3Server, s3_bucket: str) -> None:
