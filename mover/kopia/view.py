@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from mover.errors import IntegrityError, NotFound, RepoError
+from mover.errors import IntegrityError, NotFound
 from mover.golang import gotime
 from mover.kopia.index import key_to_str
 from mover.kopia.repository import Chunks, KopiaRepository, ObjectRef
@@ -24,7 +24,7 @@ from mover.repo.blob import BlobType, PackedBlob
 from mover.view.cache import BlobCache
 from mover.view.node import GO_DIR, GO_SETGID, GO_SETUID, GO_STICKY, GO_SYMLINK, Node
 from mover.view.protocol import RestoreResult
-from mover.view.reading import Prefetcher, lookup_path, read_ahead
+from mover.view.reading import Prefetcher, lookup_path, preload, read_ahead
 from mover.view.snapshot import Snapshot
 
 _TYPES = {"f": "file", "d": "dir", "s": "symlink"}
@@ -186,13 +186,7 @@ class KopiaView:
             i += 1
 
     def preload(self) -> None:
-        threading.Thread(target=self._load_index, name="index-load", daemon=True).start()
-
-    def _load_index(self) -> None:
-        try:
-            _ = self.repo.index  # the property loads it
-        except RepoError:
-            pass  # reported by the first operation that needs it
+        preload(lambda: self.repo.index)  # the property loads it
 
     def read_lock(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()  # kopia's readers take no locks

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
-from mover.errors import NotFound, RepoError
+from mover.errors import NotFound
 from mover.progress import Counters
 from mover.repo.backend import FileType
 from mover.repo.blob import BlobType
@@ -18,7 +18,7 @@ from mover.repo.repository import Repository
 from mover.view.cache import BlobCache
 from mover.view.node import Node
 from mover.view.protocol import RestoreResult
-from mover.view.reading import Prefetcher, lookup_path, read_ahead
+from mover.view.reading import Prefetcher, lookup_path, preload, read_ahead
 from mover.view.snapshot import Snapshot
 
 
@@ -153,13 +153,7 @@ class RepositoryView:
     # ---- long work ----------------------------------------------------------------------------
 
     def preload(self) -> None:
-        threading.Thread(target=self._load_index, name="index-load", daemon=True).start()
-
-    def _load_index(self) -> None:
-        try:
-            _ = self._repo.index  # the property loads it
-        except RepoError:
-            pass  # reported by the first operation that needs it
+        preload(lambda: self._repo.index)  # the property loads it
 
     def read_lock(self) -> AbstractContextManager[None]:
         return _Held(Lock(self._repo, exclusive=False))

@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from mover.errors import NotFound
+from mover.errors import NotFound, RepoError
 from mover.view.node import Node
 from mover.view.snapshot import Snapshot
 
@@ -70,6 +70,18 @@ def read_ahead(load: Callable[[bytes], bytes], ids: list[bytes]) -> Iterator[byt
         finally:  # the caller stopped early, or a piece failed: drop what is queued
             for f in pending:
                 f.cancel()
+
+
+def preload(load: Callable[[], object]) -> None:
+    """Run ``load`` (an index load) on a thread of its own; a failure is left for the first
+    operation that needs what it loads to report."""
+    def run() -> None:
+        try:
+            load()
+        except RepoError:
+            pass
+
+    threading.Thread(target=run, name="index-load", daemon=True).start()
 
 
 class Prefetcher:
