@@ -58,7 +58,7 @@ class ShardedFiles(BlobStore):
             self._unsharded = int(p.get("maxNonShardedLength") or 0)
             self._overrides = [(o["prefix"], [int(n) for n in o.get("shards") or []])
                                for o in p.get("overrides") or []]
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             pass  # repositories made before kopia wrote the file use the defaults
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise BackendError(f"{self.path}/{_SHARDS_FILE}: cannot read the shard layout ({e})") from None
@@ -90,7 +90,7 @@ class ShardedFiles(BlobStore):
         path = self.file(blob_id)
         try:
             return read_range(path, offset, length)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"blob {blob_id} not found in kopia repository {self.path}") from None
         except OSError as e:
             raise BackendError(f"cannot read {path}: {e.strerror}") from None
