@@ -1,12 +1,14 @@
 """Open whatever repository is at a location, as a :class:`mover.view.SnapshotView`.
 
 The one place that knows which formats exist: kbrowse names a location and a password and gets
-a view, whichever format is there. Opening starts on a thread (the key derivation releases the
-GIL), so a command imports what it needs meanwhile (see :class:`mover.repo.open.Opening`).
+a view, whichever format is there -- kopia's when the location holds ``kopia.repository``,
+restic's otherwise. Opening starts on a thread (the key derivation releases the GIL), so a
+command imports what it needs meanwhile (see :class:`mover.repo.open.Opening`).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from mover.repo.open import Opening
@@ -26,14 +28,36 @@ class ViewOpening:
         self.password = password
         self._cache_bytes = cache_bytes
         self._cache = cache
-        self._opening = Opening(location, password)
+        self._opening: Opening | None = None
+        self._kopia: SnapshotView | None = None
+        self._error: BaseException | None = None
         self._view: SnapshotView | None = None
+        self._thread = threading.Thread(target=self._run, name="open-view", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            from mover.kopia.open import open_kopia_view  # light: the reader imports lazily
+
+            self._kopia = open_kopia_view(self.location, self.password, self._cache_bytes,
+                                          self._cache)
+            if self._kopia is None:
+                self._opening = Opening(self.location, self.password)
+        except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+            self._error = e
 
     def result(self) -> SnapshotView:
         if self._view is None:
-            from mover.repo.view import RepositoryView  # heavy: imported meanwhile by the caller
+            self._thread.join()
+            if self._error is not None:
+                raise self._error
+            if self._kopia is not None:
+                self._view = self._kopia
+            else:
+                from mover.repo.view import RepositoryView  # heavy: imported meanwhile by the caller
 
-            self._view = RepositoryView(self._opening.result(), self._cache_bytes, self._cache)
+                assert self._opening is not None
+                self._view = RepositoryView(self._opening.result(), self._cache_bytes, self._cache)
         return self._view
 
 

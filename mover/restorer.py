@@ -28,6 +28,7 @@ import stat
 import threading
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from mover.progress import Counters
 from mover.repo.backend import FileType, Handle
@@ -56,17 +57,57 @@ _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOE
 _SPECIAL = {t: NODE_IFMT[t] for t in ("fifo", "chardev", "dev")}
 
 
-def default_workers(repo: Repository) -> int:
+class RestoreSource(Protocol):
+    """What a restore reads, whatever the repository format: directories, where each piece of
+    a file is stored (packs, offsets, lengths), stored spans of packs, and how a stored piece
+    becomes plaintext. ``PackedBlob.pack`` and ``.id`` are opaque to the restorer."""
+
+    def location(self) -> str: ...
+    def is_local(self) -> bool: ...
+    def load_tree(self, subtree: bytes) -> list[Node]: ...
+    def file_blobs(self, node: Node) -> list[PackedBlob]: ...
+    def load_span(self, pack: bytes, offset: int, length: int) -> bytes: ...
+    def decode_blob(self, pb: PackedBlob, sealed: memoryview) -> bytes: ...
+    def missing_pack(self, pb: PackedBlob) -> str: ...
+
+
+class ResticSource:
+    """A restic repository as a :class:`RestoreSource`."""
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self.load_tree = repo.load_tree
+        self.decode_blob = repo.decode_blob
+
+    def location(self) -> str:
+        return self.repo.backend.location()
+
+    def is_local(self) -> bool:
+        return isinstance(self.repo.backend, LocalBackend)
+
+    def file_blobs(self, node: Node) -> list[PackedBlob]:
+        return [self.repo.lookup(BlobType.DATA, b) for b in node.content or []]
+
+    def load_span(self, pack: bytes, offset: int, length: int) -> bytes:
+        return self.repo.backend.load(Handle(FileType.PACK, pack.hex()), offset, length)
+
+    def missing_pack(self, pb: PackedBlob) -> str:
+        return (f"pack {pb.pack.hex()} holding data blob {pb.id.hex()[:16]} is missing from "
+                f"{self.location()}")
+
+
+def default_workers(src: RestoreSource) -> int:
     """Threads for the data pass: a local disk keeps up with one per core (more only pass the
     GIL back and forth: 3x the context switches for no gain on 2 cores); remote storage wants
     requests in flight."""
-    if isinstance(repo.backend, LocalBackend):
+    if src.is_local():
         return max(2, min(4, os.cpu_count() or 2))
     return 8
 
 
-def restore(repo: Repository, node: Node, dest: str, counters: Counters | None = None, *,
-            workers: int | None = None, cancel: threading.Event | None = None) -> RestoreResult:
+def restore(repo: Repository | RestoreSource, node: Node, dest: str,
+            counters: Counters | None = None, *, workers: int | None = None,
+            cancel: threading.Event | None = None) -> RestoreResult:
     """Restore ``node`` into ``dest``; problems with single entries are collected, not raised.
 
     A directory's contents go into ``dest`` (created if missing), which also takes the
@@ -75,9 +116,10 @@ def restore(repo: Repository, node: Node, dest: str, counters: Counters | None =
     Raises RepoError only when ``dest`` itself is unusable; KeyboardInterrupt stops the workers
     before it propagates, and ``cancel`` stops the restore with ``result.cancelled`` set.
     """
+    src = ResticSource(repo) if isinstance(repo, Repository) else repo
     if workers is None:
-        workers = default_workers(repo)
-    r = _Restorer(repo, counters or Counters(), max(1, workers), cancel or threading.Event())
+        workers = default_workers(src)
+    r = _Restorer(src, counters or Counters(), max(1, workers), cancel or threading.Event())
     return r.run(node, dest)
 
 
@@ -209,9 +251,9 @@ def _spans(items: list[tuple[PackedBlob, list]]) -> list[list[tuple[PackedBlob, 
 
 
 class _Restorer:
-    def __init__(self, repo: Repository, counters: Counters, workers: int,
+    def __init__(self, src: RestoreSource, counters: Counters, workers: int,
                  cancel: threading.Event) -> None:
-        self.repo = repo
+        self.src = src
         self.counters = counters
         self.workers = workers
         self.cancel = cancel
@@ -327,7 +369,7 @@ class _Restorer:
             self._error(None, f"{d.path()}: directory without a subtree in the snapshot; left empty")
             return None
         try:
-            return self.repo.load_tree(d.node.subtree)
+            return self.src.load_tree(d.node.subtree)
         except RepoError as ex:
             self._error(None, f"{d.path()}: cannot read the directory's contents: {ex}")
             return None
@@ -364,8 +406,8 @@ class _Restorer:
         if n.size == 0:  # restic's rule: size 0 is an empty file, whatever content says
             return
         try:
-            blobs = [self.repo.lookup(BlobType.DATA, b) for b in n.content or []]
-        except NotFound as ex:
+            blobs = self.src.file_blobs(n)
+        except RepoError as ex:
             self._error(c, f"{c.path()}: {ex}; file not restored")
             return
         offset = 0
@@ -514,7 +556,6 @@ class _Restorer:
 
     def _fill_pack(self, pack: bytes, blobs: dict, dirs: _Dirs) -> None:
         files = _Files(dirs)
-        handle = Handle(FileType.PACK, pack.hex())
         try:
             for span in _spans(sorted(blobs.values(), key=lambda it: it[0].offset)):
                 if self.cancel.is_set():
@@ -525,11 +566,10 @@ class _Restorer:
                 start = span[0][0].offset
                 end = max(pb.offset + pb.length for pb, _ in span)
                 try:
-                    data = memoryview(self.repo.backend.load(handle, start, end - start))
+                    data = memoryview(self.src.load_span(pack, start, end - start))
                 except NotFound:
                     for pb, uses in span:
-                        self._fail_uses(uses, f"pack {pack.hex()} holding data blob {pb.id.hex()[:16]} "
-                                              f"is missing from {self.repo.backend.location()}")
+                        self._fail_uses(uses, self.src.missing_pack(pb))
                     continue
                 except RepoError as ex:
                     for _, uses in span:
@@ -543,7 +583,7 @@ class _Restorer:
     def _write_blob(self, pb: PackedBlob, sealed: memoryview, uses: list[tuple[_Entry, int]],
                     files: _Files) -> None:
         try:
-            plain = self.repo.decode_blob(pb, sealed)
+            plain = self.src.decode_blob(pb, sealed)
         except RepoError as ex:
             self._fail_uses(uses, str(ex))
             return

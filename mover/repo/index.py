@@ -14,9 +14,9 @@ import threading
 from array import array
 from typing import Iterable, Iterator
 
+from mover.errors import IntegrityError
 from mover.golang import gojson
 from mover.repo.blob import BlobType, PackedBlob
-from mover.errors import IntegrityError
 
 _ID = 32
 _MIN_SLOTS = 1024
@@ -62,22 +62,7 @@ class _Table:
 
     def find(self, blob_id: bytes) -> int:
         """Row of ``blob_id``, or -1."""
-        slots = self.slots
-        mask = len(slots) - 1
-        ids = self.ids
-        try:
-            i = hash(blob_id) & mask
-        except TypeError:  # a bytearray or writable memoryview
-            blob_id = bytes(blob_id)
-            i = hash(blob_id) & mask
-        while True:
-            r = slots[i]
-            if not r:
-                return -1
-            r -= 1
-            if ids.startswith(blob_id, r * _ID) and len(blob_id) == _ID:
-                return r
-            i = (i + 1) & mask
+        return find_row(self.slots, self.ids, blob_id, _ID)
 
     def add_new(self, rows: list[tuple[bytes, int, int, int, int]]) -> None:
         """Append the rows (id, pack, offset, length, raw length) whose id is not in the table
@@ -114,24 +99,48 @@ class _Table:
             slots[i] = n  # last: a reader sees the row only once it is complete
 
     def _reserve(self, rows: int) -> None:
-        """Grow the hash table (at most 2/3 full) to hold ``rows`` rows, rehashing once."""
-        size = len(self.slots)
-        while rows * 3 > size * 2:
-            size *= 2
-        if size == len(self.slots):
-            return
-        slots = array(_U32_T, bytes(4 * size))
-        mask = size - 1
-        ids = bytes(self.ids)
-        for r in range(self.n):
-            i = hash(ids[r * _ID:(r + 1) * _ID]) & mask
-            while slots[i]:
-                i = (i + 1) & mask
-            slots[i] = r + 1
-        self.slots = slots
+        self.slots = reserve_slots(self.slots, self.ids, self.n, _ID, rows)
 
     def row_id(self, r: int) -> bytes:
         return bytes(self.ids[r * _ID:(r + 1) * _ID])
+
+
+def find_row(slots: array, ids: bytearray, key: bytes, width: int) -> int:
+    """The row of ``key`` in a table of ``width``-byte keys packed in ``ids``, whose hash
+    table ``slots`` holds row + 1 (0: empty) with linear probing; -1 when it is not there."""
+    mask = len(slots) - 1
+    try:
+        i = hash(key) & mask
+    except TypeError:  # a bytearray or writable memoryview
+        key = bytes(key)
+        i = hash(key) & mask
+    while True:
+        r = slots[i]
+        if not r:
+            return -1
+        r -= 1
+        if ids.startswith(key, r * width) and len(key) == width:
+            return r
+        i = (i + 1) & mask
+
+
+def reserve_slots(slots: array, ids: bytearray, n: int, width: int, rows: int) -> array:
+    """``slots``, or a bigger hash table (at most 2/3 full) for ``rows`` rows, rehashed once.
+    A grown table is a new array: readers holding the old one still see a consistent table."""
+    size = len(slots)
+    while rows * 3 > size * 2:
+        size *= 2
+    if size == len(slots):
+        return slots
+    grown = array(slots.typecode, bytes(slots.itemsize * size))
+    mask = size - 1
+    keys = bytes(ids)
+    for r in range(n):
+        i = hash(keys[r * width:(r + 1) * width]) & mask
+        while grown[i]:
+            i = (i + 1) & mask
+        grown[i] = r + 1
+    return grown
 
 
 class Index:

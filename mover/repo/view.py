@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import bisect
-import os
+import functools
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from itertools import islice
 
-from mover.errors import NotFound, RepoError
+from mover.errors import NotFound
+from mover.progress import Counters
 from mover.repo.backend import FileType
 from mover.repo.blob import BlobType
 from mover.repo.lock import Lock
 from mover.repo.repository import Repository
-from mover.progress import Counters
 from mover.view.cache import BlobCache
 from mover.view.node import Node
 from mover.view.protocol import RestoreResult
+from mover.view.reading import Prefetcher, lookup_path, preload, read_ahead
 from mover.view.snapshot import Snapshot
-
-READ_AHEAD_BLOBS = 4  # blobs (~1 MiB each, 8 MiB at most) decoded ahead of iter_content's caller
-READ_AHEAD_THREADS = 2
-PREFETCH_THREADS = 4  # background loads asked for by prefetch (a mount's sequential readers)
 
 
 class RepositoryView:
@@ -38,9 +33,8 @@ class RepositoryView:
         self.cache = cache if cache is not None else BlobCache(cache_bytes)
         self._lock = threading.Lock()
         self._offsets: OrderedDict[tuple[bytes, ...], list[int]] = OrderedDict()
-        self._loading: dict[bytes, Future[bytes]] = {}
         self._snaps: dict[str, Snapshot] | None = None  # by file name, as last listed
-        self._prefetch_pool: ThreadPoolExecutor | None = None
+        self._prefetcher = Prefetcher()
 
     def location(self) -> str:
         return self._repo.backend.location()
@@ -98,47 +92,13 @@ class RepositoryView:
         return self._repo.load_tree(node.subtree)
 
     def lookup(self, snap: Snapshot, path: str) -> Node:
-        node = self.root(snap)
-        walked = ""
-        for part in [p for p in path.split("/") if p and p != "."]:
-            if node.type != "dir":
-                raise NotFound(f"{walked or '/'} in snapshot {snap.short_id} is not a directory")
-            children = self.list_dir(node)
-            nxt = _find(children, part)
-            walked += "/" + part
-            if nxt is None:
-                raise NotFound(f"path {walked} not found in snapshot {snap.short_id}")
-            node = nxt
-        return node
+        return lookup_path(self, snap, path)
 
     # ---- file contents ------------------------------------------------------------------------
 
     def _blob(self, blob_id: bytes) -> bytes:
-        """One data blob, decrypted, through the cache. Callers asking for a blob that another
-        thread is already loading wait for that load: read-ahead and the reader it runs ahead
-        of must not both fetch and decrypt the same blob."""
-        with self._lock:
-            # under the lock: a load that ends meanwhile puts its blob in the cache first
-            data = self.cache.get(blob_id)
-            if data is not None:
-                return data
-            pending = self._loading.get(blob_id)
-            if pending is None:
-                mine = self._loading[blob_id] = Future()
-        if pending is not None:
-            return pending.result()
-        try:
-            data = self._repo.load_blob(BlobType.DATA, blob_id)
-        except BaseException as e:
-            with self._lock:
-                del self._loading[blob_id]
-            mine.set_exception(e)
-            raise
-        self.cache.put(blob_id, data)
-        with self._lock:
-            del self._loading[blob_id]
-        mine.set_result(data)
-        return data
+        """One data blob, decrypted, through the cache."""
+        return self.cache.get_or_load(blob_id, lambda: self._repo.load_blob(BlobType.DATA, blob_id))
 
     def _blob_offsets(self, node: Node) -> list[int]:
         """Start offset of every content blob of a file, from the index (no data is read)."""
@@ -181,57 +141,19 @@ class RepositoryView:
         offs = self._blob_offsets(node)
         i = max(bisect.bisect_right(offs, offset) - 1, 0)
         end = offset + size
-        with self._lock:
-            if self._prefetch_pool is None:
-                self._prefetch_pool = ThreadPoolExecutor(
-                    PREFETCH_THREADS, thread_name_prefix="prefetch", initializer=_background_priority)
-            pool = self._prefetch_pool
         while i < len(content) and offs[i] < end:
             if self.cache.get(content[i]) is None:
-                pool.submit(self._quiet_blob, content[i])
+                self._prefetcher.submit(functools.partial(self._blob, content[i]))
             i += 1
 
-    def _quiet_blob(self, blob_id: bytes) -> None:
-        try:
-            self._blob(blob_id)
-        except Exception:
-            pass  # the read that needs this blob fetches it again and reports the error
-
     def iter_content(self, node: Node) -> Iterator[bytes]:
-        """A file's bytes blob by blob, in order. The next few blobs are read and decoded on
-        other threads meanwhile (decryption, decompression and hashing run without the GIL),
-        so reading the repository overlaps with whatever the caller does with the data."""
-        content = node.content or []
-        if len(content) <= 1:
-            for b in content:
-                yield self._repo.load_blob(BlobType.DATA, b)
-            return
-        load = self._repo.load_blob
-        ids = iter(content)
-        with ThreadPoolExecutor(READ_AHEAD_THREADS, thread_name_prefix="read-ahead") as pool:
-            pending: deque[Future[bytes]] = deque(
-                pool.submit(load, BlobType.DATA, b) for b in islice(ids, READ_AHEAD_BLOBS))
-            try:
-                while pending:
-                    data = pending.popleft().result()
-                    nxt = next(ids, None)
-                    if nxt is not None:
-                        pending.append(pool.submit(load, BlobType.DATA, nxt))
-                    yield data
-            finally:  # the caller stopped early, or a blob failed: drop what is queued
-                for f in pending:
-                    f.cancel()
+        """A file's bytes blob by blob, in order, the next few read and decoded meanwhile."""
+        return read_ahead(lambda b: self._repo.load_blob(BlobType.DATA, b), node.content or [])
 
     # ---- long work ----------------------------------------------------------------------------
 
     def preload(self) -> None:
-        threading.Thread(target=self._load_index, name="index-load", daemon=True).start()
-
-    def _load_index(self) -> None:
-        try:
-            _ = self._repo.index  # the property loads it
-        except RepoError:
-            pass  # reported by the first operation that needs it
+        preload(lambda: self._repo.index)  # the property loads it
 
     def read_lock(self) -> AbstractContextManager[None]:
         return _Held(Lock(self._repo, exclusive=False))
@@ -244,10 +166,7 @@ class RepositoryView:
         return restore(self._repo, node, dest, counters, workers=workers, cancel=cancel)
 
     def close(self) -> None:
-        with self._lock:
-            pool, self._prefetch_pool = self._prefetch_pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        self._prefetcher.close()
         self._repo.close()
 
 
@@ -264,17 +183,3 @@ class _Held(AbstractContextManager[None]):
         self._lock.release()
 
 
-def _background_priority() -> None:
-    # read-ahead is a guess: on a busy machine the request being waited for gets the CPU first
-    # (on Linux, PRIO_PROCESS with 0 sets the nice value of the calling thread only)
-    os.setpriority(os.PRIO_PROCESS, 0, 10)
-
-
-def _find(nodes: list[Node], name: str) -> Node | None:
-    # trees are sorted bytewise by name
-    key = name.encode("utf-8", "surrogateescape")
-    keys = [n.name_bytes for n in nodes]
-    i = bisect.bisect_left(keys, key)
-    if i < len(nodes) and keys[i] == key:
-        return nodes[i]
-    return None

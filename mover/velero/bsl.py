@@ -2,8 +2,8 @@
 
 :class:`BucketView` is the one reading API for a bucket (CLI, FUSE and TUI use it). It reads
 Velero's files lazily and caches what it parsed; a volume resolves to its snapshot in the
-restic repository ``restic/<namespace>`` of the same bucket, opened with the first password
-source that works (Velero shares one password across its repositories, so the winning source
+restic repository ``restic/<namespace>`` (or the kopia one ``kopia/<namespace>``) of the same
+bucket, opened with the first password source that works (Velero shares one password across its repositories, so the winning source
 is tried first for the next one). It never writes.
 """
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from mover.errors import IntegrityError, NotARepository, NotFound, RepoError
+from mover.repo.backend.base import Backend
 from mover.repo.view import RepositoryView
 from mover.view import BlobCache, Snapshot, SnapshotView
 from mover.velero import layout, volumes
@@ -32,7 +33,12 @@ from mover.velero.objects import (
     list_from_json,
 )
 from mover.velero.objectstore import ObjectStore, open_store
-from mover.velero.repopassword import PasswordSource, default_password, open_repository
+from mover.velero.repopassword import (
+    PasswordSource,
+    default_password,
+    open_repository,
+    open_with_password,
+)
 from mover.velero.tarball import BackupContents
 from mover.velero.volumes import BackupVolume
 
@@ -40,10 +46,6 @@ if TYPE_CHECKING:
     from mover.repo.backend.s3client import S3Options
 
 T = TypeVar("T")
-
-
-class KopiaNotSupported(RepoError):
-    """The volume's data is in a kopia repository, which kbrowse cannot read yet."""
 
 
 @dataclass
@@ -222,32 +224,42 @@ class BucketView:
     # -- repositories and snapshots ----------------------------------------------------------
 
     def repository(self, uploader: str, namespace: str) -> SnapshotView:
-        """The repository of a volume namespace, opened once; kopia ones raise
-        KopiaNotSupported, a namespace without a repository NotARepository."""
+        """The repository (restic's or kopia's) of a volume namespace, opened once; a namespace
+        without one raises NotARepository."""
         prefix = layout.repository_prefix(uploader, namespace)
-        if uploader == layout.KOPIA:
-            raise _kopia_error(prefix, self.location())
         with self._repo_lock:
             view = self._repos.get(prefix)
             if view is not None:
                 return view
             backend = self.store.repository_backend(prefix)
             try:
-                repo, used = open_repository(backend, self._passwords)
+                if uploader == layout.KOPIA:
+                    view, used = self._open_kopia(backend)
+                else:
+                    repo, used = open_repository(backend, self._passwords)
+                    view = RepositoryView(repo, cache=self._blobs)
             except NotARepository:
                 backend.close()
-                kopia = layout.repository_prefix(layout.KOPIA, namespace)
-                if any(True for _ in self.store.list(kopia + "/")):
-                    raise _kopia_error(kopia, self.location()) from None
-                raise NotARepository(f"no restic repository for namespace {namespace} at "
+                raise NotARepository(f"no {uploader} repository for namespace {namespace} at "
                                      f"{prefix} in {self.location()}") from None
             except BaseException:
                 backend.close()
                 raise
             # Velero uses one password for all repositories: try the one that worked first.
             self._passwords.insert(0, self._passwords.pop(used))
-            view = self._repos[prefix] = RepositoryView(repo, cache=self._blobs)
+            self._repos[prefix] = view
             return view
+
+    def _open_kopia(self, backend: Backend) -> tuple[SnapshotView, int]:
+        from mover.kopia.repository import KopiaRepository
+        from mover.kopia.storage import store_over
+        from mover.kopia.view import KopiaView
+
+        store = store_over(backend)
+        fmt = KopiaRepository.read_format(store)
+        repo, used = open_with_password(store.location(), self._passwords, lambda pw: (
+            KopiaRepository.open_with_key(store, fmt, fmt.derive_format_key(pw))))
+        return KopiaView(repo, cache=self._blobs), used
 
     def refresh_repositories(self) -> None:
         """Let the repositories opened so far see snapshots written since (new backups)."""
@@ -258,8 +270,6 @@ class BucketView:
 
     def volume_snapshot(self, name: str, vol: BackupVolume) -> tuple[SnapshotView, Snapshot]:
         """The repository and snapshot holding a volume's data."""
-        if vol.uploader == layout.KOPIA and vol.repository:
-            raise _kopia_error(vol.repository, self.location(), vol.label)
         if vol.repository is None:
             where = "in the storage system" if vol.snapshot_id else "anywhere"
             raise NotFound(f"volume {vol.label} of backup {name} ({vol.method}, result "
@@ -302,16 +312,10 @@ def _json(data: bytes, what: str) -> Any:
         raise IntegrityError(f"{what} is not valid JSON ({e})") from None
 
 
-def _kopia_error(prefix: str, location: str, label: str = "") -> KopiaNotSupported:
-    whose = f"volume {label} is" if label else "these volumes are"
-    return KopiaNotSupported(
-        f"{whose} in the kopia repository {prefix} of {location}: kbrowse cannot open kopia "
-        "repositories yet, only restic ones (restore it with Velero itself)")
-
-
 def _find_snapshot(view: SnapshotView, vol: BackupVolume, backup: str) -> Snapshot:
-    """Velero records restic's 8-hex short id: resolve it as a prefix, and if two snapshots
-    share it, pick the one whose Velero tags name this backup, pod and volume."""
+    """Velero records restic's 8-hex short id (kopia's whole manifest id): resolve it as a
+    prefix, and if two snapshots share it, pick the one whose Velero tags name this backup,
+    pod and volume."""
     ref = vol.snapshot_id.lower()
     snaps = view.matching_snapshots(ref)
     if len(snaps) > 1:

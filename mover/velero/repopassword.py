@@ -12,12 +12,14 @@ import base64
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from mover.ui.cliargs import read_password_file
 from mover.repo.backend.base import Backend
 from mover.errors import RepoError, WrongPassword
 from mover.repo.repository import Repository
 
+T = TypeVar("T")
 DEFAULT_PASSWORD = "static-passw0rd"
 SECRET_KEY = "repository-password"
 SECRET_NAMES = ("velero-repo-credentials", "velero-restic-credentials")  # current, before 1.10
@@ -103,9 +105,17 @@ def standard_sources(password_file: str | None = None, *, file_flag: str = "--re
 
 
 def open_repository(backend: Backend, sources: Sequence[PasswordSource]) -> tuple[Repository, int]:
-    """Open the repository with the first source whose password works.
+    """Open the restic repository with the first source whose password works (see
+    :func:`open_with_password`)."""
+    return open_with_password(backend.location(), sources, lambda pw: Repository.open(backend, pw))
 
-    Returns the repository and the index of that source. Errors other than a wrong password
+
+def open_with_password(location: str, sources: Sequence[PasswordSource],
+                       open_with: Callable[[str], T]) -> tuple[T, int]:
+    """``open_with(password)`` for the first source whose password works, restic's format or
+    kopia's.
+
+    Returns what it opened and the index of that source. Errors other than a wrong password
     (no repository there, storage down) are raised at once: another password would not help.
     """
     tried = []
@@ -116,10 +126,10 @@ def open_repository(backend: Backend, sources: Sequence[PasswordSource]) -> tupl
             tried.append(f"{source.label} ({e})")
             continue
         try:
-            return Repository.open(backend, password), i
+            return open_with(password), i
         except WrongPassword:
             tried.append(f"{source.label} (wrong)")
     if not tried:
-        raise RepoError(f"no password source for repository {backend.location()}")
-    raise WrongPassword(f"no password opens repository {backend.location()}; tried: "
+        raise RepoError(f"no password source for repository {location}")
+    raise WrongPassword(f"no password opens repository {location}; tried: "
                         f"{'; '.join(tried)}")

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from mover.golang import gojson
-
-from mover.golang import gotime
 from mover.errors import IntegrityError
+from mover.golang import gojson, gotime
 
 
 @dataclass

@@ -3,7 +3,7 @@ for real: backups/<backup>/volumes/<ns>/<pod>/<volume>/ and .../resources/<res>/
 
 The bucket comes from tests/support/velerobucket.py: restic writes the volume data, the shop repository
 has Velero's default password and the ledger one its own, and kopia-backup's volume is in a
-kopia repository kbrowse cannot read. Mounts run as subprocesses and are always unmounted.
+kopia repository with a damaged format blob. Mounts run as subprocesses and are always unmounted.
 """
 
 from __future__ import annotations

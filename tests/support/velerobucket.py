@@ -233,7 +233,8 @@ def build(root: Path, workdir: Path, restic_bin: str) -> BuiltBucket:
                                  repo_url("restic/shop"), legacy.snapshot_id[:8], 18,
                                  OLD_STARTED)]))
 
-    # A kopia pod volume backup (Velero's default uploader since 1.10).
+    # A kopia pod volume backup (Velero's default uploader since 1.10), in a repository whose
+    # format blob is damaged (tests/kopia makes real ones).
     kopia_vol = PodVolume("shop", "web-7d9f8", "html", "web-html", {})
     store.put("kopia/shop/kopia.repository.f", b"{}")
     write_backup(store, BackupRecord(

@@ -795,7 +795,7 @@ async def test_bucket_volume_errors_are_notifications(velero_bucket: BuiltBucket
             await until(pilot, lambda: any(kw.get("severity") == "error" for _, kw in notes),
                         what="an error")
             message, kw = next((m, kw) for m, kw in notes if kw.get("severity") == "error")
-            assert "kopia" in kw["title"] and "cannot open kopia repositories" in message
+            assert "kopia.repository is not a kopia format blob" in message
             assert isinstance(app.screen, BackupScreen)
     finally:
         bucket.close()

@@ -25,7 +25,7 @@ from mover.progress import human_bytes
 from mover.errors import RepoError, WrongPassword
 from mover.view.snapshot import Snapshot
 from mover.view import SnapshotView
-from mover.velero.bsl import BucketView, KopiaNotSupported
+from mover.velero.bsl import BucketView
 from mover.velero.objects import Backup
 from mover.velero.tarball import BackupContents, ResourceRef
 from mover.velero.volumes import BackupVolume
@@ -229,9 +229,6 @@ class BackupScreen(Screen[None]):
             view, snap = self.bucket.volume_snapshot(self.backup_name, vol)
             root = view.root(snap)  # reads the snapshot's tree: errors show here, not later
             view.list_dir(root)
-        except KopiaNotSupported as e:
-            self.app.call_from_thread(self._open_failed, title + " (kopia)", str(e))
-            return
         except WrongPassword as e:
             self.app.call_from_thread(self._open_failed, title + " (wrong password)",
                                       f"{e}. Give the right one with --repo-password-file.")

@@ -54,12 +54,7 @@ class LocalBackend(Backend):
 
     def load(self, h: Handle, offset: int = 0, length: int | None = None) -> bytes:
         try:
-            with open(self._p(h), "rb", buffering=0) as f:
-                if offset < 0:
-                    f.seek(offset, os.SEEK_END)
-                elif offset:
-                    f.seek(offset)
-                return f.read() if length is None else _read_exact(f, length)
+            return read_range(self._p(h), offset, length)
         except FileNotFoundError:
             raise NotFound(f"{h} not found in repository {self.path}") from None
         except OSError as e:
@@ -142,6 +137,17 @@ def _scandir(path: str) -> list[os.DirEntry]:
         if e.errno == errno.ENOTDIR:
             return []
         raise BackendError(f"cannot list {path}: {e.strerror}") from None
+
+
+def read_range(path: str, offset: int, length: int | None) -> bytes:
+    """``length`` bytes (all when None) from ``offset`` (from the end when negative); fewer
+    only at the end of the file. OSError as the system gives it."""
+    with open(path, "rb", buffering=0) as f:
+        if offset < 0:
+            f.seek(offset, os.SEEK_END)
+        elif offset:
+            f.seek(offset)
+        return f.read() if length is None else _read_exact(f, length)
 
 
 def _read_exact(f, length: int) -> bytes:

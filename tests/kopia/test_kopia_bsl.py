@@ -1,0 +1,76 @@
+"""A Velero bucket whose volumes are in a kopia repository (Velero's default uploader): pod
+volume backups and CSI data uploads, snapshotted by the real kopia under Velero's naming, with
+Velero's default password. kbrowse --bsl lists, reads and restores them as kopia restores them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from mover.velero.bsl import BucketView
+from mover.velero.objects import SnapshotDataMovementInfo, VolumeInfo
+from mover.velero.objectstore import LocalStore
+from mover.velero.repopassword import DEFAULT_PASSWORD
+from mover.velero.writer import BackupRecord, write_backup
+from tests.kopia.kopia_cli import Kopia, restore_differences
+from tests.support.treekit import make_full_tree
+from tests.support.velerobucket import STARTED, PodVolume, _backup, _items, _pvb, _volume_info
+
+
+def _kb(bsl: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESTIC_", "KOPIA_"))}
+    env["KUBECONFIG"] = "/nonexistent"  # no cluster: Velero's default password is tried
+    return subprocess.run([sys.executable, "-m", "kbrowse.cli", "--bsl", str(bsl), *args], env=env,
+                          capture_output=True, stdin=subprocess.DEVNULL, timeout=300)
+
+
+def test_velero_kopia_volumes(tmp_path: Path) -> None:
+    bsl = tmp_path / "bucket"
+    k = Kopia(tmp_path / "kopia", password=DEFAULT_PASSWORD)
+    k.create_filesystem(bsl / "kopia" / "shop")
+
+    pod_vol = PodVolume("shop", "web-1", "html", "web-html", {})
+    src = tmp_path / "host_pods" / pod_vol.pod_uid / "volumes" / "kubernetes.io~csi" / "html"
+    make_full_tree(src)
+    # Velero before 1.17 names the source by the node path; user and host are "default"
+    pvb_snap = k.snapshot(src, f"--override-source=default@default:{src}")
+    pvc_src = tmp_path / "pvc"
+    pvc_src.mkdir()
+    (pvc_src / "db.bin").write_bytes(os.urandom(3 << 20))
+    du_snap = k.snapshot(
+        pvc_src, "--override-source=default@default:/snapshot-data-upload-download/kopia/shop/data")
+
+    uid = str(uuid.uuid4())
+    pvb = _pvb(pod_vol, "kopia-web", uid, "kopia", str(bsl / "kopia/shop"), pvb_snap, 1000)
+    data_upload = VolumeInfo(
+        pvc_name="data", pvc_namespace="shop", pv_name="pvc-data", backup_method="CSISnapshot",
+        snapshot_data_moved=True, result="succeeded", start_timestamp=STARTED,
+        completion_timestamp=STARTED + timedelta(seconds=9),
+        snapshot_data_movement_info=SnapshotDataMovementInfo(
+            data_mover="velero", uploader_type="kopia", snapshot_handle=du_snap, size=3 << 20,
+            phase="Completed"))
+    items = _items()
+    write_backup(LocalStore(bsl), BackupRecord(
+        backup=_backup("kopia-web", uid, ["shop"], len(items)), items=items,
+        pod_volume_backups=[pvb], volume_infos=[_volume_info(pod_vol, pvb), data_upload]))
+
+    vol = "kopia-web/volumes/shop/web-1/html"
+    ls = _kb(bsl, "ls", f"{vol}:/")
+    assert ls.returncode == 0, ls.stderr.decode()
+    assert b"random-3m.bin\n" in ls.stdout
+    theirs, ours = tmp_path / "kopia-restore", tmp_path / "kbrowse-restore"
+    k.restore(pvb_snap, theirs)
+    cp = _kb(bsl, "cp", f"{vol}:/", str(ours))
+    assert cp.returncode == 0, cp.stderr.decode()
+    assert restore_differences(ours, theirs) == []
+    cat = _kb(bsl, "cat", f"{vol}:/random-3m.bin")
+    assert cat.stdout == (theirs / "random-3m.bin").read_bytes()
+
+    with BucketView.open(str(bsl)) as bucket:  # the data upload has no pod: no CLI path names it
+        v = bucket.find_volume("kopia-web", "shop", "", "data")
+        view, snap = bucket.volume_snapshot("kopia-web", v)
+        assert view.read(view.lookup(snap, "/db.bin"), 0, 3 << 20) == (pvc_src / "db.bin").read_bytes()
