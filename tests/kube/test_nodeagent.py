@@ -1,0 +1,324 @@
+"""File-system backup and restore of pod volumes: `mover server` with `mover node-agent`, on the
+Kubernetes API double and SeaweedFS. The tests play the kubelet and the scheduler: they put
+pods on the node, report their phases and init containers, and keep a kubelet directory tree
+(``<root>/pods/<uid>/volumes/<plugin>/<dir>``) in a temporary folder."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mover.kube.framework.client import Kube, KubeError, Obj
+from mover.kube.framework.status import patch_status
+from mover.kube.nodeagent import NodeAgent, NodeAgentOptions
+from mover.kube.resources import (
+    BACKUP_REPOSITORIES,
+    BACKUPS,
+    BSLS,
+    NAMESPACES,
+    POD_VOLUME_BACKUPS,
+    POD_VOLUME_RESTORES,
+    PODS,
+    RESTORES,
+    SECRETS,
+)
+from mover.kube.storage import SecretFiles, open_location
+from mover.velero.bsl import BucketView
+from tests.support.kubeapi.fixtures import KubeApi, kube_api  # noqa: F401 - fixture
+from tests.support.restic_cli import Restic
+from tests.support.s3server import S3Server
+from tests.support.treekit import assert_same_tree, make_full_tree
+from tests.support.velero_env import (
+    NS,
+    PVCS,
+    PVS,
+    credentials_secret,
+    install,
+    phase,
+    running_server,
+    s3_location,
+    velero_object,
+    wait_for,
+    wait_phase,
+)
+
+NODE = "node-a"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# -- the kubelet, played by the test ---------------------------------------------------------------
+
+class Kubelet:
+    """Schedules pods on NODE, makes their volume directories, reports their status."""
+
+    def __init__(self, kube: Kube, root: Path) -> None:
+        self.kube = kube
+        self.root = root
+        (root / "pods").mkdir(parents=True)
+
+    def volume_dir(self, pod: Obj, volume: str) -> Path:
+        ns, spec = pod["metadata"]["namespace"], pod["spec"]
+        source = next(v for v in spec["volumes"] if v["name"] == volume)
+        base = self.root / "pods" / pod["metadata"]["uid"] / "volumes"
+        if "persistentVolumeClaim" in source:
+            pv = self.kube.get(PVCS, ns, source["persistentVolumeClaim"]["claimName"])["spec"]["volumeName"]
+            return base / "kubernetes.io~csi" / pv / "mount"
+        return base / "kubernetes.io~empty-dir" / volume
+
+    def start(self, pod: Obj, init_running: bool = False) -> Obj:
+        """Put the pod on the node, set its volumes up, report it Running (or its
+        restore-wait init container running)."""
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        pod = self.kube.patch(PODS, ns, name, {"spec": {"nodeName": NODE}})
+        for volume in pod["spec"]["volumes"]:
+            if "persistentVolumeClaim" in volume or "emptyDir" in volume:
+                self.volume_dir(pod, volume["name"]).mkdir(parents=True, exist_ok=True)
+        if init_running:
+            status = {"phase": "Pending", "initContainerStatuses": [
+                {"name": "restore-wait", "ready": False, "state": {"running": {"startedAt": "2026-12-03T12:00:00Z"}}}]}
+        else:
+            status = {"phase": "Running"}
+        patch_status(self.kube, PODS, ns, name, status)
+        return self.kube.get(PODS, ns, name)
+
+
+def claim(kube: Kube, ns: str, name: str, pv: str) -> None:
+    """A claim bound to a CSI volume, as a provisioner leaves them."""
+    kube.create(PVS, None, {"metadata": {"name": pv}, "spec": {
+        "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "persistentVolumeReclaimPolicy": "Delete",
+        "csi": {"driver": "csi.example.com", "volumeHandle": pv}, "claimRef": {"namespace": ns, "name": name}}})
+    kube.create(PVCS, ns, {"metadata": {"name": name}, "spec": {
+        "accessModes": ["ReadWriteMany"], "volumeName": pv, "resources": {"requests": {"storage": "1Gi"}}}})
+
+
+def pod_body(name: str, volumes: list[dict[str, Any]], annotations: dict[str, str] | None = None) -> Obj:
+    return {"metadata": {"name": name, "labels": {"app": "web"}, "annotations": annotations or {}}, "spec": {
+        "containers": [{"name": "app", "image": "busybox",
+                        "volumeMounts": [{"name": v["name"], "mountPath": f"/mnt/{v['name']}"} for v in volumes]}],
+        "volumes": volumes}}
+
+
+DATA = {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}
+CACHE = {"name": "cache", "emptyDir": {}}
+SCRATCH = {"name": "scratch", "emptyDir": {}}
+CONFIG = {"name": "config", "configMap": {"name": "settings"}}
+TOKEN = {"name": "kube-api-access-x1", "projected": {"sources": []}}
+HOST = {"name": "host", "hostPath": {"path": "/etc"}}
+
+
+@pytest.fixture
+def kube(kube_api: KubeApi) -> Kube:  # noqa: F811
+    k = Kube(kube_api.api_client())
+    install(k)
+    return k
+
+
+@pytest.fixture
+def bucket(kube: Kube, s3_server: S3Server, s3_bucket: str) -> str:
+    s3_location(kube, s3_server, s3_bucket, credential=credentials_secret(kube, s3_server))
+    return s3_bucket
+
+
+@pytest.fixture
+def kubelet(kube: Kube, tmp_path: Path) -> Kubelet:
+    return Kubelet(kube, tmp_path / "kubelet")
+
+
+@contextmanager
+def node_agent(kube: Kube, kubelet: Kubelet, concurrency: int = 2) -> Iterator[NodeAgent]:
+    agent = NodeAgent(kube, NodeAgentOptions(node_name=NODE, kubelet_root=str(kubelet.root), namespace=NS,
+                                             concurrency=concurrency, resync=0.5, watch_seconds=5)).start()
+    try:
+        yield agent
+    finally:
+        agent.stop(grace=10)
+
+
+def bucket_store(kube: Kube) -> BucketView:
+    files = SecretFiles()
+    try:
+        return BucketView(open_location(kube, kube.get(BSLS, NS, "default"), files))
+    finally:
+        files.close()  # the S3 client read the credentials when it was made
+
+
+def repo_password(kube: Kube) -> str:
+    secret = kube.get(SECRETS, NS, "velero-repo-credentials")
+    return base64.b64decode(secret["data"]["repository-password"]).decode()
+
+
+def restic(kube: Kube, s3: S3Server, bucket: str, ns: str) -> Restic:
+    return Restic(f"s3:{s3.endpoint_url}/{bucket}/restic/{ns}", repo_password(kube), env_extra=s3.env())
+
+
+def pvbs_of(kube: Kube, backup: str) -> dict[str, Obj]:
+    """The backup's PodVolumeBackups by ``pod/volume``."""
+    items = kube.list(POD_VOLUME_BACKUPS, NS, label_selector=f"velero.io/backup-name={backup}")["items"]
+    return {f"{p['spec']['pod']['name']}/{p['spec']['volume']}": p for p in items}
+
+
+def fill(path: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        (path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (path / rel).write_bytes(data)
+
+
+def big_file(path: Path, mib: int) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / "big.bin", "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1 << 20))
+
+
+def shop(kube: Kube, kubelet: Kubelet, tmp_path: Path) -> tuple[Obj, Obj]:
+    """Namespace shop: web-0 and web-1 share the claim ``data``; web-0 has an emptyDir
+    ``cache``, web-1 one called ``scratch``; both opt their volumes in by annotation."""
+    kube.create(NAMESPACES, None, {"metadata": {"name": "shop"}})
+    claim(kube, "shop", "data", "pv-data")
+    web0 = kubelet.start(kube.create(PODS, "shop", pod_body(
+        "web-0", [DATA, CACHE, CONFIG, TOKEN], {"backup.velero.io/backup-volumes": "data,cache,config"})))
+    web1 = kubelet.start(kube.create(PODS, "shop", pod_body(
+        "web-1", [DATA, SCRATCH, HOST], {"backup.velero.io/backup-volumes": "data,host",
+                                          "backup.velero.io/backup-volumes-excludes": "scratch"})))
+    data = kubelet.volume_dir(web0, "data")
+    shutil.rmtree(data)
+    make_full_tree(data)
+    # The same claim mounted in both pods: one volume, two mount points.
+    shared = kubelet.volume_dir(web1, "data")
+    shared.rmdir()
+    shared.symlink_to(data)
+    fill(kubelet.volume_dir(web0, "cache"), {"index.html": b"<h1>shop</h1>\n", "img/logo.svg": b"<svg/>"})
+    fill(kubelet.volume_dir(web1, "scratch"), {"tmp.txt": b"scratch data"})
+    return web0, web1
+
+
+# -- the round trip ------------------------------------------------------------------------------
+
+def test_volumes_back_up_and_restore_into_a_mapped_namespace(kube: Kube, bucket: str, kubelet: Kubelet,
+                                                             s3_server: S3Server, tmp_path: Path,
+                                                             kube_api: KubeApi) -> None:  # noqa: F811
+    web0, web1 = shop(kube, kubelet, tmp_path)
+    with running_server(kube), node_agent(kube, kubelet):
+        b = kube.create(BACKUPS, NS, velero_object("Backup", "b1", {"includedNamespaces": ["shop"]}))
+        b = wait_phase(kube, BACKUPS, "b1", timeout=60)
+        assert phase(b) == "Completed", b["status"]
+
+        pvbs = pvbs_of(kube, "b1")
+        # The claim once (from web-0); never the config map, the token or the host path.
+        assert sorted(pvbs) == ["web-0/cache", "web-0/data"]
+        data = pvbs["web-0/data"]
+        assert data["metadata"]["labels"]["velero.io/backup-uid"] == b["metadata"]["uid"]
+        assert data["metadata"]["labels"]["velero.io/pvc-uid"] == kube.get(PVCS, "shop", "data")["metadata"]["uid"]
+        assert data["metadata"]["annotations"]["velero.io/pvc-name"] == "data"
+        assert data["metadata"]["ownerReferences"][0]["name"] == "b1"
+        spec = data["spec"]
+        assert spec["node"] == NODE and spec["pod"]["uid"] == web0["metadata"]["uid"]
+        assert spec["backupStorageLocation"] == "default" and spec["uploaderType"] == "restic"
+        assert spec["repoIdentifier"] == f"s3:{s3_server.endpoint_url}/{bucket}/restic/shop"
+        assert spec["tags"]["pvc-uid"] == data["metadata"]["labels"]["velero.io/pvc-uid"]
+        for p in pvbs.values():
+            assert p["status"]["phase"] == "Completed", p["status"]
+            assert re.fullmatch(r"[0-9a-f]{8}", p["status"]["snapshotID"])
+            assert p["status"]["progress"]["bytesDone"] == p["status"]["progress"]["totalBytes"] > 0
+            assert p["status"]["startTimestamp"] and p["status"]["completionTimestamp"]
+        assert "velero.io/pvc-uid" not in pvbs["web-0/cache"]["metadata"]["labels"]
+
+        repos = kube.list(BACKUP_REPOSITORIES, NS)["items"]
+        assert len(repos) == 1 and repos[0]["status"]["phase"] == "Ready"
+        assert repos[0]["spec"]["volumeNamespace"] == "shop" and repos[0]["spec"]["repositoryType"] == "restic"
+        assert repos[0]["metadata"]["labels"]["velero.io/storage-location"] == "default"
+
+        # The bucket: both files list the volumes; the repository is restic's.
+        store = bucket_store(kube)
+        keys = set(store.store.list(""))
+        assert "backups/b1/b1-podvolumebackups.json.gz" in keys and "backups/b1/b1-volumeinfo.json.gz" in keys
+        infos = json.loads(gzip.decompress(store.store.get("backups/b1/b1-volumeinfo.json.gz")))
+        assert sorted((i["pvbInfo"]["podName"], i["pvbInfo"]["volumeName"], i.get("pvcName", "")) for i in infos) \
+            == [("web-0", "cache", ""), ("web-0", "data", "data")]
+        assert {i["backupMethod"] for i in infos} == {"PodVolumeBackup"}
+        assert all(i["result"] == "succeeded" for i in infos)
+        store.close()
+        repo = restic(kube, s3_server, bucket, "shop")
+        repo.run("check", "--read-data")
+        snaps = json.loads(repo.run("snapshots", "--json").stdout)
+        assert {s["short_id"] for s in snaps} == {p["status"]["snapshotID"] for p in pvbs.values()}
+        assert all(s["hostname"] == "velero" for s in snaps)
+
+        # kbrowse --bsl opens the volume: its files come out as they went in.
+        env = {**os.environ, **s3_server.env(), "RESTIC_PASSWORD": repo_password(kube)}
+        out = tmp_path / "from-kbrowse"
+        subprocess.run([sys.executable, "-m", "kbrowse.cli", "cp", "--bsl", f"s3:{s3_server.endpoint_url}/{bucket}",
+                        "b1/volumes/shop/web-0/data:/", str(out)], env=env, check=True, capture_output=True)
+        assert_same_tree(kubelet.volume_dir(web0, "data"), out)
+
+        # The namespace goes; the restore brings it back as shop-2, volumes and all.
+        # The kubelet leaves the old pod's directories alone: they are what came before.
+        original = {v: kubelet.volume_dir(web0, v) for v in ("data", "cache")}
+        kube.delete(NAMESPACES, None, "shop")
+        wait_for(lambda: kube.get_or_none(NAMESPACES, None, "shop"), lambda n: n is None, what="shop deleted")
+
+        r = kube.create(RESTORES, NS, velero_object("Restore", "r1", {"backupName": "b1",
+                                                                       "namespaceMapping": {"shop": "shop-2"}}))
+        pod = wait_for(lambda: kube.get_or_none(PODS, "shop-2", "web-0"), lambda p: p is not None, 30, "web-0")
+        init = pod["spec"]["initContainers"][0]
+        assert init["name"] == "restore-wait" and init["command"] == ["mover", "restore-wait"]
+        assert init["args"] == [r["metadata"]["uid"]]
+        assert sorted(m["mountPath"] for m in init["volumeMounts"]) == ["/restores/cache", "/restores/data"]
+        web1_copy = wait_for(lambda: kube.get_or_none(PODS, "shop-2", "web-1"), lambda p: p is not None, 30)
+        assert "initContainers" not in web1_copy["spec"]  # nothing of its own was backed up
+        # The provisioner binds the restored claim to a new volume.
+        wait_for(lambda: kube.get_or_none(PVCS, "shop-2", "data"), lambda c: c is not None, 30)
+        kube.create(PVS, None, {"metadata": {"name": "pv-data-2"}, "spec": {
+            "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "csi": {
+                "driver": "csi.example.com", "volumeHandle": "pv-data-2"}}})
+        kube.patch(PVCS, "shop-2", "data", {"spec": {"volumeName": "pv-data-2"}})
+        time.sleep(1.0)
+        assert all(phase(p) == "" for p in kube.list(POD_VOLUME_RESTORES, NS)["items"])  # not on a node yet
+        pod = kubelet.start(pod, init_running=True)
+
+        r = wait_phase(kube, RESTORES, "r1", timeout=60)
+        assert phase(r) == "Completed", r["status"]
+        pvrs = kube.list(POD_VOLUME_RESTORES, NS)["items"]
+        assert sorted(p["spec"]["volume"] for p in pvrs) == ["cache", "data"]
+        for p in pvrs:
+            assert p["status"]["phase"] == "Completed" and p["status"]["node"] == NODE, p["status"]
+            assert p["spec"]["sourceNamespace"] == "shop" and p["spec"]["pod"]["namespace"] == "shop-2"
+            assert p["metadata"]["labels"]["velero.io/restore-uid"] == r["metadata"]["uid"]
+            assert p["status"]["progress"]["bytesDone"] == p["status"]["progress"]["totalBytes"] > 0
+
+    # The init container sees every marker, removes them and lets the pod start.
+    restores = tmp_path / "restores"
+    restores.mkdir()
+    for volume in ("data", "cache"):
+        target = kubelet.volume_dir(pod, volume)
+        assert (target / ".velero" / r["metadata"]["uid"]).is_file()
+        (restores / volume).symlink_to(target)
+    waited = subprocess.run([sys.executable, "-m", "mover.cli", "restore-wait", r["metadata"]["uid"], "--dir",
+                             str(restores), "--timeout", "10"], capture_output=True, text=True, cwd=ROOT)
+    assert waited.returncode == 0, waited.stderr
+    for volume in ("data", "cache"):
+        assert_same_tree(original[volume], kubelet.volume_dir(pod, volume))
+    repo.run("check", "--read-data")
+
+
+def test_restore_wait_times_out_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    waited = subprocess.run([sys.executable, "-m", "mover.cli", "restore-wait", "abc", "--dir", str(tmp_path),
+                             "--timeout", "0.5"], capture_output=True, text=True, cwd=ROOT)
+    assert waited.returncode == 1
+    assert waited.stderr.strip() == f"mover restore-wait: gave up after 0.5s; not restored: {tmp_path / 'data'}"
