@@ -39,17 +39,16 @@ class Abandoned(Exception):
 
 
 def wait_all(ctx: Context, resource: Resource, names: list[str], wanted: Callable[[], bool],
-             timeout: float) -> list[Obj]:
-    """Wait until every named object reaches a final phase; return them. While waiting, a
-    ``wanted()`` that turns False cancels the unfinished ones (``spec.cancel``)."""
+             timeout: float) -> list[Obj | None]:
+    """Wait until every named object reaches a final phase; return them (None for one that
+    was deleted). A ``wanted()`` that turns False cancels the unfinished ones (``spec.cancel``)."""
     deadline = time.monotonic() + timeout
     while True:
         # The cache may not show an object just created yet: ask the server about those.
         objs = [ctx.cached(resource, n) or ctx.kube.get_or_none(resource, ctx.namespace, n) for n in names]
         unfinished = [n for n, o in zip(names, objs)
                       if o is not None and (o.get("status") or {}).get("phase") not in FINAL_PHASES]
-        if not unfinished:
-            return [o for o in objs if o is not None]
+        # Asked first: deleting the owner may delete these objects too, which is no finish.
         if not wanted():
             for name in unfinished:
                 try:
@@ -58,6 +57,8 @@ def wait_all(ctx: Context, resource: Resource, names: list[str], wanted: Callabl
                     if not exc.not_found:
                         raise
             raise Abandoned()
+        if not unfinished:
+            return objs
         if ctx.stop.is_set():
             raise Stopped()
         if time.monotonic() > deadline:
@@ -144,8 +145,12 @@ class VolumeBackups:
 
     def wait(self, wanted: Callable[[], bool], timeout: float) -> list[PodVolumeBackup]:
         """The finished PodVolumeBackups; each one that failed is an error of the backup."""
-        done = [decode(PodVolumeBackup, o) for o in
-                wait_all(self.ctx, POD_VOLUME_BACKUPS, self.names, wanted, timeout)]
+        done = []
+        for name, obj in zip(self.names, wait_all(self.ctx, POD_VOLUME_BACKUPS, self.names, wanted, timeout)):
+            if obj is None:
+                self.log.error(f"pod volume backup {name} was deleted before it finished")
+            else:
+                done.append(decode(PodVolumeBackup, obj))
         for pvb in done:
             if pvb.status.phase != "Completed":
                 self.log.error(f"pod volume backup failed: {pvb.spec.pod.namespace}/{pvb.spec.pod.name} volume "
@@ -194,7 +199,10 @@ class VolumeRestores:
             self.names.append(created["metadata"]["name"])
 
     def wait(self, wanted: Callable[[], bool], timeout: float) -> None:
-        for pvr in wait_all(self.ctx, POD_VOLUME_RESTORES, self.names, wanted, timeout):
+        for name, pvr in zip(self.names, wait_all(self.ctx, POD_VOLUME_RESTORES, self.names, wanted, timeout)):
+            if pvr is None:
+                self.log.error(f"pod volume restore {name} was deleted before it finished")
+                continue
             status, spec = pvr.get("status") or {}, pvr["spec"]
             if status.get("phase") != "Completed":
                 self.log.error(f"pod volume restore failed: {spec['pod'].get('namespace')}/{spec['pod'].get('name')} "

@@ -322,3 +322,162 @@ def test_restore_wait_times_out_with_one_line(tmp_path: Path) -> None:
                              "--timeout", "0.5"], capture_output=True, text=True, cwd=ROOT)
     assert waited.returncode == 1
     assert waited.stderr.strip() == f"mover restore-wait: gave up after 0.5s; not restored: {tmp_path / 'data'}"
+
+
+# -- opt-out, incremental, progress ----------------------------------------------------------------
+
+def database(kube: Kube, kubelet: Kubelet, mib: int = 160) -> Obj:
+    """Namespace db: db-0 with a claim holding one big file, and volumes FSB never takes or
+    that the pod excludes."""
+    kube.create(NAMESPACES, None, {"metadata": {"name": "db"}})
+    claim(kube, "db", "data", "pv-db")
+    pod = kubelet.start(kube.create(PODS, "db", pod_body(
+        "db-0", [DATA, {"name": "logs", "emptyDir": {}}, {"name": "conf", "secret": {"secretName": "db"}},
+                 HOST, TOKEN], {"backup.velero.io/backup-volumes-excludes": "logs"})))
+    big_file(kubelet.volume_dir(pod, "data"), mib)
+    fill(kubelet.volume_dir(pod, "logs"), {"db.log": b"not wanted"})
+    return pod
+
+
+class Watch:
+    """Every change of the PodVolumeBackups, as a watch delivers them."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.events: list[Obj] = []
+        self._stream = kube.watch(POD_VOLUME_BACKUPS, NS, kube.list(POD_VOLUME_BACKUPS, NS)["resourceVersion"], 60)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for event in self._stream:
+                self.events.append(event["object"])
+        except KubeError:
+            pass
+
+    def close(self) -> list[Obj]:
+        self._stream.close()
+        self._thread.join(5)
+        return self.events
+
+
+def test_opt_out_backs_up_every_volume_but_the_excluded_and_progress_rises(
+        kube: Kube, bucket: str, kubelet: Kubelet, s3_server: S3Server, tmp_path: Path) -> None:
+    database(kube, kubelet)
+    with running_server(kube), node_agent(kube, kubelet):
+        watch = Watch(kube)
+        kube.create(BACKUPS, NS, velero_object("Backup", "nightly-1", {"includedNamespaces": ["db"],
+                                                                        "defaultVolumesToFsBackup": True}))
+        b = wait_phase(kube, BACKUPS, "nightly-1", timeout=120)
+        events = watch.close()
+        assert phase(b) == "Completed", b["status"]
+        assert sorted(pvbs_of(kube, "nightly-1")) == ["db-0/data"]
+        # Seen through the watch: New, then InProgress with the bytes rising, then Completed.
+        seen = [(phase(e) or "New", (e.get("status") or {}).get("progress") or {}) for e in events]
+        phases = [p for p, _ in seen]
+        assert phases[0] == "New" and phases[-1] == "Completed", phases
+        done = [p.get("bytesDone", 0) for ph, p in seen if ph == "InProgress"]
+        total = seen[-1][1]["totalBytes"]
+        assert total == 160 << 20
+        assert any(0 < d < total for d in done), done
+        assert done == sorted(done)
+
+        # The next night: parent is the last snapshot of the same claim; nothing new is stored.
+        repo = restic(kube, s3_server, bucket, "db")
+        packs = set(repo.run("list", "packs").stdout.split())
+        kube.create(BACKUPS, NS, velero_object("Backup", "nightly-2", {"includedNamespaces": ["db"],
+                                                                        "defaultVolumesToFsBackup": True}))
+        assert phase(wait_phase(kube, BACKUPS, "nightly-2", timeout=120)) == "Completed"
+    first, second = (pvbs_of(kube, n)["db-0/data"]["status"]["snapshotID"] for n in ("nightly-1", "nightly-2"))
+    snaps = {s["short_id"]: s for s in json.loads(repo.run("snapshots", "--json").stdout)}
+    assert snaps[second]["parent"] == snaps[first]["id"]
+    assert "tree" in snaps[second] and snaps[second]["tree"] == snaps[first]["tree"]
+    new_packs = set(repo.run("list", "packs").stdout.split()) - packs
+    assert len(new_packs) <= 1  # at most one of trees: no file was read into new data
+    log = gzip.decompress(bucket_store(kube).store.get("backups/nightly-1/nightly-1-logs.gz")).decode()
+    assert "level=warning" not in log  # volumes nobody asked for are left out without a word
+    repo.run("check", "--read-data")
+
+
+# -- cancelled, killed -------------------------------------------------------------------------------
+
+def repo_locks(repo: Restic) -> list[str]:
+    return repo.run("list", "locks", "--no-lock").stdout.split()
+
+
+def wait_moving(kube: Kube, backup: str) -> Obj:
+    """The backup's one PodVolumeBackup once some of its bytes are done."""
+    return wait_for(lambda: next(iter(pvbs_of(kube, backup).values()), None),
+                    lambda p: p is not None and ((p.get("status") or {}).get("progress") or {}).get("bytesDone", 0) > 0,
+                    60, f"a pod volume backup of {backup} under way")
+
+
+def test_a_deleted_or_cancelled_backup_stops_its_volumes_and_leaves_the_repository_valid(
+        kube: Kube, bucket: str, kubelet: Kubelet, s3_server: S3Server) -> None:
+    database(kube, kubelet, mib=320)
+    with running_server(kube), node_agent(kube, kubelet):
+        kube.create(BACKUPS, NS, velero_object("Backup", "gone", {"includedNamespaces": ["db"],
+                                                                   "defaultVolumesToFsBackup": True}))
+        repo = restic(kube, s3_server, bucket, "db")
+        pvb = wait_moving(kube, "gone")
+        assert pvb["status"]["phase"] == "InProgress"
+        kube.delete(BACKUPS, NS, "gone")
+        # Its volume backup goes with it; the agent stops moving data and lets go of the repository.
+        wait_for(lambda: (pvbs_of(kube, "gone"), repo_locks(repo)), lambda v: v == ({}, []), 30,
+                 "the volume backup gone and the repository unlocked")
+        assert not [k for k in bucket_store(kube).store.list("backups/")]
+
+        kube.create(BACKUPS, NS, velero_object("Backup", "stopped", {"includedNamespaces": ["db"],
+                                                                      "defaultVolumesToFsBackup": True}))
+        pvb = wait_moving(kube, "stopped")
+        kube.patch(POD_VOLUME_BACKUPS, NS, pvb["metadata"]["name"], {"spec": {"cancel": True}})
+        b = wait_phase(kube, BACKUPS, "stopped", timeout=60)
+        assert phase(b) == "PartiallyFailed" and b["status"]["errors"] == 1, b["status"]
+        pvb = kube.get(POD_VOLUME_BACKUPS, NS, pvb["metadata"]["name"])
+        assert pvb["status"]["phase"] == "Canceled" and pvb["status"]["message"], pvb["status"]
+    assert repo_locks(repo) == []
+    assert json.loads(repo.run("snapshots", "--json").stdout) == []
+    repo.run("check", "--read-data")
+
+
+@contextmanager
+def agent_process(kube_api: KubeApi, kubelet: Kubelet, log: Path) -> Iterator[subprocess.Popen]:  # noqa: F811
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "mover.cli", "node-agent", "--kubeconfig",
+                                 str(kube_api.kubeconfig_path), "--node-name", NODE, "--kubelet-root",
+                                 str(kubelet.root), "--namespace", NS, "--resync-period", "1s"],
+                                stdout=out, stderr=out, cwd=ROOT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+
+
+def test_an_agent_killed_mid_volume_is_followed_by_one_that_backs_it_up(
+        kube: Kube, bucket: str, kubelet: Kubelet, s3_server: S3Server, kube_api: KubeApi,  # noqa: F811
+        tmp_path: Path) -> None:
+    pod = database(kube, kubelet, mib=320)
+    log = tmp_path / "agent.log"
+    with running_server(kube):
+        with agent_process(kube_api, kubelet, log) as first:
+            kube.create(BACKUPS, NS, velero_object("Backup", "b", {"includedNamespaces": ["db"],
+                                                                    "defaultVolumesToFsBackup": True}))
+            pvb = wait_moving(kube, "b")
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+        assert kube.get(POD_VOLUME_BACKUPS, NS, pvb["metadata"]["name"])["status"]["phase"] == "InProgress"
+        with agent_process(kube_api, kubelet, log) as second:
+            b = wait_phase(kube, BACKUPS, "b", timeout=120)
+            assert second.poll() is None
+        assert phase(b) == "Completed", (b["status"], log.read_text()[-3000:])
+    pvb = kube.get(POD_VOLUME_BACKUPS, NS, pvb["metadata"]["name"])
+    assert pvb["status"]["phase"] == "Completed"
+    assert pvb["metadata"]["annotations"]["mover.kbrowse.io/attempt"] == "2"
+    assert "running it again (attempt 2)" in log.read_text()
+    repo = restic(kube, s3_server, bucket, "db")
+    repo.run("check", "--read-data")
+    out = tmp_path / "restored"
+    repo.run("restore", pvb["status"]["snapshotID"], "--target", str(out))
+    assert_same_tree(kubelet.volume_dir(pod, "data"), out)
