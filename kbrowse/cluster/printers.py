@@ -69,6 +69,16 @@ def location_table(locations: list[Obj]) -> str:
     return _table(["NAME", "PROVIDER", "BUCKET/PREFIX", "PHASE", "LAST VALIDATED", "ACCESS MODE", "DEFAULT"], rows)
 
 
+def repository_table(repositories: list[Obj]) -> str:
+    """`velero repo get`: a repository never maintained says so."""
+    rows = []
+    for r in sorted(repositories, key=lambda x: x["metadata"]["name"]):
+        status = _status(r)
+        last = status.get("lastMaintenanceTime")
+        rows.append([r["metadata"]["name"], status.get("phase") or "New", _time(last) if last else "<never>"])
+    return _table(["NAME", "STATUS", "LAST MAINTENANCE"], rows)
+
+
 def _join(items: list[str] | None, empty: str) -> str:
     return ", ".join(items) if items else empty
 

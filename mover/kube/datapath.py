@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from mover.kube.framework.client import Kube, KubeError, Obj
 from mover.kube.resources import PVCS
@@ -77,7 +77,7 @@ class Reporter:
     """While a transfer runs: its progress written every PROGRESS_EVERY seconds, and
     ``cancel`` set as soon as ``unwanted()`` says the object was cancelled or deleted."""
 
-    def __init__(self, write: Callable[[dict[str, Any]], None], counters: Counters,
+    def __init__(self, write: Callable[[dict[str, Any]], object], counters: Counters,
                  unwanted: Callable[[], bool], cancel: threading.Event, stop: threading.Event) -> None:
         self._write = write
         self._counters = counters
@@ -96,7 +96,7 @@ class Reporter:
         counts the sizes of links and other entries without content)."""
         return {"totalBytes": self._counters.bytes, "bytesDone": self._counters.bytes}
 
-    def __enter__(self) -> Reporter:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -99,8 +99,8 @@ class VolumeBackups:
                                  "pod not running", **where)
                 continue
             for volume in volumes:
-                pvc = self._claim(pod, volume, claims)
-                if pvc is False:
+                skip, pvc = self._claim(pod, volume, claims)
+                if skip:
                     continue
                 key = (meta["namespace"], meta["name"], volume)
                 if key in earlier:
@@ -118,30 +118,30 @@ class VolumeBackups:
                     continue
                 self.names.append(created["metadata"]["name"])
 
-    def _claim(self, pod: Obj, volume: str, claims: set[tuple[str, str]]) -> Obj | None | bool:
-        """The volume's claim (None: not a claim), or False when the volume is not backed up here."""
+    def _claim(self, pod: Obj, volume: str, claims: set[tuple[str, str]]) -> tuple[bool, Obj | None]:
+        """Whether to skip the volume here, and its claim (None: not a claim)."""
         meta = pod["metadata"]
         name = claim_name(pod, volume)
         if not name:
-            return None
+            return False, None
         where = {"namespace": meta["namespace"]}
         if (meta["namespace"], name) in claims:
             self.log.info(f"Pod volume {volume} of pod {meta['namespace']}/{meta['name']} uses a persistent volume "
                           "claim which has already been backed up from another pod, skipping.", **where)
-            return False
+            return True, None
         pvc = self.ctx.kube.get_or_none(PVCS, meta["namespace"], name)
         if pvc is None:
             self.log.error(f"error getting persistent volume claim {name} for volume {volume} of pod "
                            f"{meta['namespace']}/{meta['name']}: not found", **where)
-            return False
+            return True, None
         bound = (pvc.get("spec") or {}).get("volumeName")
         pv = self.ctx.kube.get_or_none(PVS, None, bound) if bound else None
         if pv is not None and "hostPath" in (pv.get("spec") or {}):
             self.log.warning(f"Volume {volume} in pod {meta['namespace']}/{meta['name']} is a hostPath volume "
                              "which is not supported for pod volume backup, skipping", **where)
-            return False
+            return True, None
         claims.add((meta["namespace"], name))
-        return pvc
+        return False, pvc
 
     def wait(self, wanted: Callable[[], bool], timeout: float) -> list[PodVolumeBackup]:
         """The finished PodVolumeBackups; each one that failed is an error of the backup."""

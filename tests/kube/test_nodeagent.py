@@ -157,6 +157,14 @@ def bucket_store(kube: Kube) -> BucketView:
         files.close()  # the S3 client read the credentials when it was made
 
 
+def kbrowse_out(kube_api: KubeApi, *args: str) -> str:  # noqa: F811
+    """`kbrowse ARGS...` on the cluster; its standard output, after a zero exit."""
+    proc = subprocess.run([sys.executable, "-m", "kbrowse.cli", *args, "--kubeconfig", str(kube_api.kubeconfig_path)],
+                          capture_output=True, text=True, check=False, cwd=ROOT)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    return proc.stdout
+
+
 def repo_password(kube: Kube) -> str:
     secret = kube.get(SECRETS, NS, "velero-repo-credentials")
     return base64.b64decode(secret["data"]["repository-password"]).decode()
@@ -181,8 +189,7 @@ def fill(path: Path, files: dict[str, bytes]) -> None:
 def big_file(path: Path, mib: int) -> None:
     path.mkdir(parents=True, exist_ok=True)
     with open(path / "big.bin", "wb") as f:
-        for _ in range(mib):
-            f.write(os.urandom(1 << 20))
+        f.writelines(os.urandom(1 << 20) for _ in range(mib))
 
 
 def shop(kube: Kube, kubelet: Kubelet, tmp_path: Path) -> tuple[Obj, Obj]:
@@ -212,7 +219,7 @@ def shop(kube: Kube, kubelet: Kubelet, tmp_path: Path) -> tuple[Obj, Obj]:
 def test_volumes_back_up_and_restore_into_a_mapped_namespace(kube: Kube, bucket: str, kubelet: Kubelet,
                                                              s3_server: S3Server, tmp_path: Path,
                                                              kube_api: KubeApi) -> None:  # noqa: F811
-    web0, web1 = shop(kube, kubelet, tmp_path)
+    web0, _ = shop(kube, kubelet, tmp_path)
     with running_server(kube), node_agent(kube, kubelet):
         b = kube.create(BACKUPS, NS, velero_object("Backup", "b1", {"includedNamespaces": ["shop"]}))
         b = wait_phase(kube, BACKUPS, "b1", timeout=60)
@@ -258,6 +265,13 @@ def test_volumes_back_up_and_restore_into_a_mapped_namespace(kube: Kube, bucket:
         snaps = json.loads(repo.run("snapshots", "--json").stdout)
         assert {s["short_id"] for s in snaps} == {p["status"]["snapshotID"] for p in pvbs.values()}
         assert all(s["hostname"] == "velero" for s in snaps)
+
+        # kbrowse sees the repository and, in `backup describe`, the volumes.
+        listed = kbrowse_out(kube_api, "repo", "get")
+        assert listed.splitlines()[0].split() == ["NAME", "STATUS", "LAST", "MAINTENANCE"]
+        assert listed.splitlines()[1].split() == [repos[0]["metadata"]["name"], "Ready", "<never>"]
+        described = kbrowse_out(kube_api, "backup", "describe", "b1", "--details")
+        assert "Pod Volume Backups - restic:" in described and "shop/web-0: cache, data" in described
 
         # kbrowse --bsl opens the volume: its files come out as they went in.
         env = {**os.environ, **s3_server.env(), "RESTIC_PASSWORD": repo_password(kube)}
@@ -309,7 +323,7 @@ def test_volumes_back_up_and_restore_into_a_mapped_namespace(kube: Kube, bucket:
         assert (target / ".velero" / r["metadata"]["uid"]).is_file()
         (restores / volume).symlink_to(target)
     waited = subprocess.run([sys.executable, "-m", "mover.cli", "restore-wait", r["metadata"]["uid"], "--dir",
-                             str(restores), "--timeout", "10"], capture_output=True, text=True, cwd=ROOT)
+                             str(restores), "--timeout", "10"], check=False, capture_output=True, text=True, cwd=ROOT)
     assert waited.returncode == 0, waited.stderr
     for volume in ("data", "cache"):
         assert_same_tree(original[volume], kubelet.volume_dir(pod, volume))
@@ -319,7 +333,7 @@ def test_volumes_back_up_and_restore_into_a_mapped_namespace(kube: Kube, bucket:
 def test_restore_wait_times_out_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     waited = subprocess.run([sys.executable, "-m", "mover.cli", "restore-wait", "abc", "--dir", str(tmp_path),
-                             "--timeout", "0.5"], capture_output=True, text=True, cwd=ROOT)
+                             "--timeout", "0.5"], check=False, capture_output=True, text=True, cwd=ROOT)
     assert waited.returncode == 1
     assert waited.stderr.strip() == f"mover restore-wait: gave up after 0.5s; not restored: {tmp_path / 'data'}"
 

@@ -37,6 +37,7 @@ from mover.golang.duration import format_duration, parse_duration
 from mover.velero.objects import (
     Backup,
     BackupSpec,
+    PodVolumeBackup,
     decode,
     format_time,
 )
@@ -269,7 +270,8 @@ class BackupController(Controller):
         log.info(f"Backed up a total of {len(items)} items")
         return items
 
-    def _back_up_volumes(self, obj: Obj, bsl: Obj, items: list[BackedUpItem], log: OperationLog) -> list:
+    def _back_up_volumes(self, obj: Obj, bsl: Obj, items: list[BackedUpItem],
+                         log: OperationLog) -> list[PodVolumeBackup]:
         """Back up the chosen volumes of the backed-up pods (the node agents do) and wait."""
         volumes = VolumeBackups(self.ctx, obj, bsl, log)
         volumes.start([item.obj for item in items if item.resource == "pods"])

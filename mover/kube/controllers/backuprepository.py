@@ -42,7 +42,8 @@ class BackupRepositoryController(Controller):
         repo.close()
         return self._status(name, "Ready", "")
 
-    def _status(self, name: str, phase: str, message: str) -> None:
+    def _status(self, name: str, phase: str, message: str) -> float | None:
+        """Write the status; nothing to look at again before the next change or resync."""
         status = {"phase": phase, "message": message or None}
         patch_status(self.ctx.kube, BACKUP_REPOSITORIES, self.ctx.namespace, name, status)
         return None

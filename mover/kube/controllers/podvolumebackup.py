@@ -19,7 +19,14 @@ import threading
 from typing import Any
 
 from mover.archiver.pipeline import Archiver, Cancelled
-from mover.kube.datapath import ATTEMPT_ANNOTATION, MAX_ATTEMPTS, Agent, Reporter, attempt, volume_path
+from mover.kube.datapath import (
+    ATTEMPT_ANNOTATION,
+    MAX_ATTEMPTS,
+    Agent,
+    Reporter,
+    attempt,
+    volume_path,
+)
 from mover.kube.framework.client import KubeError, Obj
 from mover.kube.framework.controller import Context, Controller
 from mover.kube.framework.status import patch_status

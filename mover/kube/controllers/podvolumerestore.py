@@ -28,7 +28,12 @@ from mover.repo.view import RepositoryView
 from mover.restorer import restore
 from mover.ui.progress import Counters
 from mover.velero.objects import format_time
-from mover.velero.podvolumes import FINAL_PHASES, MARKER_DIR, RESTORE_UID_LABEL, init_container_running
+from mover.velero.podvolumes import (
+    FINAL_PHASES,
+    MARKER_DIR,
+    RESTORE_UID_LABEL,
+    init_container_running,
+)
 
 log = logging.getLogger("mover.kube")
 WAIT_FOR_POD = 0.5  # seconds between looks at a pod that is not ready for its restore yet

@@ -372,6 +372,7 @@ class _Applier:
             self.log.warning(f"could not restore, {label} already exists. Warning: the in-cluster version is "
                              "different than the backed-up version", **where)
             self._listed(step, "skipped")
+        return None
 
     def _restore_status(self, res: Resource, step: Planned, created: Obj) -> None:
         wanted = self.spec.restore_status or {}
