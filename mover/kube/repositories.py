@@ -23,8 +23,10 @@ from mover.kube.resources import BACKUP_REPOSITORIES, SECRETS
 from mover.kube.storage import StoreCache
 from mover.repo.backend.base import FileType, Handle
 from mover.repo.errors import NotARepository, RepoError
+from mover.repo.lock import Lock
 from mover.repo.repository import Repository
 from mover.velero import layout
+from mover.velero.objects import PodVolumeBackup
 from mover.velero.podvolumes import UPLOADER, repo_identifier
 from mover.velero.repopassword import SECRET_KEY, SECRET_NAMES
 
@@ -78,6 +80,42 @@ def open_repository(kube: Kube, stores: StoreCache, bsl: Obj, volume_namespace: 
     except BaseException:
         backend.close()
         raise
+
+
+def forget_volume_snapshots(kube: Kube, stores: StoreCache, bsl: Obj, pvbs: list[PodVolumeBackup]) -> list[str]:
+    """Forget the snapshots of a deleted backup's pod volumes (Velero's backup deletion does);
+    returns what went wrong, one line per repository. Their data stays until a prune."""
+    wanted: dict[str, list[PodVolumeBackup]] = {}
+    for pvb in pvbs:
+        if pvb.status.snapshot_id:
+            wanted.setdefault(pvb.spec.pod.namespace, []).append(pvb)
+    errors = []
+    for namespace, group in sorted(wanted.items()):
+        try:
+            repo = open_repository(kube, stores, bsl, namespace)
+        except RepoError as exc:
+            errors.append(f"error forgetting the volume snapshots of namespace {namespace}: {exc}")
+            continue
+        try:
+            snapshots = repo.snapshots()
+            ids = [s.id for pvb in group for s in snapshots if s.id.hex().startswith(pvb.status.snapshot_id)
+                   and f"backup-uid={pvb.spec.tags.get('backup-uid', '')}" in s.tags]
+            remove_snapshots(repo, ids)
+        except RepoError as exc:
+            errors.append(f"error forgetting the volume snapshots of namespace {namespace}: {exc}")
+        finally:
+            repo.close()
+    return errors
+
+
+def remove_snapshots(repo: Repository, snapshot_ids: list[bytes]) -> None:
+    """Remove snapshot files under restic's exclusive lock (restic's ``forget SNAPSHOT...``).
+
+    Until ``mover/repo/forget.py`` lands: this is its ``forget_snapshots``, which should
+    replace it; pruning what the snapshots alone used is left to repository maintenance."""
+    with Lock(repo, exclusive=True).acquire():
+        for snapshot_id in snapshot_ids:
+            repo.backend.remove(Handle(FileType.SNAPSHOT, snapshot_id.hex()))
 
 
 def find_repository(ctx: Context, volume_namespace: str, location: str) -> Obj | None:

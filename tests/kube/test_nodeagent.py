@@ -24,12 +24,14 @@ from typing import Any
 import pytest
 
 from mover.kube.framework.client import Kube, KubeError, Obj
+from mover.kube.controllers.gc import new_request
 from mover.kube.framework.status import patch_status
 from mover.kube.nodeagent import NodeAgent, NodeAgentOptions
 from mover.kube.resources import (
     BACKUP_REPOSITORIES,
     BACKUPS,
     BSLS,
+    DELETE_BACKUP_REQUESTS,
     NAMESPACES,
     POD_VOLUME_BACKUPS,
     POD_VOLUME_RESTORES,
@@ -410,6 +412,14 @@ def test_opt_out_backs_up_every_volume_but_the_excluded_and_progress_rises(
     assert len(new_packs) <= 1  # at most one of trees: no file was read into new data
     log = gzip.decompress(bucket_store(kube).store.get("backups/nightly-1/nightly-1-logs.gz")).decode()
     assert "level=warning" not in log  # volumes nobody asked for are left out without a word
+
+    # Deleting a backup forgets its volume snapshots; the other backup's stay restorable.
+    with running_server(kube):
+        request = kube.create(DELETE_BACKUP_REQUESTS, NS, new_request(kube.get(BACKUPS, NS, "nightly-1")))
+        done = wait_for(lambda: kube.get(DELETE_BACKUP_REQUESTS, NS, request["metadata"]["name"]),
+                        lambda r: phase(r) == "Processed", 30, "the deletion")
+        assert not done["status"].get("errors"), done["status"]
+    assert [s["short_id"] for s in json.loads(repo.run("snapshots", "--json").stdout)] == [second]
     repo.run("check", "--read-data")
 
 
