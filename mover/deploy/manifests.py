@@ -24,7 +24,8 @@ CLOUD_CREDENTIALS = "cloud-credentials"
 CLOUD_CREDENTIALS_KEY = "cloud"
 SERVER_ACCOUNT = "velero"
 NODE_AGENT_ACCOUNT = "velero-node-agent"
-KUBELET_PODS = "/var/lib/kubelet/pods"
+KUBELET_ROOT = "/var/lib/kubelet"
+KUBELET_PODS = f"{KUBELET_ROOT}/pods"
 
 
 @dataclass
@@ -175,13 +176,15 @@ def node_agent_daemonset(o: InstallOptions) -> Manifest:
                         "image": o.image,
                         "imagePullPolicy": "IfNotPresent",
                         "command": ["mover", "node-agent"],
-                        "args": ["--namespace", "$(VELERO_NAMESPACE)"],
+                        "args": ["--namespace", "$(VELERO_NAMESPACE)", "--node-name", "$(NODE_NAME)",
+                                 "--kubelet-root", KUBELET_ROOT],
                         "env": _namespace_env() + [
                             {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
                         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
                         "securityContext": {"allowPrivilegeEscalation": False},
-                        # Velero's mount point for the kubelet's pod directories.
-                        "volumeMounts": [{"name": "host-pods", "mountPath": "/host_pods",
+                        # The kubelet's pod directories where the host has them, so a
+                        # volume's path (PodVolumeBackup status.path) reads the same in both.
+                        "volumeMounts": [{"name": "host-pods", "mountPath": KUBELET_PODS,
                                           "mountPropagation": "HostToContainer"}],
                     }],
                     "volumes": [{"name": "host-pods", "hostPath": {"path": KUBELET_PODS}}],

@@ -205,6 +205,9 @@ def test_install_dry_run_prints_everything() -> None:
     assert listed["kind"] == "List" and kinds[-1] == "DaemonSet" and "BackupStorageLocation" in kinds
     daemonset = listed["items"][-1]["spec"]["template"]["spec"]
     assert daemonset["volumes"] == [{"name": "host-pods", "hostPath": {"path": "/var/lib/kubelet/pods"}}]
+    agent = daemonset["containers"][0]
+    assert agent["args"][2:] == ["--node-name", "$(NODE_NAME)", "--kubelet-root", "/var/lib/kubelet"]
+    assert agent["volumeMounts"][0]["mountPath"] == "/var/lib/kubelet/pods"
 
 
 def test_rbac_is_least_privilege() -> None:

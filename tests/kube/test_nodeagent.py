@@ -505,3 +505,20 @@ def test_an_agent_killed_mid_volume_is_followed_by_one_that_backs_it_up(
     out = tmp_path / "restored"
     repo.run("restore", pvb["status"]["snapshotID"], "--target", str(out))
     assert_same_tree(kubelet.volume_dir(pod, "data"), out)
+
+
+def test_node_agent_bad_flags_say_what_to_do(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NODE_NAME"}
+
+    def agent(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mover.cli", "node-agent", *args], capture_output=True,
+                              text=True, check=False, cwd=ROOT, env=env, timeout=60)
+
+    no_node = agent("--kubelet-root", str(tmp_path))
+    assert no_node.returncode == 1 and no_node.stderr.strip() == \
+        "mover: error: no node name: give --node-name NODE (or set $NODE_NAME, as the DaemonSet does)"
+    no_pods = agent("--node-name", NODE, "--kubelet-root", str(tmp_path))
+    assert no_pods.returncode == 1 and no_pods.stderr.strip() == \
+        f"mover: error: {tmp_path}/pods is not a directory: give the kubelet's directory with --kubelet-root"
+    zero = agent("--node-name", NODE, "--concurrency", "0")
+    assert zero.returncode == 2 and "invalid concurrency '0': give a whole number of at least 1" in zero.stderr
