@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from mover.errors import RepoError
 from mover.kube.framework.client import Kube, KubeError, Obj
 from mover.kube.resources import PVCS
 from mover.kube.storage import StoreCache
-from mover.repo.errors import RepoError
 from mover.ui.progress import Counters
 from mover.velero.podvolumes import claim_name, volume_dir_name
 

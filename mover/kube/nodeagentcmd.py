@@ -11,8 +11,8 @@ import logging
 import os
 import signal
 
+from mover.errors import RepoError
 from mover.kube.servercmd import _LEVELS, _duration, configure_logging, connect
-from mover.repo.errors import RepoError
 from mover.ui.cliargs import add_kube_options
 
 

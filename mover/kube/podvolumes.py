@@ -9,15 +9,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from mover.errors import RepoError
 from mover.kube.framework.client import KubeError, Obj, Resource
 from mover.kube.framework.controller import Context
 from mover.kube.oplog import OperationLog
 from mover.kube.repositories import ensure_repository
 from mover.kube.resources import POD_VOLUME_BACKUPS, POD_VOLUME_RESTORES, PVCS, PVS
-from mover.repo.errors import RepoError
+from mover.velero import labels
 from mover.velero.objects import PodVolumeBackup, decode
 from mover.velero.podvolumes import (
-    BACKUP_UID_LABEL,
     FINAL_PHASES,
     add_restore_wait,
     claim_name,
@@ -82,7 +82,7 @@ class VolumeBackups:
         are taken over, not made twice)."""
         uid = self.backup["metadata"].get("uid", "")
         earlier = {_volume_key(p): p["metadata"]["name"] for p in self.ctx.cached_all(POD_VOLUME_BACKUPS)
-                   if (p["metadata"].get("labels") or {}).get(BACKUP_UID_LABEL) == uid}
+                   if (p["metadata"].get("labels") or {}).get(labels.BACKUP_UID) == uid}
         default = bool((self.backup.get("spec") or {}).get("defaultVolumesToFsBackup"))
         claims: set[tuple[str, str]] = set()
         repositories: dict[str, Obj] = {}

@@ -16,24 +16,21 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from mover.errors import NotARepository, RepoError
 from mover.golang.duration import format_duration
 from mover.kube.framework.client import Kube, KubeError, Obj
 from mover.kube.framework.controller import Context
 from mover.kube.resources import BACKUP_REPOSITORIES, SECRETS
 from mover.kube.storage import StoreCache
 from mover.repo.backend.base import FileType, Handle
-from mover.repo.errors import NotARepository, RepoError
 from mover.repo.lock import Lock
 from mover.repo.repository import Repository
-from mover.velero import layout
+from mover.velero import labels, layout
 from mover.velero.objects import PodVolumeBackup
 from mover.velero.podvolumes import UPLOADER, repo_identifier
 from mover.velero.repopassword import SECRET_KEY, SECRET_NAMES
 
 PASSWORD_SECRET = SECRET_NAMES[0]
-VOLUME_NAMESPACE_LABEL = "velero.io/volume-namespace"
-STORAGE_LOCATION_LABEL = "velero.io/storage-location"
-REPOSITORY_TYPE_LABEL = "velero.io/repository-type"
 # Velero's --default-repo-maintain-frequency for restic repositories.
 MAINTENANCE_FREQUENCY = timedelta(days=7)
 READY_TIMEOUT = 60.0  # seconds a backup waits for a new repository to become Ready
@@ -152,8 +149,8 @@ def new_repository(volume_namespace: str, bsl: Obj) -> Obj:
     location = bsl["metadata"]["name"]
     return {"apiVersion": "velero.io/v1", "kind": "BackupRepository", "metadata": {
         "generateName": f"{volume_namespace}-{location}-{UPLOADER}-",
-        "labels": {VOLUME_NAMESPACE_LABEL: volume_namespace, STORAGE_LOCATION_LABEL: location,
-                   REPOSITORY_TYPE_LABEL: UPLOADER},
+        "labels": {labels.VOLUME_NAMESPACE: volume_namespace, labels.STORAGE_LOCATION: location,
+                   labels.REPOSITORY_TYPE: UPLOADER},
     }, "spec": {
         "volumeNamespace": volume_namespace, "backupStorageLocation": location, "repositoryType": UPLOADER,
         "resticIdentifier": repo_identifier(bsl, volume_namespace),

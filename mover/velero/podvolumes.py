@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mover.velero import layout
+from mover.velero import labels, layout
 from mover.velero.objects import (
     POD_VOLUME_BACKUP,
     PodVolumeBackup,
@@ -23,12 +23,6 @@ Obj = dict[str, Any]
 BACKUP_VOLUMES_ANNOTATION = "backup.velero.io/backup-volumes"
 BACKUP_VOLUMES_EXCLUDES_ANNOTATION = "backup.velero.io/backup-volumes-excludes"
 PVC_NAME_ANNOTATION = "velero.io/pvc-name"
-BACKUP_NAME_LABEL = "velero.io/backup-name"
-BACKUP_UID_LABEL = "velero.io/backup-uid"
-PVC_UID_LABEL = "velero.io/pvc-uid"
-RESTORE_NAME_LABEL = "velero.io/restore-name"
-RESTORE_UID_LABEL = "velero.io/restore-uid"
-POD_UID_LABEL = "velero.io/pod-uid"
 
 UPLOADER = layout.RESTIC  # the mover writes restic's format
 SNAPSHOT_HOST = "velero"  # the host Velero's restic uploader records in every snapshot
@@ -114,15 +108,15 @@ def repo_identifier(bsl: Obj, namespace: str) -> str:
 
 def new_pod_volume_backup(backup: Obj, pod: Obj, volume: str, repo_id: str, pvc: Obj | None) -> Obj:
     bmeta, pmeta = backup["metadata"], pod["metadata"]
-    labels = {BACKUP_NAME_LABEL: bmeta["name"], BACKUP_UID_LABEL: bmeta.get("uid", "")}
+    marks = {labels.BACKUP_NAME: bmeta["name"], labels.BACKUP_UID: bmeta.get("uid", "")}
     tags = {"backup": bmeta["name"], "backup-uid": bmeta.get("uid", ""), "pod": pmeta["name"],
             "pod-uid": pmeta.get("uid", ""), "ns": pmeta["namespace"], "volume": volume}
-    meta: Obj = {"generateName": f"{bmeta['name']}-", "namespace": bmeta["namespace"], "labels": labels,
+    meta: Obj = {"generateName": f"{bmeta['name']}-", "namespace": bmeta["namespace"], "labels": marks,
                  "ownerReferences": [{"apiVersion": "velero.io/v1", "kind": "Backup", "name": bmeta["name"],
                                       "uid": bmeta.get("uid", ""), "controller": True}]}
     if pvc is not None:
         meta["annotations"] = {PVC_NAME_ANNOTATION: pvc["metadata"]["name"]}
-        labels[PVC_UID_LABEL] = pvc["metadata"].get("uid", "")
+        marks[labels.PVC_UID] = pvc["metadata"].get("uid", "")
         tags["pvc-uid"] = pvc["metadata"].get("uid", "")
     return {"apiVersion": "velero.io/v1", "kind": "PodVolumeBackup", "metadata": meta, "spec": {
         "node": (pod.get("spec") or {}).get("nodeName", ""),
@@ -140,8 +134,8 @@ def new_pod_volume_restore(restore: Obj, pod: Obj, pvb: PodVolumeBackup, repo_id
     rmeta, pmeta = restore["metadata"], pod["metadata"]
     return {"apiVersion": "velero.io/v1", "kind": "PodVolumeRestore", "metadata": {
         "generateName": f"{rmeta['name']}-", "namespace": rmeta["namespace"],
-        "labels": {RESTORE_NAME_LABEL: rmeta["name"], RESTORE_UID_LABEL: rmeta.get("uid", ""),
-                   POD_UID_LABEL: pmeta.get("uid", "")},
+        "labels": {labels.RESTORE_NAME: rmeta["name"], labels.RESTORE_UID: rmeta.get("uid", ""),
+                   labels.POD_UID: pmeta.get("uid", "")},
         "ownerReferences": [{"apiVersion": "velero.io/v1", "kind": "Restore", "name": rmeta["name"],
                              "uid": rmeta.get("uid", ""), "controller": True}],
     }, "spec": {

@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 
 from mover.kube.framework.client import Kube, KubeError, Obj
-from mover.kube.controllers.gc import new_request
 from mover.kube.framework.status import patch_status
 from mover.kube.nodeagent import NodeAgent, NodeAgentOptions
 from mover.kube.resources import (
@@ -41,6 +40,7 @@ from mover.kube.resources import (
 )
 from mover.kube.storage import SecretFiles, open_location
 from mover.velero.bsl import BucketView
+from mover.velero.requests import delete_backup_request as new_request
 from tests.support.kubeapi.fixtures import KubeApi, kube_api  # noqa: F401 - fixture
 from tests.support.restic_cli import Restic
 from tests.support.s3server import S3Server

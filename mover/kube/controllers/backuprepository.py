@@ -7,13 +7,13 @@ every resync, so a location that comes back makes it Ready).
 
 from __future__ import annotations
 
+from mover.errors import RepoError
 from mover.kube.framework.client import Obj
 from mover.kube.framework.controller import Context, Controller
 from mover.kube.framework.status import patch_status
 from mover.kube.repositories import open_repository
 from mover.kube.resources import BACKUP_REPOSITORIES, BSLS
 from mover.kube.storage import StoreCache
-from mover.repo.errors import RepoError
 
 
 class BackupRepositoryController(Controller):

@@ -19,6 +19,7 @@ import threading
 from typing import Any
 
 from mover.archiver.pipeline import Archiver, Cancelled
+from mover.errors import RepoError
 from mover.kube.datapath import (
     ATTEMPT_ANNOTATION,
     MAX_ATTEMPTS,
@@ -32,13 +33,12 @@ from mover.kube.framework.controller import Context, Controller
 from mover.kube.framework.status import patch_status
 from mover.kube.repositories import open_repository
 from mover.kube.resources import BSLS, POD_VOLUME_BACKUPS, PODS
-from mover.repo.errors import RepoError
 from mover.repo.lock import Lock
 from mover.repo.repository import Repository
-from mover.repo.snapshot import Snapshot
 from mover.ui.progress import Counters
 from mover.velero.objects import format_time
 from mover.velero.podvolumes import FINAL_PHASES, SNAPSHOT_HOST
+from mover.view.snapshot import Snapshot
 
 log = logging.getLogger("mover.kube")
 

@@ -16,24 +16,19 @@ import os
 import threading
 from typing import Any
 
+from mover.errors import RepoError
 from mover.kube.datapath import Agent, Reporter, volume_path
 from mover.kube.framework.client import KubeError, Obj
 from mover.kube.framework.controller import Context, Controller
 from mover.kube.framework.status import patch_status
 from mover.kube.repositories import open_repository
 from mover.kube.resources import BSLS, POD_VOLUME_RESTORES, PODS
-from mover.repo.errors import RepoError
-from mover.repo.lock import Lock
+from mover.repo.repository import Repository
 from mover.repo.view import RepositoryView
-from mover.restorer import restore
 from mover.ui.progress import Counters
+from mover.velero import labels
 from mover.velero.objects import format_time
-from mover.velero.podvolumes import (
-    FINAL_PHASES,
-    MARKER_DIR,
-    RESTORE_UID_LABEL,
-    init_container_running,
-)
+from mover.velero.podvolumes import FINAL_PHASES, MARKER_DIR, init_container_running
 
 log = logging.getLogger("mover.kube")
 WAIT_FOR_POD = 0.5  # seconds between looks at a pod that is not ready for its restore yet
@@ -85,7 +80,7 @@ class PodVolumeRestoreController(Controller):
 
     def _run(self, obj: Obj, pod: Obj) -> None:
         name, spec = obj["metadata"]["name"], obj["spec"]
-        restore_uid = (obj["metadata"].get("labels") or {}).get(RESTORE_UID_LABEL, "")
+        restore_uid = (obj["metadata"].get("labels") or {}).get(labels.RESTORE_UID, "")
         with self.agent.slots:
             try:
                 path = volume_path(self.ctx.kube, self.agent.kubelet_root, pod, spec.get("volume", ""))
@@ -114,19 +109,19 @@ class PodVolumeRestoreController(Controller):
                 return
         self._finish(name, "Completed", progress=progress)
 
-    def _restore(self, name: str, repo: Any, snapshot_id: str, path: str) -> tuple[dict, list[str], bool]:
+    def _restore(self, name: str, repo: Repository, snapshot_id: str, path: str) -> tuple[dict, list[str], bool]:
         counters, cancel = Counters(), threading.Event()
 
         def unwanted() -> bool:
             cached = self.ctx.cached(POD_VOLUME_RESTORES, name)
             return cached is None or bool(cached["spec"].get("cancel"))
 
-        with Lock(repo, exclusive=False).acquire():
-            view = RepositoryView(repo)
+        view = RepositoryView(repo)
+        with view.read_lock():
             snap = view.find_snapshot(snapshot_id)
             with Reporter(lambda status: self._patch(name, status), counters, unwanted, cancel,
                           self.ctx.stop) as reporter:
-                result = restore(repo, view.root(snap), path, counters, cancel=cancel)
+                result = view.restore(view.root(snap), path, counters, cancel=cancel)
             return reporter.final(), result.errors, result.cancelled
 
 
