@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mover.deploy import crds
+from mover.velero.podvolumes import RESTORE_HELPER_IMAGE
 
 Manifest = dict[str, Any]
 
@@ -31,7 +32,7 @@ KUBELET_PODS = f"{KUBELET_ROOT}/pods"
 @dataclass
 class InstallOptions:
     namespace: str = "velero"
-    image: str = "kbrowse/mover:0.1.0"
+    image: str = RESTORE_HELPER_IMAGE
     provider: str = ""  # "aws" or "local"; empty: no storage location is created
     bucket: str = ""
     prefix: str = ""
@@ -127,7 +128,8 @@ def server_deployment(o: InstallOptions) -> Manifest:
         "image": o.image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["mover", "server"],
-        "args": ["--namespace", "$(VELERO_NAMESPACE)"],
+        # Restored pods wait for their volumes in an init container running this same image.
+        "args": ["--namespace", "$(VELERO_NAMESPACE)", "--restore-helper-image", o.image],
         # Temporary files (a tarball being written) go to the scratch volume: the root is read-only.
         "env": _namespace_env() + [{"name": "TMPDIR", "value": "/scratch"}],
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},

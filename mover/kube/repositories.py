@@ -38,8 +38,12 @@ READY_TIMEOUT = 60.0  # seconds a backup waits for a new repository to become Re
 
 def ensure_password_secret(kube: Kube, namespace: str) -> None:
     """Create the repository password secret with a random password unless it exists."""
-    if kube.get_or_none(SECRETS, namespace, PASSWORD_SECRET) is not None:
-        return
+    try:
+        if kube.get_or_none(SECRETS, namespace, PASSWORD_SECRET) is not None:
+            return
+    except KubeError as exc:
+        raise RepoError(f"cannot read the repository password secret {namespace}/{PASSWORD_SECRET}: "
+                        f"{exc.message}") from None
     password = secrets.token_urlsafe(32)
     body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": PASSWORD_SECRET, "labels": {"component": "velero"}},
@@ -48,7 +52,8 @@ def ensure_password_secret(kube: Kube, namespace: str) -> None:
         kube.create(SECRETS, namespace, body)
     except KubeError as exc:
         if not exc.already_exists:  # another server made it first: theirs is the password
-            raise
+            raise RepoError(f"cannot create the repository password secret {namespace}/{PASSWORD_SECRET}: "
+                            f"{exc.message}") from None
 
 
 def repository_password(kube: Kube, namespace: str) -> str:

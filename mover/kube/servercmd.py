@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from mover.ui.cliargs import add_kube_options
 from mover.errors import RepoError
 from mover.golang.duration import parse_duration
+from mover.velero.podvolumes import RESTORE_HELPER_IMAGE
 
 if TYPE_CHECKING:
     from mover.kube.framework.client import Kube
@@ -62,6 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="how often backups are synced from storage locations (default 1m)")
     p.add_argument("--resync-period", type=_duration, default=timedelta(minutes=1), metavar="DURATION",
                    help="how often every object is looked at again (default 1m)")
+    p.add_argument("--restore-helper-image", default=RESTORE_HELPER_IMAGE, metavar="IMAGE",
+                   help="image of the restore-wait init container of restored pods with volume data "
+                        f"(default {RESTORE_HELPER_IMAGE})")
     p.add_argument("--log-level", choices=tuple(_LEVELS), default="info")
     p.set_defaults(handler=run)
 
@@ -96,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
                             validation_frequency=args.store_validation_frequency,
                             sync_period=args.backup_sync_period,
                             default_location=args.default_backup_storage_location,
-                            default_ttl=args.default_backup_ttl)
+                            default_ttl=args.default_backup_ttl,
+                            restore_helper_image=args.restore_helper_image)
     server = Server(connect(args), options)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: server.request_stop())

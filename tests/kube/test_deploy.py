@@ -198,6 +198,7 @@ def test_install_dry_run_prints_everything() -> None:
     pod = deployment["spec"]["template"]["spec"]
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     assert pod["containers"][0]["command"] == ["mover", "server"] and pod["serviceAccountName"] == "velero"
+    assert pod["containers"][0]["args"][-2:] == ["--restore-helper-image", pod["containers"][0]["image"]]
 
     as_json = run_mover("install", "-o", "json", "--use-node-agent", "--provider", "local", "--bucket", "/backups")
     listed = yaml.safe_load(as_json.stdout)

@@ -40,6 +40,7 @@ from mover.kube.resources import (
 )
 from mover.kube.storage import SecretFiles, open_location
 from mover.velero.bsl import BucketView
+from mover.velero.repopassword import DEFAULT_PASSWORD
 from mover.velero.requests import delete_backup_request as new_request
 from tests.support.kubeapi.fixtures import KubeApi, kube_api  # noqa: F401 - fixture
 from tests.support.restic_cli import Restic
@@ -247,6 +248,8 @@ def test_volumes_back_up_and_restore_into_a_mapped_namespace(kube: Kube, bucket:
             assert p["status"]["startTimestamp"] and p["status"]["completionTimestamp"]
         assert "velero.io/pvc-uid" not in pvbs["web-0/cache"]["metadata"]["labels"]
 
+        # The server made the password: a random one, never Velero's static default.
+        assert len(repo_password(kube)) >= 32 and repo_password(kube) != DEFAULT_PASSWORD
         repos = kube.list(BACKUP_REPOSITORIES, NS)["items"]
         assert len(repos) == 1 and repos[0]["status"]["phase"] == "Ready"
         assert repos[0]["spec"]["volumeNamespace"] == "shop" and repos[0]["spec"]["repositoryType"] == "restic"
