@@ -1,5 +1,5 @@
 """What the node agent's two controllers share: where a pod volume's files are on this node,
-the bound on concurrent volume transfers, and a reporter that writes a transfer's progress
+the bound on concurrent volume transfers, their status writes, and a reporter that writes a transfer's progress
 while it runs and notices when it is no longer wanted.
 
 The kubelet keeps a pod's volumes at ``<kubelet-root>/pods/<pod-uid>/volumes/<plugin>/<dir>``:
@@ -17,9 +17,12 @@ from typing import Any, Self
 
 from mover.errors import RepoError
 from mover.kube.framework.client import Kube, KubeError, Obj
+from mover.kube.framework.controller import Context, Controller
+from mover.kube.framework.status import patch_status
 from mover.kube.resources import PVCS
 from mover.kube.storage import StoreCache
 from mover.ui.progress import Counters
+from mover.velero.objects import format_time
 from mover.velero.podvolumes import claim_name, volume_dir_name
 
 PROGRESS_EVERY = 1.0  # seconds between progress writes (Velero's objects promise at most 2)
@@ -66,6 +69,21 @@ def volume_path(kube: Kube, kubelet_root: str, pod: Obj, volume: str) -> str:
             return os.path.join(path, "mount") if plugin == CSI_PLUGIN else path
     raise RepoError(f"volume {volume} of pod {meta['namespace']}/{meta['name']} is not on this node: no "
                     f"{os.path.join(volumes, '*', dirname)}")
+
+
+class VolumeController(Controller):
+    """What both of the agent's controllers do alike: write their object's status."""
+
+    def __init__(self, ctx: Context, agent: Agent) -> None:
+        super().__init__(ctx)
+        self.agent = agent
+
+    def _patch(self, name: str, status: dict[str, Any], rv: str | None = None) -> Obj:
+        return patch_status(self.ctx.kube, self.resource, self.ctx.namespace, name, status, rv)
+
+    def _finish(self, name: str, phase: str, message: str = "", **status: Any) -> None:
+        self._patch(name, {"phase": phase, "message": message or None,
+                           "completionTimestamp": format_time(self.ctx.clock()), **status})
 
 
 def attempt(obj: Obj) -> int:

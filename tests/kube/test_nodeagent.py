@@ -50,11 +50,8 @@ from tests.support.velero_env import (
     NS,
     PVCS,
     PVS,
-    credentials_secret,
-    install,
     phase,
     running_server,
-    s3_location,
     velero_object,
     wait_for,
     wait_phase,
@@ -125,19 +122,6 @@ HOST = {"name": "host", "hostPath": {"path": "/etc"}}
 
 
 @pytest.fixture
-def kube(kube_api: KubeApi) -> Kube:  # noqa: F811
-    k = Kube(kube_api.api_client())
-    install(k)
-    return k
-
-
-@pytest.fixture
-def bucket(kube: Kube, s3_server: S3Server, s3_bucket: str) -> str:
-    s3_location(kube, s3_server, s3_bucket, credential=credentials_secret(kube, s3_server))
-    return s3_bucket
-
-
-@pytest.fixture
 def kubelet(kube: Kube, tmp_path: Path) -> Kubelet:
     return Kubelet(kube, tmp_path / "kubelet")
 
@@ -173,8 +157,8 @@ def repo_password(kube: Kube) -> str:
     return base64.b64decode(secret["data"]["repository-password"]).decode()
 
 
-def restic(kube: Kube, s3: S3Server, bucket: str, ns: str) -> Restic:
-    return Restic(f"s3:{s3.endpoint_url}/{bucket}/restic/{ns}", repo_password(kube), env_extra=s3.env())
+def restic(kube: Kube, s3: S3Server, location: str, ns: str) -> Restic:
+    return Restic(f"s3:{s3.endpoint_url}/{location}/restic/{ns}", repo_password(kube), env_extra=s3.env())
 
 
 def pvbs_of(kube: Kube, backup: str) -> dict[str, Obj]:
@@ -219,7 +203,7 @@ def shop(kube: Kube, kubelet: Kubelet, tmp_path: Path) -> tuple[Obj, Obj]:
 
 # -- the round trip ------------------------------------------------------------------------------
 
-def test_volumes_back_up_and_restore_into_a_mapped_namespace(kube: Kube, bucket: str, kubelet: Kubelet,
+def test_volumes_back_up_and_restore_into_a_mapped_namespace(kube: Kube, location: str, kubelet: Kubelet,
                                                              s3_server: S3Server, tmp_path: Path,
                                                              kube_api: KubeApi) -> None:  # noqa: F811
     web0, _ = shop(kube, kubelet, tmp_path)
@@ -239,7 +223,7 @@ def test_volumes_back_up_and_restore_into_a_mapped_namespace(kube: Kube, bucket:
         spec = data["spec"]
         assert spec["node"] == NODE and spec["pod"]["uid"] == web0["metadata"]["uid"]
         assert spec["backupStorageLocation"] == "default" and spec["uploaderType"] == "restic"
-        assert spec["repoIdentifier"] == f"s3:{s3_server.endpoint_url}/{bucket}/restic/shop"
+        assert spec["repoIdentifier"] == f"s3:{s3_server.endpoint_url}/{location}/restic/shop"
         assert spec["tags"]["pvc-uid"] == data["metadata"]["labels"]["velero.io/pvc-uid"]
         for p in pvbs.values():
             assert p["status"]["phase"] == "Completed", p["status"]
@@ -265,7 +249,7 @@ def test_volumes_back_up_and_restore_into_a_mapped_namespace(kube: Kube, bucket:
         assert {i["backupMethod"] for i in infos} == {"PodVolumeBackup"}
         assert all(i["result"] == "succeeded" for i in infos)
         store.close()
-        repo = restic(kube, s3_server, bucket, "shop")
+        repo = restic(kube, s3_server, location, "shop")
         repo.run("check", "--read-data")
         snaps = json.loads(repo.run("snapshots", "--json").stdout)
         assert {s["short_id"] for s in snaps} == {p["status"]["snapshotID"] for p in pvbs.values()}
@@ -281,7 +265,7 @@ def test_volumes_back_up_and_restore_into_a_mapped_namespace(kube: Kube, bucket:
         # kbrowse --bsl opens the volume: its files come out as they went in.
         env = {**os.environ, **s3_server.env(), "RESTIC_PASSWORD": repo_password(kube)}
         out = tmp_path / "from-kbrowse"
-        subprocess.run([sys.executable, "-m", "kbrowse.cli", "cp", "--bsl", f"s3:{s3_server.endpoint_url}/{bucket}",
+        subprocess.run([sys.executable, "-m", "kbrowse.cli", "cp", "--bsl", f"s3:{s3_server.endpoint_url}/{location}",
                         "b1/volumes/shop/web-0/data:/", str(out)], env=env, check=True, capture_output=True)
         assert_same_tree(kubelet.volume_dir(web0, "data"), out)
 
@@ -381,7 +365,7 @@ class Watch:
 
 
 def test_opt_out_backs_up_every_volume_but_the_excluded_and_progress_rises(
-        kube: Kube, bucket: str, kubelet: Kubelet, s3_server: S3Server, tmp_path: Path) -> None:
+        kube: Kube, location: str, kubelet: Kubelet, s3_server: S3Server, tmp_path: Path) -> None:
     database(kube, kubelet)
     with running_server(kube), node_agent(kube, kubelet):
         watch = Watch(kube)
@@ -402,7 +386,7 @@ def test_opt_out_backs_up_every_volume_but_the_excluded_and_progress_rises(
         assert done == sorted(done)
 
         # The next night: parent is the last snapshot of the same claim; nothing new is stored.
-        repo = restic(kube, s3_server, bucket, "db")
+        repo = restic(kube, s3_server, location, "db")
         packs = set(repo.run("list", "packs").stdout.split())
         kube.create(BACKUPS, NS, velero_object("Backup", "nightly-2", {"includedNamespaces": ["db"],
                                                                         "defaultVolumesToFsBackup": True}))
@@ -440,12 +424,12 @@ def wait_moving(kube: Kube, backup: str) -> Obj:
 
 
 def test_a_deleted_or_cancelled_backup_stops_its_volumes_and_leaves_the_repository_valid(
-        kube: Kube, bucket: str, kubelet: Kubelet, s3_server: S3Server) -> None:
+        kube: Kube, location: str, kubelet: Kubelet, s3_server: S3Server) -> None:
     database(kube, kubelet, mib=320)
     with running_server(kube), node_agent(kube, kubelet):
         kube.create(BACKUPS, NS, velero_object("Backup", "gone", {"includedNamespaces": ["db"],
                                                                    "defaultVolumesToFsBackup": True}))
-        repo = restic(kube, s3_server, bucket, "db")
+        repo = restic(kube, s3_server, location, "db")
         pvb = wait_moving(kube, "gone")
         assert pvb["status"]["phase"] == "InProgress"
         kube.delete(BACKUPS, NS, "gone")
@@ -483,7 +467,7 @@ def agent_process(kube_api: KubeApi, kubelet: Kubelet, log: Path) -> Iterator[su
 
 
 def test_an_agent_killed_mid_volume_is_followed_by_one_that_backs_it_up(
-        kube: Kube, bucket: str, kubelet: Kubelet, s3_server: S3Server, kube_api: KubeApi,  # noqa: F811
+        kube: Kube, location: str, kubelet: Kubelet, s3_server: S3Server, kube_api: KubeApi,  # noqa: F811
         tmp_path: Path) -> None:
     pod = database(kube, kubelet, mib=320)
     log = tmp_path / "agent.log"
@@ -503,7 +487,7 @@ def test_an_agent_killed_mid_volume_is_followed_by_one_that_backs_it_up(
     assert pvb["status"]["phase"] == "Completed"
     assert pvb["metadata"]["annotations"]["mover.kbrowse.io/attempt"] == "2"
     assert "running it again (attempt 2)" in log.read_text()
-    repo = restic(kube, s3_server, bucket, "db")
+    repo = restic(kube, s3_server, location, "db")
     repo.run("check", "--read-data")
     out = tmp_path / "restored"
     repo.run("restore", pvb["status"]["snapshotID"], "--target", str(out))

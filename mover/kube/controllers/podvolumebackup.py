@@ -16,21 +16,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 from mover.archiver.pipeline import Archiver, Cancelled
 from mover.errors import RepoError
 from mover.kube.datapath import (
     ATTEMPT_ANNOTATION,
     MAX_ATTEMPTS,
-    Agent,
     Reporter,
+    VolumeController,
     attempt,
     volume_path,
 )
 from mover.kube.framework.client import KubeError, Obj
-from mover.kube.framework.controller import Context, Controller
-from mover.kube.framework.status import patch_status
 from mover.kube.repositories import open_repository
 from mover.kube.resources import BSLS, POD_VOLUME_BACKUPS, PODS
 from mover.repo.lock import Lock
@@ -43,12 +40,8 @@ from mover.view.snapshot import Snapshot
 log = logging.getLogger("mover.kube")
 
 
-class PodVolumeBackupController(Controller):
+class PodVolumeBackupController(VolumeController):
     resource = POD_VOLUME_BACKUPS
-
-    def __init__(self, ctx: Context, agent: Agent) -> None:
-        super().__init__(ctx)
-        self.agent = agent
 
     def reconcile(self, name: str, obj: Obj | None) -> float | None:
         if obj is None or (obj.get("spec") or {}).get("node") != self.agent.node:
@@ -68,13 +61,6 @@ class PodVolumeBackupController(Controller):
         elif phase == "InProgress":
             self._resume(fresh)
         return None
-
-    def _patch(self, name: str, status: dict[str, Any], rv: str | None = None) -> Obj:
-        return patch_status(self.ctx.kube, POD_VOLUME_BACKUPS, self.ctx.namespace, name, status, rv)
-
-    def _finish(self, name: str, phase: str, message: str = "", **status: Any) -> None:
-        self._patch(name, {"phase": phase, "message": message or None,
-                           "completionTimestamp": format_time(self.ctx.clock()), **status})
 
     def _resume(self, obj: Obj) -> None:
         name, run = obj["metadata"]["name"], attempt(obj)

@@ -14,13 +14,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any
 
 from mover.errors import RepoError
-from mover.kube.datapath import Agent, Reporter, volume_path
+from mover.kube.datapath import Reporter, VolumeController, volume_path
 from mover.kube.framework.client import KubeError, Obj
-from mover.kube.framework.controller import Context, Controller
-from mover.kube.framework.status import patch_status
 from mover.kube.repositories import open_repository
 from mover.kube.resources import BSLS, POD_VOLUME_RESTORES, PODS
 from mover.repo.repository import Repository
@@ -34,12 +31,8 @@ log = logging.getLogger("mover.kube")
 WAIT_FOR_POD = 0.5  # seconds between looks at a pod that is not ready for its restore yet
 
 
-class PodVolumeRestoreController(Controller):
+class PodVolumeRestoreController(VolumeController):
     resource = POD_VOLUME_RESTORES
-
-    def __init__(self, ctx: Context, agent: Agent) -> None:
-        super().__init__(ctx)
-        self.agent = agent
 
     def reconcile(self, name: str, obj: Obj | None) -> float | None:
         if obj is None or (obj.get("status") or {}).get("phase") in FINAL_PHASES:
@@ -70,13 +63,6 @@ class PodVolumeRestoreController(Controller):
                                   fresh["metadata"]["resourceVersion"])
             self._run(claimed, pod)
         return None
-
-    def _patch(self, name: str, status: dict[str, Any], rv: str | None = None) -> Obj:
-        return patch_status(self.ctx.kube, POD_VOLUME_RESTORES, self.ctx.namespace, name, status, rv)
-
-    def _finish(self, name: str, phase: str, message: str = "", **status: Any) -> None:
-        self._patch(name, {"phase": phase, "message": message or None,
-                           "completionTimestamp": format_time(self.ctx.clock()), **status})
 
     def _run(self, obj: Obj, pod: Obj) -> None:
         name, spec = obj["metadata"]["name"], obj["spec"]
