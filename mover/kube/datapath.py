@@ -21,7 +21,7 @@ from mover.kube.framework.controller import Context, Controller
 from mover.kube.framework.status import patch_status
 from mover.kube.resources import PVCS
 from mover.kube.storage import StoreCache
-from mover.ui.progress import Counters
+from mover.progress import Counters
 from mover.velero.objects import format_time
 from mover.velero.podvolumes import claim_name, volume_dir_name
 

@@ -30,9 +30,9 @@ from mover.kube.datapath import (
 from mover.kube.framework.client import KubeError, Obj
 from mover.kube.repositories import open_repository
 from mover.kube.resources import BSLS, POD_VOLUME_BACKUPS, PODS
+from mover.progress import Counters
 from mover.repo.lock import Lock
 from mover.repo.repository import Repository
-from mover.ui.progress import Counters
 from mover.velero.objects import format_time
 from mover.velero.podvolumes import FINAL_PHASES, SNAPSHOT_HOST
 from mover.view.snapshot import Snapshot

@@ -20,9 +20,9 @@ from mover.kube.datapath import Reporter, VolumeController, volume_path
 from mover.kube.framework.client import KubeError, Obj
 from mover.kube.repositories import open_repository
 from mover.kube.resources import BSLS, POD_VOLUME_RESTORES, PODS
+from mover.progress import Counters
 from mover.repo.repository import Repository
 from mover.repo.view import RepositoryView
-from mover.ui.progress import Counters
 from mover.velero import labels
 from mover.velero.objects import format_time
 from mover.velero.podvolumes import FINAL_PHASES, MARKER_DIR, init_container_running
