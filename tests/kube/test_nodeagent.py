@@ -509,3 +509,23 @@ def test_node_agent_bad_flags_say_what_to_do(tmp_path: Path) -> None:
         f"mover: error: {tmp_path}/pods is not a directory: give the kubelet's directory with --kubelet-root"
     zero = agent("--node-name", NODE, "--concurrency", "0")
     assert zero.returncode == 2 and "invalid concurrency '0': give a whole number of at least 1" in zero.stderr
+
+
+def test_a_server_restarted_while_volumes_move_takes_its_volume_backups_over(
+        kube: Kube, location: str, kubelet: Kubelet, s3_server: S3Server) -> None:
+    database(kube, kubelet, mib=320)
+    with node_agent(kube, kubelet):
+        with running_server(kube):
+            kube.create(BACKUPS, NS, velero_object("Backup", "b", {"includedNamespaces": ["db"],
+                                                                    "defaultVolumesToFsBackup": True}))
+            pvb = wait_moving(kube, "b")
+        assert phase(kube.get(BACKUPS, NS, "b")) == "InProgress"
+        with running_server(kube):
+            b = wait_phase(kube, BACKUPS, "b", timeout=120)
+    assert phase(b) == "Completed", b["status"]
+    # The same volume backup, finished once: none made twice.
+    assert [p["metadata"]["name"] for p in pvbs_of(kube, "b").values()] == [pvb["metadata"]["name"]]
+    stored = json.loads(gzip.decompress(bucket_store(kube).store.get("backups/b/b-podvolumebackups.json.gz")))
+    assert [p["status"]["snapshotID"] for p in stored] == [kube.get(POD_VOLUME_BACKUPS, NS, pvb["metadata"]["name"])[
+        "status"]["snapshotID"]]
+    restic(kube, s3_server, location, "db").run("check", "--read-data")
