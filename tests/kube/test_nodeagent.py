@@ -529,3 +529,24 @@ def test_a_server_restarted_while_volumes_move_takes_its_volume_backups_over(
     assert [p["status"]["snapshotID"] for p in stored] == [kube.get(POD_VOLUME_BACKUPS, NS, pvb["metadata"]["name"])[
         "status"]["snapshotID"]]
     restic(kube, s3_server, location, "db").run("check", "--read-data")
+
+
+def test_the_agent_moves_volumes_side_by_side_up_to_its_bound(kube: Kube, location: str, kubelet: Kubelet) -> None:
+    kube.create(NAMESPACES, None, {"metadata": {"name": "batch"}})
+    for i in range(3):
+        pod = kubelet.start(kube.create(PODS, "batch", pod_body(f"job-{i}", [CACHE])))
+        big_file(kubelet.volume_dir(pod, "cache"), 120)
+    with running_server(kube), node_agent(kube, kubelet, concurrency=2):
+        watch = Watch(kube)
+        kube.create(BACKUPS, NS, velero_object("Backup", "b", {"includedNamespaces": ["batch"],
+                                                                "defaultVolumesToFsBackup": True}))
+        b = wait_phase(kube, BACKUPS, "b", timeout=120)
+        events = watch.close()
+    assert phase(b) == "Completed", b["status"]
+    latest: dict[str, Obj] = {}
+    moving_at_once = []
+    for event in events:
+        latest[event["metadata"]["name"]] = event
+        moving_at_once.append(sum(1 for o in latest.values() if phase(o) == "InProgress"
+                                  and ((o.get("status") or {}).get("progress") or {}).get("bytesDone", 0) > 0))
+    assert len(latest) == 3 and max(moving_at_once) == 2, moving_at_once

@@ -28,7 +28,7 @@ from mover.velero.objects import format_time
 from mover.velero.podvolumes import FINAL_PHASES, MARKER_DIR, init_container_running
 
 log = logging.getLogger("mover.kube")
-WAIT_FOR_POD = 0.5  # seconds between looks at a pod that is not ready for its restore yet
+WAIT_FOR_POD = 1.0  # seconds between looks at a pod that is not ready for its restore yet
 
 
 class PodVolumeRestoreController(VolumeController):
