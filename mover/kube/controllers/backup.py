@@ -3,7 +3,10 @@ location in Velero's layout, and keep its status current.
 
 Phases: New -> FailedValidation, or New -> InProgress -> Completed / PartiallyFailed (some
 items failed) / Failed (the backup as a whole failed; ``failureReason`` says why). Progress
-(``totalItems``/``itemsBackedUp``) is reported while the backup runs.
+(``totalItems``/``itemsBackedUp``) is reported while the backup runs. The volumes of backed-up
+pods chosen for file-system backup go to the node agents as PodVolumeBackups; the backup
+waits for them (a failed one is an error: PartiallyFailed), and deleting the backup meanwhile
+cancels them.
 
 A Backup found InProgress when no worker of this process holds it was left behind by a
 server that stopped mid-way. It is run again from the start (its objects are read afresh)

@@ -5,7 +5,9 @@ items failed) / Failed (the restore as a whole failed). Objects are created in V
 (restore_items.py); one that already exists is left alone (``existingResourcePolicy: none``,
 a warning when it differs from the backup) or patched to the backed-up version (``update``).
 The log, results and the list of restored objects go to ``restores/<name>/`` in the backup's
-storage location. A restore found InProgress at start-up was cut short by a server stop:
+storage location. A restored pod with backed-up volumes starts with the restore-wait init
+container and gets a PodVolumeRestore per volume, which the node agents carry out; the restore
+is done when they are. A restore found InProgress at start-up was cut short by a server stop:
 it is marked Failed (Velero does the same), since half of it may already be applied.
 """
 
