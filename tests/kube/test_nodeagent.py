@@ -550,3 +550,27 @@ def test_the_agent_moves_volumes_side_by_side_up_to_its_bound(kube: Kube, locati
         moving_at_once.append(sum(1 for o in latest.values() if phase(o) == "InProgress"
                                   and ((o.get("status") or {}).get("progress") or {}).get("bytesDone", 0) > 0))
     assert len(latest) == 3 and max(moving_at_once) == 2, moving_at_once
+
+
+def test_work_an_agent_left_in_progress_never_stays_in_progress(kube: Kube, location: str, kubelet: Kubelet) -> None:
+    """What a dead agent left: a volume backup cut short three times, and a volume restore
+    half written. The next agent fails both, with the reason."""
+    kube.create(NAMESPACES, None, {"metadata": {"name": "db"}})
+    pod = kubelet.start(kube.create(PODS, "db", pod_body("db-0", [CACHE])), init_running=True)
+    ref = {"kind": "Pod", "namespace": "db", "name": "db-0", "uid": pod["metadata"]["uid"]}
+    pvb = kube.create(POD_VOLUME_BACKUPS, NS, velero_object("PodVolumeBackup", "cut", {
+        "node": NODE, "pod": ref, "volume": "cache", "backupStorageLocation": "default", "repoIdentifier": "x",
+        "uploaderType": "restic"}, annotations={"mover.kbrowse.io/attempt": "3"}))
+    pvr = kube.create(POD_VOLUME_RESTORES, NS, velero_object("PodVolumeRestore", "half", {
+        "pod": ref, "volume": "cache", "backupStorageLocation": "default", "repoIdentifier": "x",
+        "uploaderType": "restic", "snapshotID": "0123abcd", "sourceNamespace": "db"}))
+    for res, obj in ((POD_VOLUME_BACKUPS, pvb), (POD_VOLUME_RESTORES, pvr)):
+        patch_status(kube, res, NS, obj["metadata"]["name"], {"phase": "InProgress"})
+    with node_agent(kube, kubelet):
+        cut = wait_phase(kube, POD_VOLUME_BACKUPS, "cut", ("Failed",))
+        half = wait_phase(kube, POD_VOLUME_RESTORES, "half", ("Failed",))
+    assert cut["status"]["message"] == ("found a podvolumebackup with status InProgress during the node agent "
+                                        "starting, mark it as Failed: the node agent stopped 3 times while "
+                                        "backing up this volume")
+    assert "the node agent stopped while restoring it" in half["status"]["message"]
+    assert cut["status"]["completionTimestamp"] and half["status"]["completionTimestamp"]
