@@ -105,7 +105,8 @@ class PodVolumeBackupController(VolumeController):
                 log.warning("pod volume backup %s failed: %s", name, message)
                 self._finish(name, "Failed", message)
                 return
-        self._finish(name, "Completed", snapshotID=snapshot.short_id, progress=progress)
+            # Written while the slot is held: a finished volume never looks like a running one.
+            self._finish(name, "Completed", snapshotID=snapshot.short_id, progress=progress)
 
     def _backup(self, name: str, repo: Repository, path: str, tags: dict[str, str]) -> tuple[Snapshot, dict]:
         counters, cancel = Counters(), threading.Event()

@@ -93,7 +93,8 @@ class PodVolumeRestoreController(VolumeController):
                 log.warning("pod volume restore %s failed: %s", name, message)
                 self._finish(name, "Failed", message)
                 return
-        self._finish(name, "Completed", progress=progress)
+            # Written while the slot is held: a finished volume never looks like a running one.
+            self._finish(name, "Completed", progress=progress)
 
     def _restore(self, name: str, repo: Repository, snapshot_id: str, path: str) -> tuple[dict, list[str], bool]:
         counters, cancel = Counters(), threading.Event()
