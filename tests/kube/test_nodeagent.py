@@ -303,6 +303,9 @@ def test_volumes_back_up_and_restore_into_a_mapped_namespace(kube: Kube, locatio
             assert p["spec"]["sourceNamespace"] == "shop" and p["spec"]["pod"]["namespace"] == "shop-2"
             assert p["metadata"]["labels"]["velero.io/restore-uid"] == r["metadata"]["uid"]
             assert p["status"]["progress"]["bytesDone"] == p["status"]["progress"]["totalBytes"] > 0
+        lines = [line.strip() for line in kbrowse_out(kube_api, "restore", "describe", "r1", "--details").splitlines()]
+        at = lines.index("restic Restores:")
+        assert lines[at + 1:at + 3] == ["Completed:", "shop-2/web-0: cache, data"]
 
     # The init container sees every marker, removes them and lets the pod start.
     restores = tmp_path / "restores"
