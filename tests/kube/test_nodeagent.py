@@ -167,6 +167,12 @@ def pvbs_of(kube: Kube, backup: str) -> dict[str, Obj]:
     return {f"{p['spec']['pod']['name']}/{p['spec']['volume']}": p for p in items}
 
 
+def fs_backup(kube: Kube, name: str, namespace: str) -> None:
+    """A backup of ``namespace`` with every pod volume (``defaultVolumesToFsBackup``)."""
+    kube.create(BACKUPS, NS, velero_object("Backup", name, {"includedNamespaces": [namespace],
+                                                            "defaultVolumesToFsBackup": True}))
+
+
 def fill(path: Path, files: dict[str, bytes]) -> None:
     for rel, data in files.items():
         (path / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -372,8 +378,7 @@ def test_opt_out_backs_up_every_volume_but_the_excluded_and_progress_rises(
     database(kube, kubelet)
     with running_server(kube), node_agent(kube, kubelet):
         watch = Watch(kube)
-        kube.create(BACKUPS, NS, velero_object("Backup", "nightly-1", {"includedNamespaces": ["db"],
-                                                                        "defaultVolumesToFsBackup": True}))
+        fs_backup(kube, "nightly-1", "db")
         b = wait_phase(kube, BACKUPS, "nightly-1", timeout=120)
         events = watch.close()
         assert phase(b) == "Completed", b["status"]
@@ -391,8 +396,7 @@ def test_opt_out_backs_up_every_volume_but_the_excluded_and_progress_rises(
         # The next night: parent is the last snapshot of the same claim; nothing new is stored.
         repo = restic(kube, s3_server, location, "db")
         packs = set(repo.run("list", "packs").stdout.split())
-        kube.create(BACKUPS, NS, velero_object("Backup", "nightly-2", {"includedNamespaces": ["db"],
-                                                                        "defaultVolumesToFsBackup": True}))
+        fs_backup(kube, "nightly-2", "db")
         assert phase(wait_phase(kube, BACKUPS, "nightly-2", timeout=120)) == "Completed"
     first, second = (pvbs_of(kube, n)["db-0/data"]["status"]["snapshotID"] for n in ("nightly-1", "nightly-2"))
     snaps = {s["short_id"]: s for s in json.loads(repo.run("snapshots", "--json").stdout)}
@@ -430,8 +434,7 @@ def test_a_deleted_or_cancelled_backup_stops_its_volumes_and_leaves_the_reposito
         kube: Kube, location: str, kubelet: Kubelet, s3_server: S3Server) -> None:
     database(kube, kubelet, mib=320)
     with running_server(kube), node_agent(kube, kubelet):
-        kube.create(BACKUPS, NS, velero_object("Backup", "gone", {"includedNamespaces": ["db"],
-                                                                   "defaultVolumesToFsBackup": True}))
+        fs_backup(kube, "gone", "db")
         repo = restic(kube, s3_server, location, "db")
         pvb = wait_moving(kube, "gone")
         assert pvb["status"]["phase"] == "InProgress"
@@ -441,8 +444,7 @@ def test_a_deleted_or_cancelled_backup_stops_its_volumes_and_leaves_the_reposito
                  "the volume backup gone and the repository unlocked")
         assert not [k for k in bucket_store(kube).store.list("backups/")]
 
-        kube.create(BACKUPS, NS, velero_object("Backup", "stopped", {"includedNamespaces": ["db"],
-                                                                      "defaultVolumesToFsBackup": True}))
+        fs_backup(kube, "stopped", "db")
         pvb = wait_moving(kube, "stopped")
         kube.patch(POD_VOLUME_BACKUPS, NS, pvb["metadata"]["name"], {"spec": {"cancel": True}})
         b = wait_phase(kube, BACKUPS, "stopped", timeout=60)
@@ -476,8 +478,7 @@ def test_an_agent_killed_mid_volume_is_followed_by_one_that_backs_it_up(
     log = tmp_path / "agent.log"
     with running_server(kube):
         with agent_process(kube_api, kubelet, log) as first:
-            kube.create(BACKUPS, NS, velero_object("Backup", "b", {"includedNamespaces": ["db"],
-                                                                    "defaultVolumesToFsBackup": True}))
+            fs_backup(kube, "b", "db")
             pvb = wait_moving(kube, "b")
             first.send_signal(signal.SIGKILL)
             first.wait(10)
@@ -519,8 +520,7 @@ def test_a_server_restarted_while_volumes_move_takes_its_volume_backups_over(
     database(kube, kubelet, mib=320)
     with node_agent(kube, kubelet):
         with running_server(kube):
-            kube.create(BACKUPS, NS, velero_object("Backup", "b", {"includedNamespaces": ["db"],
-                                                                    "defaultVolumesToFsBackup": True}))
+            fs_backup(kube, "b", "db")
             pvb = wait_moving(kube, "b")
         assert phase(kube.get(BACKUPS, NS, "b")) == "InProgress"
         with running_server(kube):
@@ -541,8 +541,7 @@ def test_the_agent_moves_volumes_side_by_side_up_to_its_bound(kube: Kube, locati
         big_file(kubelet.volume_dir(pod, "cache"), 120)
     with running_server(kube), node_agent(kube, kubelet, concurrency=2):
         watch = Watch(kube)
-        kube.create(BACKUPS, NS, velero_object("Backup", "b", {"includedNamespaces": ["batch"],
-                                                                "defaultVolumesToFsBackup": True}))
+        fs_backup(kube, "b", "batch")
         b = wait_phase(kube, BACKUPS, "b", timeout=120)
         events = watch.close()
     assert phase(b) == "Completed", b["status"]
