@@ -30,7 +30,7 @@ from mover.kube.datapath import (
 from mover.kube.framework.client import KubeError, Obj
 from mover.kube.repositories import open_repository
 from mover.kube.resources import BSLS, POD_VOLUME_BACKUPS, PODS
-from mover.progress import Counters
+from mover.progress import Counters, human_bytes
 from mover.repo.lock import Lock
 from mover.repo.repository import Repository
 from mover.velero.objects import format_time
@@ -123,6 +123,11 @@ class PodVolumeBackupController(VolumeController):
                           self.ctx.stop) as reporter:
                 result = archiver.backup([path], host=SNAPSHOT_HOST, parent=parent, contents_at_root=True,
                                          tags=[f"{k}={v}" for k, v in sorted(tags.items())])
+            stats = result.stats
+            log.info("pod volume backup %s: snapshot %s of %s, %s in %.1fs (parent %s; files: %d new, %d changed, "
+                     "%d unmodified)", name, result.snapshot.short_id, path, human_bytes(counters.bytes),
+                     counters.elapsed(), parent.short_id if parent else "none", stats.files_new,
+                     stats.files_changed, stats.files_unmodified)
             return result.snapshot, reporter.final()
 
 

@@ -20,7 +20,7 @@ from mover.kube.datapath import Reporter, VolumeController, volume_path
 from mover.kube.framework.client import KubeError, Obj
 from mover.kube.repositories import open_repository
 from mover.kube.resources import BSLS, POD_VOLUME_RESTORES, PODS
-from mover.progress import Counters
+from mover.progress import Counters, human_bytes
 from mover.repo.repository import Repository
 from mover.repo.view import RepositoryView
 from mover.velero import labels
@@ -109,6 +109,9 @@ class PodVolumeRestoreController(VolumeController):
             with Reporter(lambda status: self._patch(name, status), counters, unwanted, cancel,
                           self.ctx.stop) as reporter:
                 result = view.restore(view.root(snap), path, counters, cancel=cancel)
+            if result.ok:
+                log.info("pod volume restore %s: snapshot %s into %s, %s in %.1fs", name, snap.short_id, path,
+                         human_bytes(counters.bytes), counters.elapsed())
             return reporter.final(), result.errors, result.cancelled
 
 
