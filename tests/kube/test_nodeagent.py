@@ -398,7 +398,10 @@ def test_opt_out_backs_up_every_volume_but_the_excluded_and_progress_rises(
         packs = set(repo.run("list", "packs").stdout.split())
         fs_backup(kube, "nightly-2", "db")
         assert phase(wait_phase(kube, BACKUPS, "nightly-2", timeout=120)) == "Completed"
-    first, second = (pvbs_of(kube, n)["db-0/data"]["status"]["snapshotID"] for n in ("nightly-1", "nightly-2"))
+    first_pvb, second_pvb = (pvbs_of(kube, n)["db-0/data"]["status"] for n in ("nightly-1", "nightly-2"))
+    assert first_pvb["progress"]["incrementalBytes"] == 160 << 20
+    assert second_pvb["progress"]["incrementalBytes"] == 0
+    first, second = first_pvb["snapshotID"], second_pvb["snapshotID"]
     snaps = {s["short_id"]: s for s in json.loads(repo.run("snapshots", "--json").stdout)}
     assert snaps[second]["parent"] == snaps[first]["id"]
     assert "tree" in snaps[second] and snaps[second]["tree"] == snaps[first]["tree"]

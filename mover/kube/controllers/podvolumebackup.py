@@ -128,7 +128,8 @@ class PodVolumeBackupController(VolumeController):
                      "%d unmodified)", name, result.snapshot.short_id, path, human_bytes(counters.bytes),
                      counters.elapsed(), parent.short_id if parent else "none", stats.files_new,
                      stats.files_changed, stats.files_unmodified)
-            return result.snapshot, reporter.final()
+            # What this backup added to the repository: nothing, for a volume that did not change.
+            return result.snapshot, {**reporter.final(), "incrementalBytes": stats.data_added}
 
 
 def latest_of_same_volume(repo: Repository, tags: dict[str, str]) -> Snapshot | None:
