@@ -85,7 +85,7 @@ class VolumeBackups:
                    if (p["metadata"].get("labels") or {}).get(labels.BACKUP_UID) == uid}
         default = bool((self.backup.get("spec") or {}).get("defaultVolumesToFsBackup"))
         claims: set[tuple[str, str]] = set()
-        repositories: dict[str, Obj] = {}
+        repositories: dict[str, Obj | RepoError] = {}  # by namespace: asked for once per backup
         for pod in pods:
             meta = pod["metadata"]
             where = {"namespace": meta["namespace"]}
@@ -106,10 +106,16 @@ class VolumeBackups:
                 if key in earlier:
                     self.names.append(earlier[key])
                     continue
-                try:
-                    if meta["namespace"] not in repositories:
+                if meta["namespace"] not in repositories:
+                    try:
                         repositories[meta["namespace"]] = ensure_repository(self.ctx, meta["namespace"], self.bsl)
-                    repo_id = repositories[meta["namespace"]]["spec"].get("resticIdentifier", "")
+                    except RepoError as exc:
+                        repositories[meta["namespace"]] = exc
+                try:
+                    repository = repositories[meta["namespace"]]
+                    if isinstance(repository, RepoError):
+                        raise repository
+                    repo_id = repository["spec"].get("resticIdentifier", "")
                     created = self.ctx.kube.create(POD_VOLUME_BACKUPS, self.ctx.namespace,
                                                    new_pod_volume_backup(self.backup, pod, volume, repo_id, pvc))
                 except (RepoError, KubeError) as exc:
