@@ -579,3 +579,22 @@ def test_work_an_agent_left_in_progress_never_stays_in_progress(kube: Kube, loca
                                         "backing up this volume")
     assert "the node agent stopped while restoring it" in half["status"]["message"]
     assert cut["status"]["completionTimestamp"] and half["status"]["completionTimestamp"]
+
+
+def test_a_repository_that_does_not_open_fails_the_volumes_with_the_reason(
+        kube: Kube, location: str, kubelet: Kubelet, s3_server: S3Server) -> None:
+    kube.create(NAMESPACES, None, {"metadata": {"name": "db"}})
+    for i in range(2):
+        kubelet.start(kube.create(PODS, "db", pod_body(f"db-{i}", [CACHE])))
+    # Someone else's repository where the namespace's one belongs.
+    Restic(f"s3:{s3_server.endpoint_url}/{location}/restic/db", "not-the-secret", env_extra=s3_server.env()).init()
+    with running_server(kube), node_agent(kube, kubelet):
+        fs_backup(kube, "b", "db")
+        b = wait_phase(kube, BACKUPS, "b", timeout=60)
+    assert phase(b) == "PartiallyFailed" and b["status"]["errors"] == 2, b["status"]
+    (repo,) = kube.list(BACKUP_REPOSITORIES, NS)["items"]
+    assert repo["status"]["phase"] == "NotReady"
+    assert repo["status"]["message"].startswith("error opening the repository: "), repo["status"]
+    assert pvbs_of(kube, "b") == {}
+    log = gzip.decompress(bucket_store(kube).store.get("backups/b/b-logs.gz")).decode()
+    assert log.count(f"is not ready: {repo['status']['message']}") == 2
