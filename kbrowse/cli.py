@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with two snapshots made by the mover in-process.")
     s.add_argument("--dir", default="kbrowse-demo", help="where to put the demo (default: %(default)s)")
     mountcmd.register(sub)
-    clustercmd.register(sub)  # backup, restore, schedule, backup-location: leaves set `handler`
+    clustercmd.register(sub)  # backup, restore, schedule, backup-location, repo: leaves set `handler`
     return p
 
 

@@ -53,7 +53,8 @@ def build_parser(cluster: bool = True) -> argparse.ArgumentParser:
     return p
 
 
-CLUSTER_COMMANDS = ("mover.deploy.installcmd", "mover.kube.servercmd")
+CLUSTER_COMMANDS = ("mover.deploy.installcmd", "mover.kube.servercmd", "mover.kube.nodeagentcmd",
+                    "mover.kube.restorewait")
 
 
 def main(argv: list[str] | None = None) -> None:

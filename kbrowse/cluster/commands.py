@@ -6,6 +6,7 @@ and against real Velero alike.
     kbrowse restore create|get|describe|logs
     kbrowse schedule create|get|pause|unpause|delete
     kbrowse backup-location get
+    kbrowse repo get
 
 One module a kind; what every kind does alike (get, submit and wait, logs) comes from the table
 in :mod:`kbrowse.cluster.kinds`.
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 
-from kbrowse.cluster import backup, location, restore, schedule
+from kbrowse.cluster import backup, location, repo, restore, schedule
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `backup`, `restore`, `schedule` and `backup-location` to a CLI; each leaf parser sets
+    """Add `backup`, `restore`, `schedule`, `backup-location` and `repo` to a CLI; each leaf parser sets
     ``handler`` (a function of the parsed args returning the exit code)."""
     def group(name: str, help_: str) -> argparse._SubParsersAction:
         p = subparsers.add_parser(name, help=help_, description=help_)
@@ -29,3 +30,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     restore.register(group("restore", "work with restores (velero restore ...)"))
     schedule.register(group("schedule", "work with schedules (velero schedule ...)"))
     location.register(group("backup-location", "work with backup storage locations (velero backup-location ...)"))
+    repo.register(group("repo", "work with the repositories of volume data (velero repo ...)"))

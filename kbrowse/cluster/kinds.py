@@ -1,5 +1,5 @@
 """The velero-shaped commands' shared part: one table of kinds (backup, restore, schedule,
-backup-location) and the handlers every kind gets from it the same way (get, create's submit
+backup-location, repo) and the handlers every kind gets from it the same way (get, create's submit
 and wait, logs), plus the plumbing of talking to the cluster.
 
 Every command takes -n/--namespace (the server's namespace, default velero), --kubeconfig and
@@ -59,6 +59,7 @@ RESTORE = Kind("restore", "Restore", "RESTORES", printers.restore_table)
 SCHEDULE = Kind("schedule", "Schedule", "SCHEDULES", lambda objs: printers.schedule_table(objs, now()),
                 submitted='{title} "{name}" created successfully.', runs=False)
 LOCATION = Kind("backup-location", "BackupStorageLocation", "BSLS", printers.location_table)
+REPOSITORY = Kind("repo", "BackupRepository", "BACKUP_REPOSITORIES", printers.repository_table, runs=False)
 
 
 # -- plumbing ----------------------------------------------------------------------------------

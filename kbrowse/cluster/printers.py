@@ -69,6 +69,16 @@ def location_table(locations: list[Obj]) -> str:
     return _table(["NAME", "PROVIDER", "BUCKET/PREFIX", "PHASE", "LAST VALIDATED", "ACCESS MODE", "DEFAULT"], rows)
 
 
+def repository_table(repositories: list[Obj]) -> str:
+    """`velero repo get`: a repository never maintained says so."""
+    rows = []
+    for r in sorted(repositories, key=lambda x: x["metadata"]["name"]):
+        status = _status(r)
+        last = status.get("lastMaintenanceTime")
+        rows.append([r["metadata"]["name"], status.get("phase") or "New", _time(last) if last else "<never>"])
+    return _table(["NAME", "STATUS", "LAST MAINTENANCE"], rows)
+
+
 def _join(items: list[str] | None, empty: str) -> str:
     return ", ".join(items) if items else empty
 
@@ -94,9 +104,29 @@ def _auto(value: bool | None) -> str:
     return "auto" if value is None else str(value).lower()
 
 
-def describe_restore(r: Obj, results: Obj | None, resource_list: dict[str, list[str]] | None) -> str:
+_RESTORE_GROUPS = {"Completed": "Completed", "Failed": "Failed", "InProgress": "In Progress", "New": "New", "": "New"}
+
+
+def _pod_volume_restores(pvrs: list[Obj]) -> list[str]:
+    """Velero's "<uploader> Restores:" section: the volumes of each pod, by phase."""
+    if not pvrs:
+        return []
+    lines = ["", f"{_spec(pvrs[0]).get('uploaderType', '')} Restores:"]
+    for phase in ("Completed", "Failed", "In Progress", "New"):
+        by_pod: dict[str, list[str]] = {}
+        for p in pvrs:
+            if _RESTORE_GROUPS.get(_status(p).get("phase", "")) == phase:
+                pod = _spec(p).get("pod") or {}
+                by_pod.setdefault(f"{pod.get('namespace')}/{pod.get('name')}", []).append(_spec(p).get("volume", ""))
+        if by_pod:
+            lines += [f"\t{phase}:"] + [f"\t\t{pod}: {', '.join(sorted(v))}" for pod, v in sorted(by_pod.items())]
+    return lines
+
+
+def describe_restore(r: Obj, results: Obj | None, resource_list: dict[str, list[str]] | None,
+                     pod_volume_restores: list[Obj] | None = None) -> str:
     """`velero restore describe --details`; ``results`` and ``resource_list`` as downloaded
-    (None when the server could not give them)."""
+    (None when the server could not give them), with the restore's PodVolumeRestores."""
     spec, status, meta = _spec(r), _status(r), r["metadata"]
     progress = status.get("progress") or {}
     include_cluster = spec.get("includeClusterResources")
@@ -125,7 +155,8 @@ def describe_restore(r: Obj, results: Obj | None, resource_list: dict[str, list[
               f"\tExcluded:\t{_join(spec.get('excludedResources'), NONE)}", f"\tCluster-scoped:\t{cluster}",
               "", *_mapping("Namespace mappings", spec.get("namespaceMapping")), "",
               f"Label selector:\t{label_selector(spec.get('labelSelector'))}", "", f"Or label selector:\t{ors}",
-              "", f"Restore PVs:\t{_auto(spec.get('restorePVs'))}", "",
+              "", f"Restore PVs:\t{_auto(spec.get('restorePVs'))}",
+              *_pod_volume_restores(pod_volume_restores or []), "",
               f"Existing Resource Policy:\t{spec.get('existingResourcePolicy') or NONE}",
               f"ItemOperationTimeout:\t{spec.get('itemOperationTimeout') or '4h0m0s'}", "",
               f"Preserve Service NodePorts:\t{_auto(spec.get('preserveNodePorts'))}", ""]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from kbrowse.cluster import printers
 from kbrowse.cluster.kinds import (
@@ -71,6 +72,17 @@ def restore_create(args: argparse.Namespace) -> int:
     return submit(RESTORE, args, restore)
 
 
+def pod_volume_restores(api: Any, args: argparse.Namespace, name: str) -> list[Obj]:
+    from mover.kube.framework.client import KubeError
+    from mover.kube.resources import POD_VOLUME_RESTORES
+    from mover.velero import labels
+
+    try:
+        return api.list(POD_VOLUME_RESTORES, namespace(args), label_selector=f"{labels.RESTORE_NAME}={name}")["items"]
+    except KubeError:
+        return []  # no PodVolumeRestore CRD: no file-system restores either
+
+
 @api_errors
 def restore_describe(args: argparse.Namespace) -> int:
     api = kube(args)
@@ -86,7 +98,7 @@ def restore_describe(args: argparse.Namespace) -> int:
         results = fetch_file(api, args, "RestoreResults", name) if status.get("errors") or status.get("warnings") \
             else None
         resources = fetch_file(api, args, "RestoreResourceList", name) if finished else None
-        sys.stdout.write(printers.describe_restore(restore, results, resources))
+        sys.stdout.write(printers.describe_restore(restore, results, resources, pod_volume_restores(api, args, name)))
     return 0
 
 

@@ -168,7 +168,10 @@ class Archiver:
     # ---- public ---------------------------------------------------------------------------
 
     def backup(self, paths: list[str], *, host: str | None = None, tags: list[str] | None = None,
-               parent: Snapshot | None = None, when_ns: int | None = None) -> BackupResult:
+               parent: Snapshot | None = None, when_ns: int | None = None,
+               contents_at_root: bool = False) -> BackupResult:
+        """``contents_at_root``: a directory's entries go at the snapshot root, as backing up
+        '.' from inside it does (what Velero's node agent does for a volume), without a chdir."""
         started = when_ns or time.time_ns()
         targets = self._existing_targets(paths)
         if self._prescan is not None:
@@ -180,7 +183,7 @@ class Archiver:
         blob_pool = ThreadPoolExecutor(self.blob_workers, thread_name_prefix="blob")
         self._small_pool = small_pool = ThreadPoolExecutor(self.small_workers, thread_name_prefix="small")
         try:
-            root = self._plan_root(targets, parent, file_pool, blob_pool)
+            root = self._plan_root(targets, parent, file_pool, blob_pool, contents_at_root)
             self._submit_batch(file_pool, blob_pool)
             tree_id = self._finish(root)
             self.repo.flush()
@@ -235,13 +238,15 @@ class Archiver:
         if self._warn_cb:
             self._warn_cb(msg)
 
-    def _plan_root(self, targets: list[str], parent: Snapshot | None, fp, bp) -> _DirPlan:
+    def _plan_root(self, targets: list[str], parent: Snapshot | None, fp, bp,
+                   contents_at_root: bool = False) -> _DirPlan:
         """The snapshot root: '.' puts a directory's entries at the root (as Velero does);
         other paths keep their full path below the root, like restic."""
         root = _DirPlan(Node(name="", type="dir"))
         parent_root = parent.tree if parent else None
         for t in targets:
-            if os.path.abspath(t) == os.path.abspath(os.curdir) and os.path.isdir(t):
+            at_root = contents_at_root or os.path.abspath(t) == os.path.abspath(os.curdir)
+            if at_root and os.path.isdir(t):
                 s = os.lstat(t)
                 root.node = self._node(t, "", s)
                 self._plan_dir_entries(root, t, parent_root, fp, bp)

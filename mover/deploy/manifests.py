@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mover.deploy import crds
+from mover.velero.podvolumes import RESTORE_HELPER_IMAGE
 
 Manifest = dict[str, Any]
 
@@ -24,13 +25,14 @@ CLOUD_CREDENTIALS = "cloud-credentials"
 CLOUD_CREDENTIALS_KEY = "cloud"
 SERVER_ACCOUNT = "velero"
 NODE_AGENT_ACCOUNT = "velero-node-agent"
-KUBELET_PODS = "/var/lib/kubelet/pods"
+KUBELET_ROOT = "/var/lib/kubelet"
+KUBELET_PODS = f"{KUBELET_ROOT}/pods"
 
 
 @dataclass
 class InstallOptions:
     namespace: str = "velero"
-    image: str = "kbrowse/mover:0.1.0"
+    image: str = RESTORE_HELPER_IMAGE
     provider: str = ""  # "aws" or "local"; empty: no storage location is created
     bucket: str = ""
     prefix: str = ""
@@ -126,7 +128,8 @@ def server_deployment(o: InstallOptions) -> Manifest:
         "image": o.image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["mover", "server"],
-        "args": ["--namespace", "$(VELERO_NAMESPACE)"],
+        # Restored pods wait for their volumes in an init container running this same image.
+        "args": ["--namespace", "$(VELERO_NAMESPACE)", "--restore-helper-image", o.image],
         # Temporary files (a tarball being written) go to the scratch volume: the root is read-only.
         "env": _namespace_env() + [{"name": "TMPDIR", "value": "/scratch"}],
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
@@ -175,13 +178,15 @@ def node_agent_daemonset(o: InstallOptions) -> Manifest:
                         "image": o.image,
                         "imagePullPolicy": "IfNotPresent",
                         "command": ["mover", "node-agent"],
-                        "args": ["--namespace", "$(VELERO_NAMESPACE)"],
+                        "args": ["--namespace", "$(VELERO_NAMESPACE)", "--node-name", "$(NODE_NAME)",
+                                 "--kubelet-root", KUBELET_ROOT],
                         "env": _namespace_env() + [
                             {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
                         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
                         "securityContext": {"allowPrivilegeEscalation": False},
-                        # Velero's mount point for the kubelet's pod directories.
-                        "volumeMounts": [{"name": "host-pods", "mountPath": "/host_pods",
+                        # The kubelet's pod directories where the host has them, so a
+                        # volume's path (PodVolumeBackup status.path) reads the same in both.
+                        "volumeMounts": [{"name": "host-pods", "mountPath": KUBELET_PODS,
                                           "mountPropagation": "HostToContainer"}],
                     }],
                     "volumes": [{"name": "host-pods", "hostPath": {"path": KUBELET_PODS}}],

@@ -19,9 +19,14 @@ BSLS = _velero("backupstoragelocations", "BackupStorageLocation")
 DELETE_BACKUP_REQUESTS = _velero("deletebackuprequests", "DeleteBackupRequest")
 DOWNLOAD_REQUESTS = _velero("downloadrequests", "DownloadRequest")
 POD_VOLUME_BACKUPS = _velero("podvolumebackups", "PodVolumeBackup")
+POD_VOLUME_RESTORES = _velero("podvolumerestores", "PodVolumeRestore")
+BACKUP_REPOSITORIES = _velero("backuprepositories", "BackupRepository")
 
 NAMESPACES = Resource("", "v1", "namespaces", False, "Namespace")
 SECRETS = Resource("", "v1", "secrets", True, "Secret")
+PODS = Resource("", "v1", "pods", True, "Pod")
+PVCS = Resource("", "v1", "persistentvolumeclaims", True, "PersistentVolumeClaim")
+PVS = Resource("", "v1", "persistentvolumes", False, "PersistentVolume")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", False, "CustomResourceDefinition")
 
 

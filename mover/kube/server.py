@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from mover.kube.items.actions import ItemAction, default_actions
 from mover.kube.controllers.backup import DEFAULT_TTL, BackupController, BackupSettings
+from mover.kube.controllers.backuprepository import BackupRepositoryController
 from mover.kube.controllers.bsl import BackupStorageLocationController
 from mover.kube.framework.client import Kube
 from mover.kube.framework.controller import Clock, Manager, utc_now
@@ -16,7 +17,9 @@ from mover.kube.controllers.gc import DeleteBackupRequestController, GarbageColl
 from mover.kube.framework.informer import WATCH_SECONDS
 from mover.kube.controllers.restore import RestoreController
 from mover.kube.controllers.schedule import ScheduleController
+from mover.kube.repositories import ensure_password_secret
 from mover.kube.storage import StoreCache
+from mover.velero.podvolumes import RESTORE_HELPER_IMAGE
 from mover.kube.controllers.sync import BackupSyncController
 
 
@@ -31,6 +34,8 @@ class ServerOptions:
     clock: Clock = utc_now
     backup_actions: list[ItemAction] = field(default_factory=default_actions)
     watch_seconds: int = WATCH_SECONDS
+    restore_helper_image: str = RESTORE_HELPER_IMAGE
+    pod_volume_timeout: timedelta = timedelta(hours=4)  # Velero's --fs-backup-timeout
 
 
 class Server:
@@ -38,11 +43,16 @@ class Server:
         self.stores = StoreCache()
         self.manager = Manager(kube, options.namespace, resync=options.resync, clock=options.clock,
                                watch_seconds=options.watch_seconds)
+        self.kube = kube
+        self.namespace = options.namespace
         stores = self.stores
-        backup = BackupSettings(options.default_location, options.default_ttl, options.backup_actions)
+        backup = BackupSettings(options.default_location, options.default_ttl, options.backup_actions,
+                                options.pod_volume_timeout)
         self.manager.add(lambda ctx: BackupStorageLocationController(ctx, stores, options.validation_frequency))
         self.manager.add(lambda ctx: BackupController(ctx, stores, backup))
-        self.manager.add(lambda ctx: RestoreController(ctx, stores))
+        self.manager.add(lambda ctx: RestoreController(ctx, stores, options.restore_helper_image,
+                                                       options.pod_volume_timeout.total_seconds()))
+        self.manager.add(lambda ctx: BackupRepositoryController(ctx, stores))
         self.manager.add(ScheduleController)
         self.manager.add(GarbageCollector)
         self.manager.add(lambda ctx: DeleteBackupRequestController(ctx, stores))
@@ -50,6 +60,7 @@ class Server:
         self.manager.add(lambda ctx: DownloadRequestController(ctx, stores))
 
     def start(self) -> Server:
+        ensure_password_secret(self.kube, self.namespace)
         self.manager.start()
         return self
 
@@ -64,7 +75,7 @@ class Server:
 
     def run(self, grace: float = 25.0) -> None:
         """Serve until ``request_stop()``, then stop gracefully."""
-        self.manager.start()
+        self.start()
         try:
             self.manager.stop_event.wait()
         finally:

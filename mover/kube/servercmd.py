@@ -13,10 +13,15 @@ import os
 import signal
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from mover.ui.cliargs import add_kube_options
 from mover.errors import RepoError
 from mover.golang.duration import parse_duration
+from mover.velero.podvolumes import RESTORE_HELPER_IMAGE
+
+if TYPE_CHECKING:
+    from mover.kube.framework.client import Kube
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -58,31 +63,46 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="how often backups are synced from storage locations (default 1m)")
     p.add_argument("--resync-period", type=_duration, default=timedelta(minutes=1), metavar="DURATION",
                    help="how often every object is looked at again (default 1m)")
+    p.add_argument("--restore-helper-image", default=RESTORE_HELPER_IMAGE, metavar="IMAGE",
+                   help="image of the restore-wait init container of restored pods with volume data "
+                        f"(default {RESTORE_HELPER_IMAGE})")
     p.add_argument("--log-level", choices=tuple(_LEVELS), default="info")
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    # Imported here: the Kubernetes client is slow to import, and `mover --help` should not wait.
-    from mover.kube.framework.client import Kube, KubeError, load_api_client
-    from mover.kube.server import Server, ServerOptions
-
+def configure_logging(level: str) -> None:
+    """Logrus text on stderr: the mover's own messages at ``level``, libraries (botocore,
+    urllib3) only when they warn."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LogrusFormatter())
-    # The server's own messages at the asked level; libraries (botocore, urllib3) only when they warn.
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
-    logging.getLogger("mover").setLevel(_LEVELS[args.log_level])
-    options = ServerOptions(namespace=args.namespace, resync=args.resync_period.total_seconds(),
-                            validation_frequency=args.store_validation_frequency,
-                            sync_period=args.backup_sync_period,
-                            default_location=args.default_backup_storage_location,
-                            default_ttl=args.default_backup_ttl)
+    logging.getLogger("mover").setLevel(_LEVELS[level])
+
+
+def connect(args: argparse.Namespace) -> Kube:
+    """The cluster of ``--kubeconfig``/``--context`` (or the pod's service account), checked."""
+    from mover.kube.framework.client import Kube, KubeError, load_api_client
+
     try:
         kube = Kube(load_api_client(args.kubeconfig, args.context))
         kube.server_version()  # fail now, with a clear message, if the cluster is not there
     except KubeError as exc:
         raise RepoError(f"cannot reach the Kubernetes API: {exc.message}") from None
-    server = Server(kube, options)
+    return kube
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here: the Kubernetes client is slow to import, and `mover --help` should not wait.
+    from mover.kube.server import Server, ServerOptions
+
+    configure_logging(args.log_level)
+    options = ServerOptions(namespace=args.namespace, resync=args.resync_period.total_seconds(),
+                            validation_frequency=args.store_validation_frequency,
+                            sync_period=args.backup_sync_period,
+                            default_location=args.default_backup_storage_location,
+                            default_ttl=args.default_backup_ttl,
+                            restore_helper_image=args.restore_helper_image)
+    server = Server(connect(args), options)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: server.request_stop())
     logging.getLogger("mover.kube").info("starting the server in namespace %s", args.namespace)

@@ -47,10 +47,11 @@ class SecretFiles:
     def write(self, data: bytes) -> str:
         path = os.path.join(self.dir, hashlib.sha256(data).hexdigest()[:32])
         if not os.path.exists(path):
-            fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            # A temporary file of its own: two threads may write the same secret at once.
+            fd, tmp = tempfile.mkstemp(dir=self.dir)  # mode 0600
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            os.replace(path + ".tmp", path)
+            os.replace(tmp, path)
         return path
 
     def close(self) -> None:

@@ -67,20 +67,6 @@ from tests.support.velero_env import (
 SERVER_SET = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields")
 
 
-@pytest.fixture
-def kube(kube_api: KubeApi) -> Kube:  # noqa: F811
-    k = Kube(kube_api.api_client())
-    install(k)
-    return k
-
-
-@pytest.fixture
-def location(kube: Kube, s3_server: S3Server, s3_bucket: str) -> str:
-    """The default storage location on a fresh bucket; returns the bucket."""
-    s3_location(kube, s3_server, s3_bucket, credential=credentials_secret(kube, s3_server))
-    return s3_bucket
-
-
 def bucket_store(kube: Kube, name: str = "default") -> ObjectStore:
     files = SecretFiles()
     try:

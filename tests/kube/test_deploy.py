@@ -198,6 +198,7 @@ def test_install_dry_run_prints_everything() -> None:
     pod = deployment["spec"]["template"]["spec"]
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     assert pod["containers"][0]["command"] == ["mover", "server"] and pod["serviceAccountName"] == "velero"
+    assert pod["containers"][0]["args"][-2:] == ["--restore-helper-image", pod["containers"][0]["image"]]
 
     as_json = run_mover("install", "-o", "json", "--use-node-agent", "--provider", "local", "--bucket", "/backups")
     listed = yaml.safe_load(as_json.stdout)
@@ -205,6 +206,9 @@ def test_install_dry_run_prints_everything() -> None:
     assert listed["kind"] == "List" and kinds[-1] == "DaemonSet" and "BackupStorageLocation" in kinds
     daemonset = listed["items"][-1]["spec"]["template"]["spec"]
     assert daemonset["volumes"] == [{"name": "host-pods", "hostPath": {"path": "/var/lib/kubelet/pods"}}]
+    agent = daemonset["containers"][0]
+    assert agent["args"][2:] == ["--node-name", "$(NODE_NAME)", "--kubelet-root", "/var/lib/kubelet"]
+    assert agent["volumeMounts"][0]["mountPath"] == "/var/lib/kubelet/pods"
 
 
 def test_rbac_is_least_privilege() -> None:

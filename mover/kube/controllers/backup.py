@@ -3,7 +3,10 @@ location in Velero's layout, and keep its status current.
 
 Phases: New -> FailedValidation, or New -> InProgress -> Completed / PartiallyFailed (some
 items failed) / Failed (the backup as a whole failed; ``failureReason`` says why). Progress
-(``totalItems``/``itemsBackedUp``) is reported while the backup runs.
+(``totalItems``/``itemsBackedUp``) is reported while the backup runs. The volumes of backed-up
+pods chosen for file-system backup go to the node agents as PodVolumeBackups; the backup
+waits for them (a failed one is an error: PartiallyFailed), and deleting the backup meanwhile
+cancels them.
 
 A Backup found InProgress when no worker of this process holds it was left behind by a
 server that stopped mid-way. It is run again from the start (its objects are read afresh)
@@ -26,7 +29,8 @@ from mover.kube.items.collect import Collector, uses_scoped_filters
 from mover.kube.framework.controller import Context, Controller
 from mover.velero.filters import IncludesExcludes, selector_problems
 from mover.kube.oplog import OperationLog
-from mover.kube.resources import BACKUPS, BSLS, ResourceIndex
+from mover.kube.podvolumes import Abandoned, Stopped, VolumeBackups
+from mover.kube.resources import BACKUP_REPOSITORIES, BACKUPS, BSLS, POD_VOLUME_BACKUPS, ResourceIndex
 from mover.kube.framework.status import patch_status
 from mover.kube.storage import StoreCache
 from mover.errors import RepoError
@@ -36,10 +40,12 @@ from mover.golang.duration import format_duration, parse_duration
 from mover.velero.objects import (
     Backup,
     BackupSpec,
+    PodVolumeBackup,
     decode,
     format_time,
 )
 from mover.velero.objectstore import ObjectStore
+from mover.velero.podvolumes import volume_info
 from mover.velero.tarball import FORMAT_VERSION, BackedUpItem
 from mover.velero.writer import BackupRecord, write_backup
 from mover.velero import labels as velero_labels
@@ -62,6 +68,8 @@ class BackupSettings:
     default_location: str = "default"
     default_ttl: timedelta = DEFAULT_TTL
     actions: list[ItemAction] = field(default_factory=default_actions)
+    # Velero's --fs-backup-timeout: how long a backup waits for its pod volume backups.
+    pod_volume_timeout: timedelta = timedelta(hours=4)
 
 
 def validation_errors(spec: BackupSpec) -> list[str]:
@@ -97,7 +105,7 @@ def validation_errors(spec: BackupSpec) -> list[str]:
 
 class BackupController(Controller):
     resource = BACKUPS
-    reads = (BSLS,)
+    reads = (BSLS, POD_VOLUME_BACKUPS, BACKUP_REPOSITORIES)
 
     def __init__(self, ctx: Context, stores: StoreCache, settings: BackupSettings) -> None:
         super().__init__(ctx)
@@ -230,14 +238,19 @@ class BackupController(Controller):
             return
         try:
             items = self._collect(obj, log)
+            volumes = self._back_up_volumes(obj, bsl, items, log)
             final = self._finish(obj, "PartiallyFailed" if log.errors else "Completed", log, items=len(items),
                                  write=False)
             backup = decode(Backup, final)
             backup.metadata.namespace = self.ctx.namespace
-            write_backup(store, BackupRecord(backup=backup, items=items, log=log.text(), results=log.results()))
+            write_backup(store, BackupRecord(backup=backup, items=items, log=log.text(), results=log.results(),
+                                             pod_volume_backups=volumes,
+                                             volume_infos=[volume_info(v) for v in volumes]))
             self._patch(name, final["status"])
-        except Interrupted:
+        except (Interrupted, Stopped):
             log.info("server stopping; the backup will be resumed")
+        except Abandoned:
+            log.info("backup deleted while its pod volumes were backed up; their backups are canceled")
         except (RepoError, KubeError) as exc:
             log.error(f"backup failed: {exc}")
             self._finish(obj, "Failed", log, failure=str(exc))
@@ -259,6 +272,23 @@ class BackupController(Controller):
         progress.flush()
         log.info(f"Backed up a total of {len(items)} items")
         return items
+
+    def _back_up_volumes(self, obj: Obj, bsl: Obj, items: list[BackedUpItem],
+                         log: OperationLog) -> list[PodVolumeBackup]:
+        """Back up the chosen volumes of the backed-up pods (the node agents do) and wait."""
+        volumes = VolumeBackups(self.ctx, obj, bsl, log)
+        volumes.start([item.obj for item in items if item.resource == "pods"])
+        if not volumes.names:
+            return []
+        log.info(f"Waiting for {len(volumes.names)} pod volume backups to complete")
+        uid = obj["metadata"]["uid"]
+
+        def wanted() -> bool:
+            current = self.ctx.cached(BACKUPS, obj["metadata"]["name"])
+            return current is not None and current["metadata"].get("uid") == uid \
+                and not current["metadata"].get("deletionTimestamp")
+
+        return volumes.wait(wanted, self.settings.pod_volume_timeout.total_seconds())
 
     def _finish(self, obj: Obj, phase: str, log: OperationLog | None = None, *, failure: str = "",
                 items: int | None = None, write: bool = True) -> Obj:

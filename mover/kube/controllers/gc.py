@@ -2,8 +2,8 @@
 
 As in Velero, expiry does not delete anything itself: the garbage collector files a
 DeleteBackupRequest, and the deletion controller carries every request out the same way:
-the backup's files in its storage location, the restores made from it (objects and files),
-then the Backup object. Processed requests are removed after a day.
+the snapshots of its pod volumes (forgotten in their repositories), the backup's files in
+its storage location, the restores made from it (objects and files), then the Backup object. Processed requests are removed after a day.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from mover.kube.framework.client import KubeError, Obj, Resource
 from mover.kube.framework.controller import Context, Controller
 from mover.kube.resources import BACKUPS, BSLS, DELETE_BACKUP_REQUESTS, RESTORES
 from mover.kube.framework.status import patch_status
+from mover.kube.repositories import forget_volume_snapshots
 from mover.kube.storage import StoreCache
 from mover.errors import RepoError
 from mover.velero import layout
+from mover.velero.bsl import BucketView
 from mover.velero.objects import DeleteBackupRequest, decode, parse_time
 from mover.velero.requests import delete_backup_request
 
@@ -104,6 +106,8 @@ class DeleteBackupRequestController(Controller):
                     if (r.get("spec") or {}).get("backupName") == backup_name]
         try:
             store = self.stores.open(self.ctx.kube, bsl)
+            errors = forget_volume_snapshots(self.ctx.kube, self.stores, bsl,
+                                             BucketView(store).pod_volume_backups(backup_name))
             for prefix in [layout.backup_dir(backup_name)] + [layout.restore_dir(r) for r in restores]:
                 for key in list(store.list(prefix + "/")):
                     store.delete(key)
@@ -113,7 +117,7 @@ class DeleteBackupRequestController(Controller):
         for restore in restores:
             self._delete(RESTORES, restore)
         self._delete(BACKUPS, backup_name)
-        return []
+        return errors
 
     def _delete(self, resource: Resource, name: str) -> None:
         try:

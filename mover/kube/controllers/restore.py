@@ -5,7 +5,9 @@ items failed) / Failed (the restore as a whole failed). Objects are created in V
 (restore_items.py); one that already exists is left alone (``existingResourcePolicy: none``,
 a warning when it differs from the backup) or patched to the backed-up version (``update``).
 The log, results and the list of restored objects go to ``restores/<name>/`` in the backup's
-storage location. A restore found InProgress at start-up was cut short by a server stop:
+storage location. A restored pod with backed-up volumes starts with the restore-wait init
+container and gets a PodVolumeRestore per volume, which the node agents carry out; the restore
+is done when they are. A restore found InProgress at start-up was cut short by a server stop:
 it is marked Failed (Velero does the same), since half of it may already be applied.
 """
 
@@ -24,11 +26,13 @@ from mover.kube.resources import (
     BSLS,
     CRDS,
     NAMESPACES,
+    POD_VOLUME_RESTORES,
     RESTORES,
     ResourceIndex,
     wait_established,
 )
 from mover.kube.items.restore import NON_RESTORABLE, changes, priority, reset, transform
+from mover.kube.podvolumes import Abandoned, Stopped, VolumeRestores
 from mover.kube.framework.status import patch_status
 from mover.kube.storage import StoreCache
 from mover.errors import RepoError
@@ -39,6 +43,7 @@ from mover.velero.objects import (
     decode,
     format_time,
 )
+from mover.velero.podvolumes import RESTORE_HELPER_IMAGE
 from mover.velero.tarball import BackupContents, ResourceRef
 from mover.velero.writer import RestoreRecord, write_restore
 from mover.velero import labels as velero_labels
@@ -57,11 +62,14 @@ class Planned:
 
 class RestoreController(Controller):
     resource = RESTORES
-    reads = (BSLS, BACKUPS)
+    reads = (BSLS, BACKUPS, POD_VOLUME_RESTORES)
 
-    def __init__(self, ctx: Context, stores: StoreCache) -> None:
+    def __init__(self, ctx: Context, stores: StoreCache, helper_image: str = RESTORE_HELPER_IMAGE,
+                 pod_volume_timeout: float = 4 * 3600.0) -> None:
         super().__init__(ctx)
         self.stores = stores
+        self.helper_image = helper_image  # the restore-wait init container's image
+        self.pod_volume_timeout = pod_volume_timeout  # seconds, Velero's --fs-backup-timeout
 
     def reconcile(self, name: str, obj: Obj | None) -> float | None:
         if obj is None or (obj.get("status") or {}).get("phase", "New") not in ("New", "InProgress"):
@@ -141,10 +149,17 @@ class RestoreController(Controller):
         log.info(f"starting restore of backup {self.ctx.namespace}/{backup_name}")
         try:
             store = self.stores.open(self.ctx.kube, bsl)
-            contents = BucketView(store).contents(backup_name)
+            bucket = BucketView(store)
+            contents = bucket.contents(backup_name)
+            volumes = VolumeRestores(self.ctx, obj, bucket.pod_volume_backups(backup_name), log, self.helper_image)
             applier = _Applier(self.ctx.kube, obj, backup_name, log,
-                               lambda status: self._patch(name, status))
+                               lambda status: self._patch(name, status), volumes)
             applier.run(contents)
+            if volumes.names:
+                log.info(f"Waiting for {len(volumes.names)} pod volume restores to complete")
+                uid = obj["metadata"].get("uid")
+                volumes.wait(lambda: (self.ctx.cached(RESTORES, name) or {}).get("metadata", {}).get("uid") == uid,
+                             self.pod_volume_timeout)
             phase = "PartiallyFailed" if log.errors else "Completed"
             log.info(f"Restore {phase.lower()}: restored {applier.restored} items out of an estimated total "
                      f"of {applier.total}")
@@ -155,6 +170,10 @@ class RestoreController(Controller):
             write_restore(store, RestoreRecord(restore=record, log=log.text(), results=log.results(),
                                                resource_list=applier.resource_list))
             self._patch(name, status)
+        except Stopped:
+            log.info("server stopping while pod volumes are restored")
+        except Abandoned:
+            log.info("restore deleted while its pod volumes were restored; their restores are canceled")
         except (RepoError, KubeError) as exc:
             self._fail(obj, log, str(exc))
 
@@ -167,8 +186,10 @@ class RestoreController(Controller):
 class _Applier:
     """One restore's work: choose the items, order them, create or reconcile each."""
 
-    def __init__(self, kube: Kube, restore: Obj, backup: str, log: OperationLog, write_status: Any) -> None:
+    def __init__(self, kube: Kube, restore: Obj, backup: str, log: OperationLog, write_status: Any,
+                 volumes: VolumeRestores) -> None:
         self.kube = kube
+        self.volumes = volumes
         self.restore_name = restore["metadata"]["name"]
         self.spec = decode(Restore, restore).spec
         self.backup = backup
@@ -274,7 +295,10 @@ class _Applier:
                             preserve_node_ports=bool(self.spec.preserve_node_ports),
                             claim_volume_kept=keep_volume)
         desired["apiVersion"] = step.obj.get("apiVersion") or res.api_version
-        self._apply(res, desired, step, **where)
+        volumes = self.volumes.prepare(ref.namespace, desired) if ref.resource == "pods" else []
+        created = self._apply(res, desired, step, **where)
+        if created is not None and volumes:
+            self.volumes.start(created, volumes)
         if ref.resource == CRDS.qualified:
             # Its custom resources come later in the order: wait until they are served.
             try:
@@ -314,7 +338,8 @@ class _Applier:
         self._restored_volumes.add(step.ref.name)
         return True
 
-    def _apply(self, res: Resource, desired: Obj, step: Planned, **where: Any) -> None:
+    def _apply(self, res: Resource, desired: Obj, step: Planned, **where: Any) -> Obj | None:
+        """Create the object, or reconcile the existing one; the object if it was created."""
         ns = step.target_namespace or None
         name = desired["metadata"]["name"]
         label = f"{step.ref.resource} {ns + '/' if ns else ''}{name}"
@@ -322,12 +347,12 @@ class _Applier:
             created = self.kube.create(res, ns, desired)
             self._listed(step, "created")
             self._restore_status(res, step, created)
-            return
+            return created
         except KubeError as exc:
             if not exc.already_exists:
                 self.log.error(f"error restoring {label}: {exc.message}", **where)
                 self._listed(step, "failed")
-                return
+                return None
         existing = self.kube.get(res, ns, name)
         # Compared as backed up: what the restore strips on purpose (a service's node ports)
         # is no difference from the object in the cluster.
@@ -349,6 +374,7 @@ class _Applier:
             self.log.warning(f"could not restore, {label} already exists. Warning: the in-cluster version is "
                              "different than the backed-up version", **where)
             self._listed(step, "skipped")
+        return None
 
     def _restore_status(self, res: Resource, step: Planned, created: Obj) -> None:
         wanted = self.spec.restore_status or {}

@@ -75,12 +75,16 @@ class Manager:
         self._resync = resync
         self._watch_seconds = watch_seconds
         self._controllers: list[tuple[Controller, WorkQueue]] = []
+        self._workers: dict[Controller, int] = {}
         self._threads: list[threading.Thread] = []
 
-    def add(self, factory: Callable[[Context], Controller]) -> Controller:
+    def add(self, factory: Callable[[Context], Controller], workers: int = 1) -> Controller:
+        """``workers``: how many objects of the controller are reconciled at once (never one
+        object by two workers: the queue sees to that)."""
         controller = factory(self.ctx)
         queue = WorkQueue()
         self._controllers.append((controller, queue))
+        self._workers[controller] = workers
         for resource in (controller.resource, *controller.reads):
             self._informer(resource)
         return controller
@@ -99,7 +103,8 @@ class Manager:
         for resource, informer in self.ctx.informers.items():
             self._spawn(informer.run, f"watch-{resource.plural}")
         for controller, queue in self._controllers:
-            self._spawn(lambda c=controller, q=queue: self._work(c, q), controller.name)
+            for _ in range(self._workers[controller]):
+                self._spawn(lambda c=controller, q=queue: self._work(c, q), controller.name)
         self._spawn(self._resync_loop, "resync")
 
     def stop(self, grace: float = 25.0) -> None:

@@ -1,0 +1,140 @@
+"""PodVolumeBackup controller (node agent): back up one pod volume of a pod on this node into
+its namespace's restic repository.
+
+Phases: New -> InProgress -> Completed (``snapshotID`` set) / Failed / Canceled (``spec.cancel``,
+or the object deleted, e.g. with its Backup), each with a message. ``status.progress`` is
+written every second while the data moves. The parent snapshot is the latest of the same
+claim (tag ``pvc-uid``), or of the same pod volume for volumes without a claim, so an
+unchanged volume's files are not read again.
+
+An InProgress object no worker of this agent holds was cut short by an agent that stopped or
+was killed: it runs again (a repository keeps only unreferenced packs of the cut run, which
+restic's check accepts) up to MAX_ATTEMPTS times, then is marked Failed with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from mover.archiver.pipeline import Archiver, Cancelled
+from mover.errors import RepoError
+from mover.kube.datapath import (
+    ATTEMPT_ANNOTATION,
+    MAX_ATTEMPTS,
+    Reporter,
+    VolumeController,
+    attempt,
+    volume_path,
+)
+from mover.kube.framework.client import KubeError, Obj
+from mover.kube.repositories import open_repository
+from mover.kube.resources import BSLS, POD_VOLUME_BACKUPS, PODS
+from mover.progress import Counters, human_bytes
+from mover.repo.lock import Lock
+from mover.repo.repository import Repository
+from mover.velero.objects import format_time
+from mover.velero.podvolumes import FINAL_PHASES, SNAPSHOT_HOST
+from mover.view.snapshot import Snapshot
+
+log = logging.getLogger("mover.kube")
+
+
+class PodVolumeBackupController(VolumeController):
+    resource = POD_VOLUME_BACKUPS
+
+    def reconcile(self, name: str, obj: Obj | None) -> float | None:
+        if obj is None or (obj.get("spec") or {}).get("node") != self.agent.node:
+            return None
+        if (obj.get("status") or {}).get("phase") in FINAL_PHASES:
+            return None
+        fresh = self.ctx.kube.get_or_none(POD_VOLUME_BACKUPS, self.ctx.namespace, name)
+        if fresh is None:
+            return None
+        phase = (fresh.get("status") or {}).get("phase") or "New"
+        if fresh["spec"].get("cancel") and phase in ("New", "InProgress"):
+            self._finish(name, "Canceled", "the pod volume backup was canceled")
+        elif phase == "New":
+            claimed = self._patch(name, {"phase": "InProgress", "startTimestamp": format_time(self.ctx.clock())},
+                                  fresh["metadata"]["resourceVersion"])
+            self._run(claimed)
+        elif phase == "InProgress":
+            self._resume(fresh)
+        return None
+
+    def _resume(self, obj: Obj) -> None:
+        name, run = obj["metadata"]["name"], attempt(obj)
+        if run > MAX_ATTEMPTS:
+            self._finish(name, "Failed", f"found a podvolumebackup with status InProgress during the node agent "
+                                         f"starting, mark it as Failed: the node agent stopped {MAX_ATTEMPTS} "
+                                         "times while backing up this volume")
+            return
+        log.info("pod volume backup %s was cut short by a node agent restart; running it again (attempt %d)",
+                 name, run)
+        updated = self.ctx.kube.patch(POD_VOLUME_BACKUPS, self.ctx.namespace, name, {"metadata": {
+            "resourceVersion": obj["metadata"]["resourceVersion"], "annotations": {ATTEMPT_ANNOTATION: str(run)}}})
+        self._run(updated)
+
+    def _run(self, obj: Obj) -> None:
+        name, spec = obj["metadata"]["name"], obj["spec"]
+        ref = spec.get("pod") or {}
+        with self.agent.slots:
+            try:
+                pod = self.ctx.kube.get_or_none(PODS, ref.get("namespace"), ref.get("name", ""))
+                if pod is None or pod["metadata"].get("uid") != ref.get("uid"):
+                    raise RepoError(f"pod {ref.get('namespace')}/{ref.get('name')} not found")
+                path = volume_path(self.ctx.kube, self.agent.kubelet_root, pod, spec.get("volume", ""))
+                location = spec.get("backupStorageLocation", "")
+                bsl = self.ctx.kube.get_or_none(BSLS, self.ctx.namespace, location)
+                if bsl is None:
+                    raise RepoError(f"backup storage location {location} not found")
+                self._patch(name, {"path": path})
+                repo = open_repository(self.ctx.kube, self.agent.stores, bsl, ref["namespace"])
+                try:
+                    snapshot, progress = self._backup(name, repo, path, spec.get("tags") or {})
+                finally:
+                    repo.close()
+            except Cancelled:
+                if self.ctx.stop.is_set():
+                    log.info("node agent stopping: pod volume backup %s will run again", name)
+                elif self.ctx.kube.get_or_none(POD_VOLUME_BACKUPS, self.ctx.namespace, name) is not None:
+                    self._finish(name, "Canceled", "the pod volume backup was canceled")
+                return
+            except (RepoError, OSError, KubeError) as exc:
+                message = getattr(exc, "message", None) or str(exc)
+                log.warning("pod volume backup %s failed: %s", name, message)
+                self._finish(name, "Failed", message)
+                return
+            # Written while the slot is held: a finished volume never looks like a running one.
+            self._finish(name, "Completed", snapshotID=snapshot.short_id, progress=progress)
+
+    def _backup(self, name: str, repo: Repository, path: str, tags: dict[str, str]) -> tuple[Snapshot, dict]:
+        counters, cancel = Counters(), threading.Event()
+
+        def unwanted() -> bool:
+            cached = self.ctx.cached(POD_VOLUME_BACKUPS, name)
+            return cached is None or bool(cached["spec"].get("cancel"))
+
+        with Lock(repo, exclusive=False).acquire(confirm_before_write=True):
+            parent = latest_of_same_volume(repo, tags)
+            archiver = Archiver(repo, counters, cancel=cancel,
+                                warn=lambda m: log.warning("pod volume backup %s: %s", name, m))
+            with Reporter(lambda status: self._patch(name, status), counters, unwanted, cancel,
+                          self.ctx.stop) as reporter:
+                result = archiver.backup([path], host=SNAPSHOT_HOST, parent=parent, contents_at_root=True,
+                                         tags=[f"{k}={v}" for k, v in sorted(tags.items())])
+            stats = result.stats
+            log.info("pod volume backup %s: snapshot %s of %s, %s in %.1fs (parent %s; files: %d new, %d changed, "
+                     "%d unmodified)", name, result.snapshot.short_id, path, human_bytes(counters.bytes),
+                     counters.elapsed(), parent.short_id if parent else "none", stats.files_new,
+                     stats.files_changed, stats.files_unmodified)
+            # What this backup added to the repository: nothing, for a volume that did not change.
+            return result.snapshot, {**reporter.final(), "incrementalBytes": stats.data_added}
+
+
+def latest_of_same_volume(repo: Repository, tags: dict[str, str]) -> Snapshot | None:
+    """The parent: the latest snapshot of the same claim, or of the same pod volume."""
+    keys = ("pvc-uid",) if tags.get("pvc-uid") else ("ns", "pod", "volume")
+    wanted = {f"{k}={tags.get(k, '')}" for k in keys}
+    same = [s for s in repo.snapshots() if wanted <= set(s.tags)]
+    return max(same, key=lambda s: (s.time, s.id)) if same else None

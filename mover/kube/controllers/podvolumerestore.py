@@ -1,0 +1,123 @@
+"""PodVolumeRestore controller (node agent): restore one backed-up volume into the volume of a
+restored pod on this node, then write ``.velero/<restore-uid>`` in it, which lets the pod's
+restore-wait init container (and so the pod) go on.
+
+The restore starts once the pod is on this node and its restore-wait init container runs (the
+kubelet has set its volumes up by then). Phases: New -> InProgress -> Completed / Failed /
+Canceled, with ``status.node`` and ``status.progress`` (every second). A restore found
+InProgress that no worker holds was cut short by an agent restart; half of its files may be
+written, so it is marked Failed with the reason (as Velero does) rather than run over them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from mover.errors import RepoError
+from mover.kube.datapath import Reporter, VolumeController, volume_path
+from mover.kube.framework.client import KubeError, Obj
+from mover.kube.repositories import open_repository
+from mover.kube.resources import BSLS, POD_VOLUME_RESTORES, PODS
+from mover.progress import Counters, human_bytes
+from mover.repo.repository import Repository
+from mover.repo.view import RepositoryView
+from mover.velero import labels
+from mover.velero.objects import format_time
+from mover.velero.podvolumes import FINAL_PHASES, MARKER_DIR, init_container_running
+
+log = logging.getLogger("mover.kube")
+WAIT_FOR_POD = 1.0  # seconds between looks at a pod that is not ready for its restore yet
+
+
+class PodVolumeRestoreController(VolumeController):
+    resource = POD_VOLUME_RESTORES
+
+    def reconcile(self, name: str, obj: Obj | None) -> float | None:
+        if obj is None or (obj.get("status") or {}).get("phase") in FINAL_PHASES:
+            return None
+        ref = (obj.get("spec") or {}).get("pod") or {}
+        pod = self.ctx.kube.get_or_none(PODS, ref.get("namespace"), ref.get("name", ""))
+        if pod is None or pod["metadata"].get("uid") != ref.get("uid"):
+            return WAIT_FOR_POD  # the restore's pod may not be visible yet; the restore itself times out
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node:
+            return WAIT_FOR_POD  # not scheduled yet
+        if node != self.agent.node:
+            return None  # the agent of that node restores it
+        fresh = self.ctx.kube.get_or_none(POD_VOLUME_RESTORES, self.ctx.namespace, name)
+        if fresh is None:
+            return None
+        phase = (fresh.get("status") or {}).get("phase") or "New"
+        if fresh["spec"].get("cancel") and phase in ("New", "InProgress"):
+            self._finish(name, "Canceled", "the pod volume restore was canceled")
+        elif phase == "InProgress":
+            self._finish(name, "Failed", "found a podvolumerestore with status InProgress during the node agent "
+                                         "starting, mark it as Failed: the node agent stopped while restoring it")
+        elif phase == "New":
+            if not init_container_running(pod):
+                return WAIT_FOR_POD
+            claimed = self._patch(name, {"phase": "InProgress", "node": self.agent.node,
+                                         "startTimestamp": format_time(self.ctx.clock())},
+                                  fresh["metadata"]["resourceVersion"])
+            self._run(claimed, pod)
+        return None
+
+    def _run(self, obj: Obj, pod: Obj) -> None:
+        name, spec = obj["metadata"]["name"], obj["spec"]
+        restore_uid = (obj["metadata"].get("labels") or {}).get(labels.RESTORE_UID, "")
+        with self.agent.slots:
+            try:
+                path = volume_path(self.ctx.kube, self.agent.kubelet_root, pod, spec.get("volume", ""))
+                location = spec.get("backupStorageLocation", "")
+                bsl = self.ctx.kube.get_or_none(BSLS, self.ctx.namespace, location)
+                if bsl is None:
+                    raise RepoError(f"backup storage location {location} not found")
+                repo = open_repository(self.ctx.kube, self.agent.stores, bsl, spec.get("sourceNamespace", ""))
+                try:
+                    progress, problems, cancelled = self._restore(name, repo, spec.get("snapshotID", ""), path)
+                finally:
+                    repo.close()
+                if cancelled and self.ctx.stop.is_set():
+                    raise RepoError("the node agent stopped while restoring this volume")
+                if cancelled:
+                    if self.ctx.kube.get_or_none(POD_VOLUME_RESTORES, self.ctx.namespace, name) is not None:
+                        self._finish(name, "Canceled", "the pod volume restore was canceled")
+                    return
+                if problems:
+                    raise RepoError(f"{len(problems)} entries could not be restored: {'; '.join(problems[:3])}")
+                write_marker(path, restore_uid)
+            except (RepoError, OSError, KubeError) as exc:
+                message = getattr(exc, "message", None) or str(exc)
+                log.warning("pod volume restore %s failed: %s", name, message)
+                self._finish(name, "Failed", message)
+                return
+            # Written while the slot is held: a finished volume never looks like a running one.
+            self._finish(name, "Completed", progress=progress)
+
+    def _restore(self, name: str, repo: Repository, snapshot_id: str, path: str) -> tuple[dict, list[str], bool]:
+        counters, cancel = Counters(), threading.Event()
+
+        def unwanted() -> bool:
+            cached = self.ctx.cached(POD_VOLUME_RESTORES, name)
+            return cached is None or bool(cached["spec"].get("cancel"))
+
+        view = RepositoryView(repo)
+        with view.read_lock():
+            snap = view.find_snapshot(snapshot_id)
+            with Reporter(lambda status: self._patch(name, status), counters, unwanted, cancel,
+                          self.ctx.stop) as reporter:
+                result = view.restore(view.root(snap), path, counters, cancel=cancel)
+            if result.ok:
+                log.info("pod volume restore %s: snapshot %s into %s, %s in %.1fs", name, snap.short_id, path,
+                         human_bytes(counters.bytes), counters.elapsed())
+            return reporter.final(), result.errors, result.cancelled
+
+
+def write_marker(volume: str, restore_uid: str) -> None:
+    """``<volume>/.velero/<restore-uid>``: what the restore-wait init container waits for."""
+    marker_dir = os.path.join(volume, MARKER_DIR)
+    os.makedirs(marker_dir, exist_ok=True)
+    with open(os.path.join(marker_dir, restore_uid), "w"):
+        pass

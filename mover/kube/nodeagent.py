@@ -1,0 +1,53 @@
+"""`mover node-agent`: the PodVolumeBackup and PodVolumeRestore controllers of one node, in one
+process (Velero's node-agent DaemonSet), moving the data of pod volumes on that node."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mover.kube.controllers.podvolumebackup import PodVolumeBackupController
+from mover.kube.controllers.podvolumerestore import PodVolumeRestoreController
+from mover.kube.datapath import Agent
+from mover.kube.framework.client import Kube
+from mover.kube.framework.controller import Manager
+from mover.kube.framework.informer import WATCH_SECONDS
+
+
+@dataclass
+class NodeAgentOptions:
+    node_name: str
+    kubelet_root: str = "/var/lib/kubelet"
+    namespace: str = "velero"
+    concurrency: int = 1  # volumes moved at once (backups and restores together)
+    resync: float = 60.0
+    watch_seconds: int = WATCH_SECONDS
+
+
+class NodeAgent:
+    def __init__(self, kube: Kube, options: NodeAgentOptions) -> None:
+        self.agent = Agent(options.node_name, options.kubelet_root, options.concurrency)
+        self.manager = Manager(kube, options.namespace, resync=options.resync,
+                               watch_seconds=options.watch_seconds)
+        agent = self.agent
+        self.manager.add(lambda ctx: PodVolumeBackupController(ctx, agent), workers=options.concurrency)
+        self.manager.add(lambda ctx: PodVolumeRestoreController(ctx, agent), workers=options.concurrency)
+
+    def start(self) -> NodeAgent:
+        self.manager.start()
+        return self
+
+    def stop(self, grace: float = 25.0) -> None:
+        """Stop taking work; running transfers stop at once (they run again, or are failed with
+        the reason, when an agent starts next); wait up to ``grace`` seconds for them."""
+        self.manager.stop(grace)
+        self.agent.stores.close()
+
+    def request_stop(self) -> None:
+        self.manager.stop_event.set()
+
+    def run(self, grace: float = 25.0) -> None:
+        self.manager.start()
+        try:
+            self.manager.stop_event.wait()
+        finally:
+            self.stop(grace)
