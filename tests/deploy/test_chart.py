@@ -51,10 +51,10 @@ def by_name(docs: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, 
 
 
 def test_chart_crds_are_the_install_crds() -> None:
-    """The chart's crds/ are copies of mover/deploy/crds/ (copy them again after `python -m
-    mover.deploy.crds`)."""
+    """The chart's crds/ are copies of mover/deploy/crds/ (`python -m mover.deploy.crds` writes both)."""
+    assert crds.CHART_CRD_DIR == CHART / "crds"
     shipped = {p.name: p.read_bytes() for p in crds.CRD_DIR.glob("*.yaml")}
-    in_chart = {p.name: p.read_bytes() for p in (CHART / "crds").glob("*.yaml")}
+    in_chart = {p.name: p.read_bytes() for p in crds.CHART_CRD_DIR.glob("*.yaml")}
     assert in_chart == shipped
 
 
