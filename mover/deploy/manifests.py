@@ -26,9 +26,6 @@ CLOUD_CREDENTIALS_KEY = "cloud"
 SERVER_ACCOUNT = "velero"
 NODE_AGENT_ACCOUNT = "velero-node-agent"
 KUBELET_ROOT = "/var/lib/kubelet"
-# Where the node agent sees the host's kubelet directory: a path of its own, so that a kubelet
-# moved elsewhere on the host (k0s, RancherOS, TKGI) changes only the hostPath.
-AGENT_KUBELET_ROOT = "/host_kubelet"
 NODE_AGENT_CONFIG_KEY = "node-agent-config.json"
 IMAGE = f"kbrowse/mover:{__version__}"
 PULL_POLICIES = ("IfNotPresent", "Always", "Never")
@@ -202,8 +199,9 @@ def server_deployment(o: InstallOptions) -> Manifest:
 
 def node_agent_daemonset(o: InstallOptions) -> Manifest:
     labels = {"component": "velero", "name": "node-agent"}
-    args = ["--namespace", "$(VELERO_NAMESPACE)", "--node-name", "$(NODE_NAME)",
-            "--kubelet-root", AGENT_KUBELET_ROOT]
+    pods = f"{o.kubelet_root.rstrip('/')}/pods"
+    args = ["--namespace", "$(VELERO_NAMESPACE)", "--node-name", "$(NODE_NAME)", "--kubelet-root",
+            o.kubelet_root.rstrip("/")]
     if o.node_agent_configmap:
         args.append(f"--node-agent-configmap={o.node_agent_configmap}")
     pod: dict[str, Any] = {
@@ -222,11 +220,12 @@ def node_agent_daemonset(o: InstallOptions) -> Manifest:
                 {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
             "resources": o.node_agent_resources.manifest(),
             "securityContext": {"privileged": True},
-            # Volumes the kubelet mounts after the agent started (CSI) show up inside it too.
-            "volumeMounts": [{"name": "host-pods", "mountPath": f"{AGENT_KUBELET_ROOT}/pods",
-                              "mountPropagation": "HostToContainer"}],
+            # The kubelet's pod directories where the host has them, so a volume's path (a
+            # PodVolumeBackup's status.path) reads the same in both; volumes the kubelet mounts
+            # after the agent started (CSI) show up inside it too.
+            "volumeMounts": [{"name": "host-pods", "mountPath": pods, "mountPropagation": "HostToContainer"}],
         }],
-        "volumes": [{"name": "host-pods", "hostPath": {"path": f"{o.kubelet_root.rstrip('/')}/pods"}}],
+        "volumes": [{"name": "host-pods", "hostPath": {"path": pods}}],
     }
     if o.node_agent_node_selector:
         pod["nodeSelector"] = dict(o.node_agent_node_selector)

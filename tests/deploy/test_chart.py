@@ -88,3 +88,9 @@ def test_both_refuse_what_the_server_cannot_do_yet(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     rendered = helm_template("velero", {"configuration": {"defaultSnapshotMoveData": True}}, tmp_path)
     assert rendered.returncode != 0 and "cannot move CSI snapshot data yet" in rendered.stderr
+
+
+def test_chart_wants_the_kubelet_s_pods_directory(tmp_path: Path) -> None:
+    rendered = helm_template("velero", {"deployNodeAgent": True, "nodeAgent": {"podVolumePath": "/var/lib/kubelet"}},
+                             tmp_path)
+    assert rendered.returncode != 0 and "give the kubelet's pods directory" in rendered.stderr

@@ -64,10 +64,10 @@ def test_node_agent_entry_point(image: Podman) -> None:
     usage = image.run("node-agent", "--help").stdout
     assert "--kubelet-root" in usage and "--node-name" in usage
     # what the DaemonSet runs, on a host without the kubelet's directory: one clear line
-    missing = image.run("node-agent", "--node-name", "n1", "--kubelet-root", "/host_kubelet",
+    missing = image.run("node-agent", "--node-name", "n1", "--kubelet-root", "/var/lib/kubelet",
                         options=("--user", "0"), check=False)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
-    assert "/host_kubelet/pods" in missing.stderr
+    assert "/var/lib/kubelet/pods" in missing.stderr
 
 
 def test_restore_wait_ends_once_its_marker_appears(image: Podman, tmp_path: Path) -> None:

@@ -51,9 +51,9 @@ def test_flags_reach_the_node_agent_and_the_server(tmp_path: Path) -> None:
     (agent,) = pod["containers"]
     assert agent["image"] == "registry.example/mover:1.2.3" and agent["imagePullPolicy"] == "Always"
     assert agent["command"] == ["mover", "node-agent"]
-    assert agent["args"][agent["args"].index("--kubelet-root") + 1] == "/host_kubelet"
+    assert agent["args"][agent["args"].index("--kubelet-root") + 1] == "/var/lib/k0s/kubelet"
     assert agent["args"][-2:] == ["--node-agent-configmap=node-agent-config", "--concurrency=4"]
-    assert agent["volumeMounts"] == [{"name": "host-pods", "mountPath": "/host_kubelet/pods",
+    assert agent["volumeMounts"] == [{"name": "host-pods", "mountPath": "/var/lib/k0s/kubelet/pods",
                                       "mountPropagation": "HostToContainer"}]
     assert pod["volumes"] == [{"name": "host-pods", "hostPath": {"path": "/var/lib/k0s/kubelet/pods"}}]
     assert agent["securityContext"] == {"privileged": True} and pod["securityContext"] == {"runAsUser": 0}
