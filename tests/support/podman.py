@@ -110,6 +110,16 @@ def _cannot_run(text: str) -> str | None:
     return None
 
 
+def _remove_stale(podman: Podman) -> None:
+    """Untag the test images of earlier trees (an hour old: no session runs that long), so
+    that a machine running the tests for every change keeps its disk."""
+    listed = podman("images", "--filter", "reference=localhost/kbrowse/mover:test-*", "--filter", "until=1h",
+                    "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+    stale = [ref for ref in listed if ref.rpartition(":")[2].startswith("test-") and ref != podman.image]
+    if stale:
+        podman("rmi", *stale, check=False)  # one still in use stays
+
+
 def build_image() -> Podman:
     """The image of this tree, built if missing: skips where podman cannot run containers,
     fails where the build itself is broken."""
@@ -129,6 +139,7 @@ def build_image() -> Podman:
                 if reason:
                     pytest.skip(f"podman cannot run containers here: {reason}")
                 pytest.fail(f"scripts/image failed:\n{built.stderr[-4000:]}")
+            _remove_stale(podman)
     probe = podman.run("--version", check=False)
     if probe.returncode != 0:
         reason = _cannot_run(probe.stderr)
