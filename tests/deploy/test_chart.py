@@ -64,6 +64,12 @@ def test_chart_version_is_the_mover_s() -> None:
     assert yaml.safe_load((CHART / "values.yaml").read_text())["image"]["repository"] == "kbrowse/mover"
 
 
+def test_chart_passes_helm_lint() -> None:
+    done = subprocess.run([helm_binary(), "lint", "--strict", str(CHART)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 @pytest.mark.parametrize("case", sorted(SETTINGS))
 def test_helm_template_renders_what_mover_install_prints(case: str, tmp_path: Path) -> None:
     namespace, flags, values = SETTINGS[case]
