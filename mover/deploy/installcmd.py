@@ -67,7 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repository-password-file", type=Path,
                    help="repository password to install (default: a new random one); give the old "
                         "cluster's password to read its repositories from a new cluster")
-    p.add_argument("--dry-run", action="store_true", help="print the manifests instead of applying them")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the manifests instead of applying them: exactly what install applies, but for "
+                        "the repository password, new each run unless --repository-password-file gives it")
     p.add_argument("-o", "--output", choices=("yaml", "json"),
                    help="print the manifests in this format instead of applying them")
     p.set_defaults(handler=run)
