@@ -12,13 +12,12 @@ import pytest
 
 from mover import __version__
 from mover.kube.framework.client import Kube
-from mover.kube.resources import BACKUPS
+from mover.kube.resources import BACKUPS, NAMESPACES
 from tests.support.kubeapi.fixtures import KubeApi, kube_api  # noqa: F401 - fixture
 from tests.support.podman import Podman, build_image
 from tests.support.s3server import S3Server
 from tests.support.velero_env import (
     CONFIGMAPS,
-    NAMESPACES,
     NS,
     credentials_secret,
     install,
