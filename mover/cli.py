@@ -14,6 +14,7 @@ quiet_sigint()
 # Only what parsing needs is imported here. A repository command starts opening the repository
 # (scrypt, which releases the GIL) and imports its own modules while that runs; the cluster
 # commands' modules (YAML and the CRD types, ~35 ms) load only when one of them is asked for.
+from mover import __version__  # noqa: E402
 from mover.ui import cliargs, maintcmd  # noqa: E402
 from mover.repo.open import Opening, open_backend  # noqa: E402
 
@@ -22,6 +23,7 @@ EXIT_PARTIAL = 3  # as restic: the snapshot exists but some sources could not be
 
 def build_parser(cluster: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mover", description="restic-compatible data mover")
+    p.add_argument("--version", action="version", version=f"mover {__version__}")
     cliargs.add_global_options(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 

@@ -1,8 +1,9 @@
 """The CustomResourceDefinitions: built from crdtypes.py, stored as YAML in crds/ (what
 ``kubectl apply -f mover/deploy/crds/`` and ``mover install`` use).
 
-Regenerate the files after changing a type: ``python -m mover.deploy.crds``; a test fails when
-they are out of date, as ``make verify`` does for controller-gen output.
+Regenerate the files after changing a type: ``python -m mover.deploy.crds`` (it also writes the
+Helm chart's copies, in a checkout); a test fails when they are out of date, as ``make verify``
+does for controller-gen output.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from mover.deploy.crdtypes import ALL_KINDS, GROUP, Column, Kind
 from mover.deploy.schema import obj, string
 
 CRD_DIR = Path(__file__).with_name("crds")
+CHART_CRD_DIR = Path(__file__).parents[2] / "deploy" / "helm" / "kbrowse-mover" / "crds"
 # Every object `mover install` creates carries this label, as Velero's do, so
 # `kubectl delete -l component=velero` (and `velero uninstall`) find them.
 LABELS = {"component": "velero"}
@@ -81,11 +83,14 @@ def load() -> list[dict[str, Any]]:
 
 def write() -> list[Path]:
     CRD_DIR.mkdir(exist_ok=True)
+    # Helm installs a chart's crds/ as they are: the chart keeps copies (absent from a package).
+    targets = [CRD_DIR] + ([CHART_CRD_DIR] if CHART_CRD_DIR.is_dir() else [])
     paths = []
     for name, text in generate().items():
-        path = CRD_DIR / name
-        path.write_text(text)
-        paths.append(path)
+        for target in targets:
+            path = target / name
+            path.write_text(text)
+            paths.append(path)
     return paths
 
 

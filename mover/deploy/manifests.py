@@ -14,8 +14,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from mover.deploy import crds
 from mover.velero.podvolumes import RESTORE_HELPER_IMAGE
+from mover.deploy import crds
 
 Manifest = dict[str, Any]
 
@@ -26,19 +26,55 @@ CLOUD_CREDENTIALS_KEY = "cloud"
 SERVER_ACCOUNT = "velero"
 NODE_AGENT_ACCOUNT = "velero-node-agent"
 KUBELET_ROOT = "/var/lib/kubelet"
-KUBELET_PODS = f"{KUBELET_ROOT}/pods"
+NODE_AGENT_CONFIG_KEY = "node-agent-config.json"
+IMAGE = RESTORE_HELPER_IMAGE  # one image runs the server, the node agent and the restore helper
+PULL_POLICIES = ("IfNotPresent", "Always", "Never")
+
+
+@dataclass
+class Resources:
+    """A container's CPU and memory requests and limits, as Kubernetes quantities; "" (or
+    "0", as velero install takes it) leaves one unset."""
+
+    cpu_request: str = ""
+    memory_request: str = ""
+    cpu_limit: str = ""
+    memory_limit: str = ""
+
+    def manifest(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for group, cpu, memory in (("requests", self.cpu_request, self.memory_request),
+                                   ("limits", self.cpu_limit, self.memory_limit)):
+            given = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v not in ("", "0")}
+            if given:
+                out[group] = given
+        return out
 
 
 @dataclass
 class InstallOptions:
     namespace: str = "velero"
-    image: str = RESTORE_HELPER_IMAGE
+    image: str = IMAGE
+    image_pull_policy: str = "IfNotPresent"
     provider: str = ""  # "aws" or "local"; empty: no storage location is created
     bucket: str = ""
     prefix: str = ""
     location_config: dict[str, str] = field(default_factory=dict)
     credentials_file_text: str = ""  # Velero's credentials-file format, stored in cloud-credentials
     use_node_agent: bool = False
+    use_volume_snapshots: bool = False  # a VolumeSnapshotLocation "default" with the provider
+    snapshot_location_config: dict[str, str] = field(default_factory=dict)
+    default_snapshot_move_data: bool = False
+    server_resources: Resources = field(default_factory=lambda: Resources("100m", "128Mi", "", "512Mi"))
+    node_agent_resources: Resources = field(default_factory=lambda: Resources("100m", "256Mi"))
+    node_agent_node_selector: dict[str, str] = field(default_factory=dict)
+    node_agent_tolerations: list[dict[str, str]] = field(default_factory=list)
+    kubelet_root: str = KUBELET_ROOT  # on the nodes
+    # The node agent's config map (Velero's format): its name, and the JSON to create it with
+    # (empty: it exists already, or there is none).
+    node_agent_configmap: str = ""
+    node_agent_config: str = ""
+    node_agent_args: list[str] = field(default_factory=list)  # extra arguments, as nodeAgent.extraArgs
     # The repository password: random unless given. Velero would fall back to a static
     # password shared by every installation; a random one per cluster is the point.
     repository_password: str = field(default_factory=lambda: secrets.token_urlsafe(32))
@@ -87,6 +123,7 @@ def rbac(o: InstallOptions) -> list[Manifest]:
                                       "datauploads/status", "datadownloads/status"], ["get", "update", "patch"]),
                 _rule(["velero.io"], ["backupstoragelocations", "backups", "restores"], READ),
                 _rule([""], ["secrets"], ["get"]),
+                _rule([""], ["configmaps"], READ),
                 _rule([""], ["events"], ["create", "patch"])]
     docs = _account(ns, SERVER_ACCOUNT, [server_cluster, escalate], server_ns)
     if o.use_node_agent:
@@ -126,13 +163,14 @@ def server_deployment(o: InstallOptions) -> Manifest:
     container = {
         "name": "velero",
         "image": o.image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": o.image_pull_policy,
         "command": ["mover", "server"],
         # Restored pods wait for their volumes in an init container running this same image.
-        "args": ["--namespace", "$(VELERO_NAMESPACE)", "--restore-helper-image", o.image],
+        "args": ["--namespace", "$(VELERO_NAMESPACE)", "--restore-helper-image", o.image] + (
+            ["--default-snapshot-move-data"] if o.default_snapshot_move_data else []),
         # Temporary files (a tarball being written) go to the scratch volume: the root is read-only.
         "env": _namespace_env() + [{"name": "TMPDIR", "value": "/scratch"}],
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        "resources": o.server_resources.manifest(),
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                             "capabilities": {"drop": ["ALL"]}},
         "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
@@ -162,38 +200,52 @@ def server_deployment(o: InstallOptions) -> Manifest:
 
 def node_agent_daemonset(o: InstallOptions) -> Manifest:
     labels = {"component": "velero", "name": "node-agent"}
+    pods = f"{o.kubelet_root.rstrip('/')}/pods"
+    args = ["--namespace", "$(VELERO_NAMESPACE)", "--node-name", "$(NODE_NAME)", "--kubelet-root",
+            o.kubelet_root.rstrip("/")]
+    if o.node_agent_configmap:
+        args.append(f"--node-agent-configmap={o.node_agent_configmap}")
+    pod: dict[str, Any] = {
+        "serviceAccountName": NODE_AGENT_ACCOUNT,
+        "terminationGracePeriodSeconds": 30,
+        # Volume files belong to every user, and SELinux keeps one pod's volumes from another's
+        # unless the reader is privileged.
+        "securityContext": {"runAsUser": 0},
+        "containers": [{
+            "name": "node-agent",
+            "image": o.image,
+            "imagePullPolicy": o.image_pull_policy,
+            "command": ["mover", "node-agent"],
+            "args": args + list(o.node_agent_args),
+            "env": _namespace_env() + [
+                {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+            "resources": o.node_agent_resources.manifest(),
+            "securityContext": {"privileged": True},
+            # The kubelet's pod directories where the host has them, so a volume's path (a
+            # PodVolumeBackup's status.path) reads the same in both; volumes the kubelet mounts
+            # after the agent started (CSI) show up inside it too.
+            "volumeMounts": [{"name": "host-pods", "mountPath": pods, "mountPropagation": "HostToContainer"}],
+        }],
+        "volumes": [{"name": "host-pods", "hostPath": {"path": pods}}],
+    }
+    if o.node_agent_node_selector:
+        pod["nodeSelector"] = dict(o.node_agent_node_selector)
+    if o.node_agent_tolerations:
+        pod["tolerations"] = [dict(t) for t in o.node_agent_tolerations]
     return {
         "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": _meta("node-agent", o.namespace),
         "spec": {
             "selector": {"matchLabels": {"name": "node-agent"}},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "serviceAccountName": NODE_AGENT_ACCOUNT,
-                    "terminationGracePeriodSeconds": 30,
-                    # Volume files belong to every user: reading them needs root, not privilege.
-                    "securityContext": {"runAsUser": 0},
-                    "containers": [{
-                        "name": "node-agent",
-                        "image": o.image,
-                        "imagePullPolicy": "IfNotPresent",
-                        "command": ["mover", "node-agent"],
-                        "args": ["--namespace", "$(VELERO_NAMESPACE)", "--node-name", "$(NODE_NAME)",
-                                 "--kubelet-root", KUBELET_ROOT],
-                        "env": _namespace_env() + [
-                            {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
-                        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
-                        "securityContext": {"allowPrivilegeEscalation": False},
-                        # The kubelet's pod directories where the host has them, so a
-                        # volume's path (PodVolumeBackup status.path) reads the same in both.
-                        "volumeMounts": [{"name": "host-pods", "mountPath": KUBELET_PODS,
-                                          "mountPropagation": "HostToContainer"}],
-                    }],
-                    "volumes": [{"name": "host-pods", "hostPath": {"path": KUBELET_PODS}}],
-                },
-            },
+            "template": {"metadata": {"labels": labels}, "spec": pod},
         },
     }
+
+
+def node_agent_configmap(o: InstallOptions) -> list[Manifest]:
+    if not (o.use_node_agent and o.node_agent_configmap and o.node_agent_config):
+        return []
+    return [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(o.node_agent_configmap, o.namespace),
+             "data": {NODE_AGENT_CONFIG_KEY: o.node_agent_config}}]
 
 
 def storage_location(o: InstallOptions) -> list[Manifest]:
@@ -212,6 +264,18 @@ def storage_location(o: InstallOptions) -> list[Manifest]:
     return docs
 
 
+def snapshot_location(o: InstallOptions) -> list[Manifest]:
+    if not (o.provider and o.use_volume_snapshots):
+        return []
+    spec: dict[str, Any] = {"provider": o.provider}
+    if o.snapshot_location_config:
+        spec["config"] = dict(o.snapshot_location_config)
+    if o.credentials_file_text:
+        spec["credential"] = {"name": CLOUD_CREDENTIALS, "key": CLOUD_CREDENTIALS_KEY}
+    return [{"apiVersion": "velero.io/v1", "kind": "VolumeSnapshotLocation",
+             "metadata": _meta("default", o.namespace), "spec": spec}]
+
+
 def render(o: InstallOptions) -> list[Manifest]:
     """All manifests, in the order they must be applied (CRDs before their objects)."""
     docs: list[Manifest] = list(crds.load())
@@ -219,6 +283,8 @@ def render(o: InstallOptions) -> list[Manifest]:
     docs += rbac(o)
     docs.append(_secret(REPO_CREDENTIALS, o.namespace, REPO_PASSWORD_KEY, o.repository_password))
     docs += storage_location(o)
+    docs += snapshot_location(o)
+    docs += node_agent_configmap(o)
     docs.append(server_deployment(o))
     if o.use_node_agent:
         docs.append(node_agent_daemonset(o))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mover import __version__
 from mover.velero import labels, layout
 from mover.velero.objects import (
     POD_VOLUME_BACKUP,
@@ -27,7 +28,7 @@ PVC_NAME_ANNOTATION = "velero.io/pvc-name"
 UPLOADER = layout.RESTIC  # the mover writes restic's format
 SNAPSHOT_HOST = "velero"  # the host Velero's restic uploader records in every snapshot
 RESTORE_WAIT = "restore-wait"  # the init container's name, as Velero's
-RESTORE_HELPER_IMAGE = "kbrowse/mover:0.1.0"  # the mover's image, which runs `mover restore-wait`
+RESTORE_HELPER_IMAGE = f"kbrowse/mover:{__version__}"  # the mover's image, which runs `mover restore-wait`
 RESTORES_DIR = "/restores"  # where the init container mounts each volume being restored
 MARKER_DIR = ".velero"  # <volume>/.velero/<restore-uid>: "this volume is restored"
 FINAL_PHASES = ("Completed", "Failed", "Canceled")

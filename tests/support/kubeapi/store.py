@@ -423,12 +423,13 @@ class Store:
                 else:
                     new.pop("status", None)
         new = self._admit(rt, new, old)
+        new["apiVersion"], new["kind"] = rt.api_version, rt.kind
+        # Defaults first: a write that only leaves out a defaulted field changes nothing.
+        if rt.store_key == CRDS:
+            crd.apply_defaults_and_status(new, old, now())
         # Any change outside metadata is a new generation, except through /status.
         if subresource != "status" and _without_metadata(new) != _without_metadata(old):
             new["metadata"]["generation"] = old_meta.get("generation", 0) + 1
-        new["apiVersion"], new["kind"] = rt.api_version, rt.kind
-        if rt.store_key == CRDS:
-            crd.apply_defaults_and_status(new, old, now())
         if _same_content(new, old):
             return old
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
