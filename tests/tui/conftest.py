@@ -1,5 +1,5 @@
 """The app in cluster mode against the Kubernetes API double, with `mover server` running in
-this process on a SeaweedFS bucket (as tests/test_velero_cmds.py runs the CLI)."""
+this process on a SeaweedFS bucket (as tests/velero/test_velero_cmds.py runs the CLI)."""
 
 from __future__ import annotations
 
@@ -9,27 +9,19 @@ import pytest
 
 from kbrowse.cluster.session import ClusterSession, KubeTarget
 from mover.kube.framework.client import Kube
-from tests.kube.test_controllers import make_app
+from tests.kube.test_controllers import kube, make_app  # noqa: F401 - kube: the fixture
 from tests.support.kubeapi.fixtures import KubeApi, kube_api  # noqa: F401 - fixture
 from tests.support.s3server import S3Server
 from tests.support.velero_env import (
     NS,
     credentials_secret,
-    install,
     running_server,
     s3_location,
 )
 
 
 @pytest.fixture
-def kube(kube_api: KubeApi) -> Kube:  # noqa: F811
-    k = Kube(kube_api.api_client())
-    install(k)
-    return k
-
-
-@pytest.fixture
-def cluster(kube: Kube, s3_server: S3Server, s3_bucket: str) -> Iterator[Kube]:
+def cluster(kube: Kube, s3_server: S3Server, s3_bucket: str) -> Iterator[Kube]:  # noqa: F811
     """A Velero-shaped cluster: a storage location on the bucket, an application in `shop`,
     the mover server reconciling."""
     s3_location(kube, s3_server, s3_bucket, credential=credentials_secret(kube, s3_server))
