@@ -76,10 +76,8 @@ class ClusterSession:
         """Load the configuration (no request yet: the store's watches make the first ones)."""
         in_cluster = target.context == IN_CLUSTER
         context = None if in_cluster else target.context
-        if in_cluster:
-            os.environ.pop("KUBECONFIG", None)  # load_api_client then takes the service account
         try:
-            api_client = load_api_client(None if in_cluster else target.kubeconfig, context, pool_size=POOL_SIZE)
+            api_client = load_api_client(target.kubeconfig, context, pool_size=POOL_SIZE, in_cluster=in_cluster)
         except KubeError as exc:
             raise ClusterError(exc.message) from None
         kube = Kube(api_client)
