@@ -12,8 +12,10 @@ from textual.widgets import Input
 from kbrowse.cli import main
 from kbrowse.cluster.session import ClusterSession
 from kbrowse.tui.app import KbrowseApp
+from kbrowse.tui.screens.backup import BackupScreen
 from kbrowse.tui.screens.backup_form import BackupFormScreen
 from kbrowse.tui.screens.cluster_backups import ClusterBackupsScreen
+from kbrowse.tui.widgets.preview import Preview
 from mover.kube.framework.client import Kube
 from mover.kube.resources import BACKUPS
 from tests.support.kubeapi.fixtures import KubeApi
@@ -101,3 +103,33 @@ async def test_backup_from_the_form_completes_and_its_row_follows(cluster: Kube,
 def fill(form, **values: str) -> None:
     for field, value in values.items():
         form.query_one(f"#{field}", Input).value = value
+
+
+@drive
+async def test_describe_logs_and_enter_through_the_storage_location(cluster: Kube, session: ClusterSession) -> None:
+    cluster.create(BACKUPS, NS, velero_object("Backup", "shop-1", {"includedNamespaces": ["shop"]}))
+    wait_phase(cluster, BACKUPS, "shop-1")
+    app = KbrowseApp(cluster=session)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await backups_screen(pilot, app)
+        pane = screen.query_one("#describe", Preview)
+        await until(pilot, lambda: pane.border_title == "Describe shop-1" and not pane.pending
+                    and "Resource List:" in pane.plain, timeout=20, what="the describe pane")
+        lines = pane.plain.splitlines()
+        for line in ("Phase:  Completed", "  apps/v1/Deployment:", "    - shop/web"):
+            assert line in lines, line  # the resource list came through a DownloadRequest
+
+        await pilot.press("l")
+        await until(pilot, lambda: pane.border_title == "Log of shop-1" and not pane.pending, what="the log")
+        assert 'msg="Backed up a total of' in pane.plain
+
+        await pilot.press("enter")  # through the backup's storage location, with the bucket's screens
+        await until(pilot, lambda: isinstance(app.screen, BackupScreen) and app.screen.contents is not None,
+                    timeout=20, what="the backup's contents")
+        backup = app.screen
+        assert backup.select_resource("deployments.apps", "shop", "web")
+        yaml = backup.query_one("#yaml", Preview)
+        await until(pilot, lambda: yaml.border_title == "web" and not yaml.pending, what="the YAML")
+        assert "image: nginx:1.27" in yaml.plain
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen, what="back on the Backups screen")
