@@ -49,3 +49,24 @@ async def test_picker_offers_contexts_and_their_storage_locations(
         options.focus()
         await pilot.press("up", "enter")
         await until(pilot, lambda: isinstance(app.screen, ClusterBackupsScreen), what="the cluster's backups")
+
+
+@drive
+async def test_enter_on_a_storage_location_opens_its_bucket(cluster: Kube, session) -> None:
+    from mover.kube.resources import BACKUPS
+    from tests.support.velero_env import NS, velero_object, wait_phase
+
+    cluster.create(BACKUPS, NS, velero_object("Backup", "shop-1", {"includedNamespaces": ["shop"]}))
+    wait_phase(cluster, BACKUPS, "shop-1")
+    app = KbrowseApp(cluster=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, ClusterBackupsScreen), what="the Backups screen")
+        await pilot.press("4")
+        await until(pilot, lambda: getattr(app.screen, "TAB", "") == "locations" and app.screen.current is not None
+                    and app.screen.row(app.screen.current)[3] == "Available", what="the available location")
+        await pilot.press("enter")
+        await until(pilot, lambda: type(app.screen) is BackupsScreen and app.screen.table.items, timeout=20,
+                    what="the bucket's backups")
+        assert [b.name for b in app.screen.table.items] == ["shop-1"]  # read from the bucket, not the cluster
+        await pilot.press("escape")
+        await until(pilot, lambda: getattr(app.screen, "TAB", "") == "locations", what="back on the locations")
