@@ -189,3 +189,10 @@ async def test_a_forbidden_verb_is_one_clear_line(cluster: Kube, kube_api: KubeA
                     str(app.screen.query_one("#status").content), what="the restores' error")
         status = str(app.screen.query_one("#status").content)
         assert status.startswith("not allowed to list restores.velero.io in namespace velero")
+
+        api.allow_all()  # granted now: the same keys delete it, and the row goes when the backup does
+        await pilot.press("1")
+        await until(pilot, lambda: isinstance(app.screen, ClusterBackupsScreen), what="the Backups screen")
+        await pilot.press("x", "y")
+        await until(pilot, lambda: not app.screen.table.items, timeout=30, what="the deleted backup's row to go")
+        assert cluster.get_or_none(BACKUPS, NS, "shop-1") is None
