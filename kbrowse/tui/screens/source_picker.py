@@ -78,20 +78,19 @@ class SourcePickerScreen(Screen[None]):
             if locations:
                 self.app.call_from_thread(self._add_sources, locations)
 
-    async def _add_sources(self, found: list[Source]) -> None:
+    def _add_sources(self, found: list[Source]) -> None:
         first = len(self.sources)
         self.sources += found
         options = [Option(Text(s.label), id=str(first + i)) for i, s in enumerate(found)]
         if self.query("#sources"):
             self.query_one("#sources", OptionList).add_options(options)
             return
-        picker = self.query_one("#picker")
-        for hint in self.query(".hint"):
-            await hint.remove()
-        heading = self.query_one(".heading")
-        await picker.mount(Label("Found here:"), OptionList(*options, id="sources"), after=heading)
-        if self.query_one("#location", Input).has_focus and not self.query_one("#location", Input).value:
-            self.query_one("#sources").focus()
+        self.query(".hint").remove()
+        location = self.query_one("#location", Input)
+        self.query_one("#picker").mount(Label("Found here:"), OptionList(*options, id="sources"),
+                                        after=self.query_one(".heading"))
+        if location.has_focus and not location.value:
+            self.call_after_refresh(lambda: self.query_one("#sources").focus())
 
     @on(OptionList.OptionSelected, "#sources")
     def _picked(self, event: OptionList.OptionSelected) -> None:
