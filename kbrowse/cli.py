@@ -278,8 +278,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def open_app(args: argparse.Namespace) -> int:
-    """The TUI on --bsl (bucket mode), on -r/RESTIC_REPOSITORY when given, else on its
-    source picker."""
+    """The TUI on --bsl (bucket mode), on a cluster (--kubecontext/--kubeconfig: cluster mode),
+    on -r/RESTIC_REPOSITORY when given, else on its source picker."""
     from kbrowse.bucket import commands as bucketcmd
     from kbrowse.tui.app import run_tui  # Textual takes ~0.5 s to import: only for the app
 
@@ -288,6 +288,17 @@ def open_app(args: argparse.Namespace) -> int:
             raise UsageError("give either -r/--repo (a repository) or --bsl (a bucket), not both")
         with bucketcmd.open_bucket(args) as bucket:
             run_tui(None, bucket.location(), bucket=bucket)
+        return 0
+    if args.kubecontext or args.kubeconfig:
+        if args.repo:
+            raise UsageError("give either -r/--repo (a repository) or --kubecontext (a cluster), not both")
+        from kbrowse.cluster.session import ClusterSession, KubeTarget
+
+        session = ClusterSession.connect(KubeTarget(args.kubeconfig, args.kubecontext, args.namespace))
+        try:
+            run_tui(None, cluster=session)
+        finally:
+            session.close()
         return 0
     if args.repo or os.environ.get("RESTIC_REPOSITORY"):
         view = _open(args)

@@ -71,8 +71,7 @@ async def shoot_app(view: RepositoryView, repo: Repository, out: Path) -> None:
         print(f"wrote {out / name}.svg")
 
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, SnapshotsScreen) and app.screen.table.row_count)
-        await until(pilot, lambda: app.screen.table.columns["paths"].content_width > 5)
+        await until(pilot, lambda: isinstance(app.screen, SnapshotsScreen) and app.screen.table.items)
         save("snapshots")
 
         await pilot.press("enter")
@@ -164,6 +163,117 @@ async def shoot_picker(out: Path) -> None:
         print(f"wrote {out}/source-picker.svg")
 
 
+async def shoot_cluster(out: Path) -> None:
+    """Cluster mode on the Kubernetes API double with the mover server (a local-directory
+    storage location): the Backups screen with describe, the new-backup form, and the Data
+    movement screen mid-transfer (its objects written as a node agent would update them)."""
+    from kbrowse.cluster.session import ClusterSession, KubeTarget
+    from kbrowse.cluster.store import DATA_UPLOADS, POD_VOLUME_BACKUPS
+    from kbrowse.tui.screens.backup_form import BackupFormScreen
+    from kbrowse.tui.screens.cluster_backups import ClusterBackupsScreen
+    from kbrowse.tui.screens.movement import MovementScreen
+    from mover.kube.framework.client import Kube, load_api_client
+    from mover.kube.resources import BACKUPS, BSLS
+    from tests.kube.test_controllers import make_app
+    from tests.support.kubeapi import KubeApiServer
+    from tests.support.kubeapi.fixtures import write_kubeconfig
+    from tests.support.velero_env import (
+        NS,
+        install,
+        running_server,
+        velero_object,
+        wait_phase,
+    )
+
+    server = KubeApiServer().start()
+    kubeconfig = str(write_kubeconfig(WORK / "kubeconfig", server.url, namespace=NS))
+    kube = Kube(load_api_client(kubeconfig))
+    install(kube)
+    (WORK / "cluster-bsl").mkdir()
+    kube.create(BSLS, NS, velero_object("BackupStorageLocation", "default", {
+        "provider": "local", "default": True, "objectStorage": {"bucket": str(WORK / "cluster-bsl")}}))
+    for ns in ("shop", "ledger"):
+        make_app(kube, ns)
+    with running_server(kube):
+        for name, spec in (("shop-nightly", {"includedNamespaces": ["shop"], "labelSelector": {
+                                "matchLabels": {"app": "web"}}}),
+                           ("ledger-before-upgrade", {"includedNamespaces": ["ledger"], "ttl": "2160h0m0s"}),
+                           ("everything", {"excludedResources": ["secrets"]})):
+            kube.create(BACKUPS, NS, velero_object("Backup", name, spec))
+            wait_phase(kube, BACKUPS, name)
+        kube.create(BACKUPS, NS, velero_object("Backup", "wrong-location", {"storageLocation": "archive"}))
+        wait_phase(kube, BACKUPS, "wrong-location")
+        transfers = _moving(kube, DATA_UPLOADS, POD_VOLUME_BACKUPS)
+        session = ClusterSession.connect(KubeTarget(kubeconfig, None, NS))
+        app = KbrowseApp(cluster=session)
+
+        def save(name: str) -> None:
+            app.save_screenshot(f"{name}.svg", str(out))
+            print(f"wrote {out / name}.svg")
+
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, ClusterBackupsScreen) and len(app.screen.table.items) == 4)
+            screen = app.screen
+            screen.table.select_where(lambda b: b.name == "shop-nightly")
+            describe = screen.query_one("#describe", Preview)
+            await until(pilot, lambda: describe.border_title == "Describe shop-nightly" and not describe.pending)
+            save("cluster-backups")
+            await pilot.press("6")
+            await until(pilot, lambda: isinstance(app.screen, MovementScreen) and len(app.screen.table.items) == 3)
+            for step in range(1, 4):  # updates as the node agent sends them: rates and ETAs follow
+                transfers(step)
+                await asyncio.sleep(1.0)
+            await pilot.pause()
+            save("cluster-movement")
+            await pilot.press("1", "n")
+            await until(pilot, lambda: isinstance(app.screen, BackupFormScreen))
+            form = app.screen
+            for field, value in (("name", "shop_before_upgrade"), ("include-namespaces", "shop"),
+                                 ("selector", "app=web"), ("ttl", "3 days")):
+                form.query_one(f"#{field}").value = value
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            save("cluster-new-backup")
+    server.stop()
+
+
+def _moving(kube, uploads, pvbs) -> Callable[[int], None]:
+    """Two DataUploads and two PodVolumeBackups of shop-nightly; ``step(n)`` moves them on."""
+    from tests.support.velero_env import NS
+
+    mib = 2**20
+    specs = [(uploads, "shop-nightly-7xk2p", {"snapshotType": "CSI", "sourcePVC": "data", "sourceNamespace": "shop",
+                                              "backupStorageLocation": "default", "operationTimeout": "10m0s",
+                                              "csiSnapshot": {"volumeSnapshot": "velero-data-x1", "storageClass": "csi"}},
+              "worker-1", 4096 * mib, 96 * mib),
+             (uploads, "ledger-before-upgrade-m2q9d", {"snapshotType": "CSI", "sourcePVC": "journal",
+                                                       "sourceNamespace": "ledger", "backupStorageLocation": "default",
+                                                       "operationTimeout": "10m0s", "csiSnapshot": {
+                                                           "volumeSnapshot": "velero-journal-x2", "storageClass": "csi"}},
+              "worker-2", 1024 * mib, 40 * mib),
+             (pvbs, "shop-nightly-pvb-web-0", {"node": "worker-1", "pod": {"namespace": "shop", "name": "web-0"},
+                                               "volume": "uploads", "backupStorageLocation": "default",
+                                               "repoIdentifier": "local:/bsl/restic/shop", "uploaderType": "kopia"},
+              "worker-1", 512 * mib, 0)]
+    for res, name, spec, _, _, _ in specs:
+        owner = name.rsplit("-", 1)[0].removesuffix("-pvb-web")
+        kube.create(res, NS, {"apiVersion": res.api_version, "kind": res.kind, "spec": spec,
+                              "metadata": {"name": name, "labels": {"velero.io/backup-name": owner}}})
+    kube.patch(pvbs, NS, "shop-nightly-pvb-web-0", {"status": {
+        "phase": "Completed", "node": "worker-1", "startTimestamp": "2026-12-03T02:00:00Z",
+        "completionTimestamp": "2026-12-03T02:00:41Z",
+        "progress": {"bytesDone": 512 * mib, "totalBytes": 512 * mib}}}, subresource="status")
+
+    def step(n: int) -> None:
+        for res, name, _, node, total, per_second in specs:
+            if per_second:
+                kube.patch(res, NS, name, {"status": {
+                    "phase": "InProgress", "node": node, "startTimestamp": "2026-12-03T02:00:00Z",
+                    "progress": {"bytesDone": per_second * (n + 5), "totalBytes": total}}}, subresource="status")
+
+    return step
+
+
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "screenshots").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -185,6 +295,7 @@ def main() -> None:
         asyncio.run(shoot_bucket(bucket, out))
     finally:
         bucket.close()
+    asyncio.run(shoot_cluster(out))
 
 
 if __name__ == "__main__":

@@ -48,7 +48,9 @@ def add_options(p: argparse.ArgumentParser, top: bool) -> None:
     opt("-n", "--namespace", default="velero", metavar="NS",
         help="Velero's namespace, for its repository secret (default: velero)")
     opt("--kubeconfig", metavar="FILE", help="kubeconfig for the secret (default: $KUBECONFIG)")
-    opt("--kubecontext", metavar="CONTEXT", help="kubeconfig context (default: current)")
+    opt("--kubecontext", "--context", dest="kubecontext", metavar="CONTEXT",
+        help="kubeconfig context (default: current); with no command, the app opens on that "
+             "cluster's backups")
 
 
 def open_bucket(args: argparse.Namespace) -> BucketView:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from kbrowse.cluster.kinds import (
@@ -101,13 +102,13 @@ def backup_spec(args: argparse.Namespace) -> Obj:
     return spec
 
 
-@api_errors
-def backup_create(args: argparse.Namespace) -> int:
+def backup_object(args: argparse.Namespace, api: Any = None) -> Obj:
+    """The Backup `backup create` submits (also the app's new-backup form); ``api`` reads the
+    schedule of --from-schedule (made from ``args`` when not given)."""
     from mover.velero import labels as velero_labels
     from mover.velero.requests import scheduled_backup_name
 
     labels = dict(args.labels)
-    api = kube(args) if not args.output else None
     if args.from_schedule:
         api = api or kube(args)
         schedule = api.get(SCHEDULE.resource, namespace(args), args.from_schedule)
@@ -119,15 +120,22 @@ def backup_create(args: argparse.Namespace) -> int:
         raise RepoError("a backup needs a NAME (or --from-schedule)")
     else:
         spec, name = backup_spec(args), args.name
-    backup = {"apiVersion": "velero.io/v1", "kind": "Backup",
-              "metadata": {"name": name, "namespace": namespace(args), **({"labels": labels} if labels else {})},
-              "spec": spec}
-    return submit(BACKUP, args, backup, api)
+    return {"apiVersion": "velero.io/v1", "kind": "Backup",
+            "metadata": {"name": name, "namespace": namespace(args), **({"labels": labels} if labels else {})},
+            "spec": spec}
 
 
-def _backup_details(api: Any, args: argparse.Namespace, obj: Obj) -> Any:
+@api_errors
+def backup_create(args: argparse.Namespace) -> int:
+    api = kube(args) if not args.output or args.from_schedule else None
+    return submit(BACKUP, args, backup_object(args, api), api)
+
+
+def backup_details(api: Any, ns: str, obj: Obj, note: Callable[[str], None] | None = None,
+                   cancelled: Callable[[], bool] | None = None) -> Any:
     """What `backup describe` shows beyond the object: the files the server uploaded and the
-    backup's PodVolumeBackups, as `velero backup describe --details` gathers them."""
+    backup's PodVolumeBackups, as `velero backup describe --details` gathers them (also the
+    app's describe pane, which takes the notes and stops waiting once ``cancelled()``)."""
     from kbrowse.bucket.printers import BackupDetails
     from mover.kube.framework.client import KubeError
     from mover.kube.resources import POD_VOLUME_BACKUPS
@@ -144,13 +152,15 @@ def _backup_details(api: Any, args: argparse.Namespace, obj: Obj) -> Any:
     backup = from_json(Backup, obj, "Backup")
     name, status = backup.name, backup.status
     finished = status.phase in ("Completed", "PartiallyFailed", "Failed")
-    results = fetch_file(api, args, "BackupResults", name) if finished and (status.errors or status.warnings) else None
-    resources = fetch_file(api, args, "BackupResourceList", name) if finished else None
-    operations = (fetch_file(api, args, "BackupItemOperations", name) or []) \
-        if status.backup_item_operations_attempted else []
-    infos = fetch_file(api, args, "BackupVolumeInfos", name) if finished else None
+    def fetch(kind: str) -> Any:
+        return fetch_file(api, ns, kind, name, note, cancelled)
+
+    results = fetch("BackupResults") if finished and (status.errors or status.warnings) else None
+    resources = fetch("BackupResourceList") if finished else None
+    operations = (fetch("BackupItemOperations") or []) if status.backup_item_operations_attempted else []
+    infos = fetch("BackupVolumeInfos") if finished else None
     try:
-        pvbs = api.list(POD_VOLUME_BACKUPS, namespace(args), label_selector=f"velero.io/backup-name={name}")["items"]
+        pvbs = api.list(POD_VOLUME_BACKUPS, ns, label_selector=f"velero.io/backup-name={name}")["items"]
     except KubeError:
         pvbs = []  # no PodVolumeBackup CRD: no file-system backups either
     pod_volume_backups = list_from_json(PodVolumeBackup, pvbs, "PodVolumeBackups")
@@ -178,7 +188,7 @@ def backup_describe(args: argparse.Namespace) -> int:
     for i, backup in enumerate(sort_backups([from_json(Backup, o, "Backup") for o in objects])):
         if i:
             print()
-        sys.stdout.write(describe_backup(_backup_details(api, args, by_name[backup.name])))
+        sys.stdout.write(describe_backup(backup_details(api, namespace(args), by_name[backup.name])))
     return 0
 
 

@@ -31,3 +31,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     schedule.register(group("schedule", "work with schedules (velero schedule ...)"))
     location.register(group("backup-location", "work with backup storage locations (velero backup-location ...)"))
     repo.register(group("repo", "work with the repositories of volume data (velero repo ...)"))
+
+
+def create_args(group: str, ns: str, **values: object) -> argparse.Namespace:
+    """`kbrowse GROUP create` as parsed with no flags, then ``values`` set (by attribute name):
+    how the app's forms reuse the command's defaults and its object building."""
+    parser = argparse.ArgumentParser(prog=group, exit_on_error=False)
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args([group, "create"])
+    args.namespace = ns
+    for key, value in values.items():
+        if not hasattr(args, key):
+            raise AttributeError(f"{group} create has no option {key!r}")
+        setattr(args, key, value)
+    return args

@@ -140,15 +140,20 @@ def confirm(args: argparse.Namespace, what: str) -> bool:
     return input(f"Are you sure you want to {what} (Y/N)? ").strip().lower() in ("y", "yes")
 
 
-def fetch_file(api: Any, args: argparse.Namespace, kind: str, name: str) -> Any:
-    """A JSON file of a backup or restore, through a DownloadRequest; None (with a note on
-    stderr) when the server cannot give it."""
+def fetch_file(api: Any, ns: str, kind: str, name: str, note: Callable[[str], None] | None = None,
+               cancelled: Callable[[], bool] | None = None) -> Any:
+    """A JSON file of a backup or restore, through a DownloadRequest; None (after a note, on
+    stderr by default) when the server cannot give it."""
     from kbrowse.cluster.wait import download
 
     try:
-        return json.loads(download(api, namespace(args), kind, name))
+        return json.loads(download(api, ns, kind, name, cancelled=cancelled))
     except (RepoError, ValueError) as exc:
-        print(f"kbrowse: note: {kind} of {name} is not available: {exc}", file=sys.stderr)
+        message = f"{kind} of {name} is not available: {exc}"
+        if note is None:
+            print(f"kbrowse: note: {message}", file=sys.stderr)
+        else:
+            note(message)
         return None
 
 

@@ -33,40 +33,52 @@ def _status(o: Obj) -> Obj:
     return o.get("status") or {}
 
 
+RESTORE_HEADER = ["NAME", "BACKUP", "STATUS", "STARTED", "COMPLETED", "ERRORS", "WARNINGS", "CREATED", "SELECTOR"]
+SCHEDULE_HEADER = ["NAME", "STATUS", "CREATED", "SCHEDULE", "BACKUP TTL", "LAST BACKUP", "SELECTOR", "PAUSED"]
+LOCATION_HEADER = ["NAME", "PROVIDER", "BUCKET/PREFIX", "PHASE", "LAST VALIDATED", "ACCESS MODE", "DEFAULT"]
+
+
+def _by_name(objs: list[Obj]) -> list[Obj]:
+    return sorted(objs, key=lambda o: o["metadata"]["name"])
+
+
+def restore_row(r: Obj) -> list[str]:
+    """One restore's cells of `velero restore get` (also the app's Restores screen)."""
+    spec, status = _spec(r), _status(r)
+    return [r["metadata"]["name"], spec.get("backupName", ""), status.get("phase") or "New",
+            _time(status.get("startTimestamp")), _time(status.get("completionTimestamp")),
+            str(status.get("errors", 0)), str(status.get("warnings", 0)),
+            _time(r["metadata"].get("creationTimestamp")), label_selector(spec.get("labelSelector"))]
+
+
 def restore_table(restores: list[Obj]) -> str:
-    rows = []
-    for r in sorted(restores, key=lambda r: r["metadata"]["name"]):
-        spec, status = _spec(r), _status(r)
-        rows.append([r["metadata"]["name"], spec.get("backupName", ""), status.get("phase") or "New",
-                     _time(status.get("startTimestamp")), _time(status.get("completionTimestamp")),
-                     status.get("errors", 0), status.get("warnings", 0), _time(r["metadata"].get("creationTimestamp")),
-                     label_selector(spec.get("labelSelector"))])
-    return _table(["NAME", "BACKUP", "STATUS", "STARTED", "COMPLETED", "ERRORS", "WARNINGS", "CREATED", "SELECTOR"],
-                  rows)
+    return _table(RESTORE_HEADER, [restore_row(r) for r in _by_name(restores)])
+
+
+def schedule_row(s: Obj, now: datetime) -> list[str]:
+    spec, status = _spec(s), _status(s)
+    template = spec.get("template") or {}
+    return [s["metadata"]["name"], status.get("phase") or "New", _time(s["metadata"].get("creationTimestamp")),
+            spec.get("schedule", ""), template.get("ttl") or "0s",
+            time_from_now(parse_time(status.get("lastBackup")), now),
+            label_selector(template.get("labelSelector")), str(bool(spec.get("paused"))).lower()]
 
 
 def schedule_table(schedules: list[Obj], now: datetime) -> str:
-    rows = []
-    for s in sorted(schedules, key=lambda s: s["metadata"]["name"]):
-        spec, status = _spec(s), _status(s)
-        template = spec.get("template") or {}
-        rows.append([s["metadata"]["name"], status.get("phase") or "New", _time(s["metadata"].get("creationTimestamp")),
-                     spec.get("schedule", ""), template.get("ttl") or "0s",
-                     time_from_now(parse_time(status.get("lastBackup")), now),
-                     label_selector(template.get("labelSelector")), str(bool(spec.get("paused"))).lower()])
-    return _table(["NAME", "STATUS", "CREATED", "SCHEDULE", "BACKUP TTL", "LAST BACKUP", "SELECTOR", "PAUSED"], rows)
+    return _table(SCHEDULE_HEADER, [schedule_row(s, now) for s in _by_name(schedules)])
+
+
+def location_row(loc: Obj) -> list[str]:
+    spec, status = _spec(loc), _status(loc)
+    storage = spec.get("objectStorage") or {}
+    where = storage.get("bucket", "") + (f"/{storage['prefix']}" if storage.get("prefix") else "")
+    validated = _time(status.get("lastValidationTime")) if status.get("lastValidationTime") else "Unknown"
+    return [loc["metadata"]["name"], spec.get("provider", ""), where, status.get("phase") or "Unknown",
+            validated, spec.get("accessMode") or "ReadWrite", str(bool(spec.get("default"))).lower()]
 
 
 def location_table(locations: list[Obj]) -> str:
-    rows = []
-    for loc in sorted(locations, key=lambda x: x["metadata"]["name"]):
-        spec, status = _spec(loc), _status(loc)
-        storage = spec.get("objectStorage") or {}
-        where = storage.get("bucket", "") + (f"/{storage['prefix']}" if storage.get("prefix") else "")
-        validated = _time(status.get("lastValidationTime")) if status.get("lastValidationTime") else "Unknown"
-        rows.append([loc["metadata"]["name"], spec.get("provider", ""), where, status.get("phase") or "Unknown",
-                     validated, spec.get("accessMode") or "ReadWrite", str(bool(spec.get("default"))).lower()])
-    return _table(["NAME", "PROVIDER", "BUCKET/PREFIX", "PHASE", "LAST VALIDATED", "ACCESS MODE", "DEFAULT"], rows)
+    return _table(LOCATION_HEADER, [location_row(loc) for loc in _by_name(locations)])
 
 
 def repository_table(repositories: list[Obj]) -> str:

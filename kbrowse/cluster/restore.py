@@ -30,7 +30,7 @@ from kbrowse.cluster.kinds import (
 from mover.errors import RepoError
 
 
-def _mappings(text: str) -> dict[str, str]:
+def parse_mappings(text: str) -> dict[str, str]:
     out = {}
     for pair in filter(None, text.split(",")):
         source, sep, target = pair.partition(":")
@@ -40,8 +40,8 @@ def _mappings(text: str) -> dict[str, str]:
     return out
 
 
-@api_errors
-def restore_create(args: argparse.Namespace) -> int:
+def restore_object(args: argparse.Namespace) -> Obj:
+    """The Restore `restore create` submits (also the app's new-restore form)."""
     from mover.velero.filters import parse_selector
     from mover.velero.requests import scheduled_backup_name
 
@@ -67,9 +67,13 @@ def restore_create(args: argparse.Namespace) -> int:
                          ("includeClusterResources", args.include_cluster_resources)):
         if value is not None:
             spec[field] = value
-    restore = {"apiVersion": "velero.io/v1", "kind": "Restore",
-               "metadata": {"name": name, "namespace": namespace(args)}, "spec": spec}
-    return submit(RESTORE, args, restore)
+    return {"apiVersion": "velero.io/v1", "kind": "Restore",
+            "metadata": {"name": name, "namespace": namespace(args)}, "spec": spec}
+
+
+@api_errors
+def restore_create(args: argparse.Namespace) -> int:
+    return submit(RESTORE, args, restore_object(args))
 
 
 def pod_volume_restores(api: Any, args: argparse.Namespace, name: str) -> list[Obj]:
@@ -95,9 +99,9 @@ def restore_describe(args: argparse.Namespace) -> int:
             print()
         name, status = restore["metadata"]["name"], restore.get("status") or {}
         finished = status.get("phase") in ("Completed", "PartiallyFailed", "Failed")
-        results = fetch_file(api, args, "RestoreResults", name) if status.get("errors") or status.get("warnings") \
-            else None
-        resources = fetch_file(api, args, "RestoreResourceList", name) if finished else None
+        results = fetch_file(api, namespace(args), "RestoreResults", name) \
+            if status.get("errors") or status.get("warnings") else None
+        resources = fetch_file(api, namespace(args), "RestoreResourceList", name) if finished else None
         sys.stdout.write(printers.describe_restore(restore, results, resources, pod_volume_restores(api, args, name)))
     return 0
 
@@ -111,7 +115,7 @@ def register(restores: Group) -> None:
     p.add_argument("--exclude-namespaces", action="append", metavar="NS,...")
     p.add_argument("--include-resources", action="append", metavar="RES,...")
     p.add_argument("--exclude-resources", action="append", metavar="RES,...")
-    p.add_argument("--namespace-mappings", type=_mappings, metavar="SRC:DST,...",
+    p.add_argument("--namespace-mappings", type=parse_mappings, metavar="SRC:DST,...",
                    help="restore objects of namespace SRC into DST")
     p.add_argument("--existing-resource-policy", choices=("none", "update"),
                    help="what to do with objects that already exist (default: none, leave them)")

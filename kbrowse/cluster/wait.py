@@ -85,9 +85,12 @@ def _bar(what: str, name: str) -> Callable[[str, int, int], None]:
     return show
 
 
-def download(kube: Kube, namespace: str, kind: str, name: str, timeout: float = 60.0) -> bytes:
+def download(kube: Kube, namespace: str, kind: str, name: str, timeout: float = 60.0,
+             cancelled: Callable[[], bool] | None = None) -> bytes:
     """The bytes of one file of a backup or restore (``kind`` is a DownloadRequest target kind,
-    e.g. BackupLog), gunzipped when gzipped. Needs a server to process the request."""
+    e.g. BackupLog), gunzipped when gzipped. Needs a server to process the request; the wait
+    for it ends early once ``cancelled()`` (the app's worker was cancelled: another backup was
+    highlighted, or the app is closing)."""
     request = kube.create(DOWNLOAD_REQUESTS, namespace, {
         "apiVersion": "velero.io/v1", "kind": "DownloadRequest",
         "metadata": {"generateName": f"{name}-"}, "spec": {"target": {"kind": kind, "name": name}}})
@@ -98,6 +101,8 @@ def download(kube: Kube, namespace: str, kind: str, name: str, timeout: float = 
             status = kube.get(DOWNLOAD_REQUESTS, namespace, request_name).get("status") or {}
             if status.get("downloadURL"):
                 break
+            if cancelled is not None and cancelled():
+                raise RepoError(f"stopped waiting for the {kind} of {name}")
             if time.monotonic() > deadline:
                 raise RepoError(f"timed out waiting for the server to process download request {request_name}: "
                                 f"is the server (mover server or velero) running in namespace {namespace}?")

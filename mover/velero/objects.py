@@ -10,6 +10,7 @@ Objects read from a bucket keep the document they came from in ``raw`` for faith
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -65,17 +66,23 @@ def _decode(tp: Any, value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _decoded_fields(cls: type) -> tuple[tuple[str, str, Any], ...]:
+    """(field name, JSON name, type) of each JSON field: resolving the type hints is most of
+    the cost of decoding, and an app decodes thousands of objects of a few classes."""
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, _json_name(f), hints[f.name]) for f in dataclasses.fields(cls)
+                 if not f.metadata.get("skip"))
+
+
 def decode(cls: type[T], data: dict[str, Any] | None) -> T:
     """Build `cls` from Velero's JSON; unknown keys are ignored, missing ones take defaults."""
-    hints = typing.get_type_hints(cls)
     data = data or {}
     kwargs = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.metadata.get("skip"):
-            continue
-        name = _json_name(f)
-        if name in data and data[name] is not None:
-            kwargs[f.name] = _decode(hints[f.name], data[name])
+    for name, json_name, tp in _decoded_fields(cls):
+        value = data.get(json_name)
+        if value is not None:
+            kwargs[name] = _decode(tp, value)
     return cls(**kwargs)
 
 

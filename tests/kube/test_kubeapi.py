@@ -676,3 +676,33 @@ def test_namespace_deletion_removes_its_content(core: client.CoreV1Api) -> None:
     with pytest.raises(ApiException) as excinfo:
         core.delete_namespace("kube-system")
     assert excinfo.value.status == 403
+
+
+def test_rbac_denial_is_a_forbidden_status_for_that_user_only(kube_api: KubeApi, tmp_path: Path) -> None:
+    kube_api.server.deny("jane-token", "jane", "list", "", "configmaps", "default")
+    kube_api.server.deny("jane-token", "jane", "get", "", "configmaps", None)
+    kube_api.server.deny("jane-token", "jane", "patch", "", "pods/status", None)
+    jane = client.CoreV1Api(config.new_client_from_config(
+        config_file=str(write_kubeconfig(tmp_path / "jane", kube_api.url, token="jane-token"))))
+    admin = client.CoreV1Api(kube_api.api_client())
+    admin.create_namespaced_config_map("default", {"metadata": {"name": "c"}})
+    admin.create_namespaced_pod("default", {"metadata": {"name": "p"}, "spec": {"containers": [
+        {"name": "x", "image": "busybox"}]}})
+    with pytest.raises(ApiException) as refused:
+        jane.list_namespaced_config_map("default")
+    body = json.loads(refused.value.body)
+    assert refused.value.status == 403 and body["reason"] == "Forbidden" and body["kind"] == "Status"
+    assert body["message"] == ('configmaps is forbidden: User "jane" cannot list resource "configmaps" in API group "" '
+                               'in the namespace "default"')
+    assert body["details"] == {"kind": "configmaps"}
+    with pytest.raises(ApiException) as refused:
+        jane.read_namespaced_config_map("c", "default")
+    assert json.loads(refused.value.body)["details"] == {"name": "c", "kind": "configmaps"}
+    assert jane.list_namespaced_config_map("kube-system").items == []  # another namespace: granted
+    assert [c.metadata.name for c in admin.list_namespaced_config_map("default").items] == ["c"]  # another user
+    jane.patch_namespaced_pod("p", "default", {"metadata": {"labels": {"a": "b"}}})  # the pod itself: granted
+    with pytest.raises(ApiException) as refused:
+        jane.patch_namespaced_pod_status("p", "default", {"status": {"phase": "Running"}})
+    assert 'cannot patch resource "pods/status"' in json.loads(refused.value.body)["message"]
+    kube_api.server.allow_all()
+    assert [c.metadata.name for c in jane.list_namespaced_config_map("default").items] == ["c"]

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable
 
 from kbrowse.tui.app import KbrowseApp
 from kbrowse.tui.screens.browser import BrowserScreen
@@ -139,12 +138,8 @@ async def until(pilot: Pilot, cond: Callable[[], object], timeout: float = 10.0)
 
 async def snapshots_ready(pilot: Pilot) -> None:
     def ready() -> bool:
-        tables = pilot.app.screen.query(DataTable)
-        if not tables:
-            return False
-        table = tables.first()
-        # the table measures its columns when idle, after the rows arrive
-        return table.row_count == 2 and table.columns["paths"].content_width > 5
+        tables = pilot.app.screen.query("#snapshots")
+        return bool(tables) and len(tables.first().items) == 2
 
     await until(pilot, ready)
 
@@ -225,8 +220,9 @@ def test_compare_screen(snap_compare, app: KbrowseApp) -> None:
 
 def test_source_picker(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    for var in ("RESTIC_REPOSITORY", "RESTIC_PASSWORD", "RESTIC_PASSWORD_FILE"):
+    for var in ("RESTIC_REPOSITORY", "RESTIC_PASSWORD", "RESTIC_PASSWORD_FILE", "KUBERNETES_SERVICE_HOST"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))  # no clusters offered either
     assert snap_compare(KbrowseApp(None), terminal_size=SIZE)
 
 

@@ -10,17 +10,14 @@ from typing import ClassVar
 from rich.markup import escape
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.events import DescendantBlur, DescendantFocus, Key
-from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Input
 from textual.worker import get_current_worker
 
 from kbrowse.bucket import printers as bucketfmt
 from kbrowse.tui.preview_content import TextLines, note
 from kbrowse.tui.screens.backup import BackupScreen
-from kbrowse.tui.widgets.preview import Preview
+from kbrowse.tui.screens.listscreen import LIST_BINDINGS, ListScreen
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
 from mover.errors import RepoError
 from mover.velero.bsl import BucketView
@@ -79,189 +76,114 @@ def describe_lines(text: str) -> TextLines:
     return TextLines(lines, numbered=False)
 
 
-class BackupsScreen(Screen[None]):
+class BackupsScreen(ListScreen[Backup]):
+    """The backups of a bucket; the cluster's Backups screen shares the table and the pane."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Open", tooltip="Open the backup: its resources and volumes"),
-        Binding("slash", "filter", "Filter", tooltip="Filter backups as you type"),
         Binding("d", "describe", "Describe", tooltip="Scroll the describe pane"),
         Binding("ctrl+r", "reload", "Reload", tooltip="Read the backup list again"),
-        Binding("escape", "back", "Back", tooltip="Clear the filter, or leave the pane"),
-        Binding("q", "app.quit", "Quit"),
+        *LIST_BINDINGS,
     ]
+    COLUMNS = BACKUP_COLUMNS
+    NOUN = "backup"
+    FILTER_HINT = "filter: type part of a name, status, time or location"
+    TABLE_ID = "backups"
+    FILTER_ID = "backup-filter"
+    TABLE_TITLE = "Backups"
+    PANE = True
+    LOADING = "reading backups…"
+    EMPTY = "no backups in this location"
 
-    def __init__(self, bucket: BucketView, source_label: str = "") -> None:
-        super().__init__()
+    def __init__(self, bucket: BucketView | None = None, source_label: str = "") -> None:
+        super().__init__(source_label or (bucket.location() if bucket is not None else ""))
         self.bucket = bucket
-        self.source_label = source_label or bucket.location()
-        self.backups: list[Backup] = []
-        self.words: list[str] = []
         self.described: str | None = None  # the backup whose describe text the pane shows
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Input(placeholder="filter: type part of a name, status, time or location",
-                    id="backup-filter", select_on_focus=False)
-        yield VirtualTable(BACKUP_COLUMNS, self._row, _style, empty_text="reading backups…",
-                           id="backups")
-        yield Preview(id="describe")
-        yield Static(id="status")
-        yield Footer()
+        self.now = now()
 
     def on_mount(self) -> None:
+        self.pane.message("Highlight a backup to describe it.", "Describe")
+        super().on_mount()
         self.title = "kbrowse · Velero backups"
-        self.sub_title = self.source_label
-        self.table.border_title = "Backups"
-        self.query_one(Preview).message("Highlight a backup to describe it.", "Describe")
-        self.table.focus()
-        self.action_reload()
 
-    @property
-    def table(self) -> VirtualTable:
-        return self.query_one("#backups", VirtualTable)
+    def row(self, b: Backup) -> tuple[str, ...]:
+        return backup_row(b, self.now)
 
-    @property
-    def filter_input(self) -> Input:
-        return self.query_one("#backup-filter", Input)
+    def style(self, b: Backup) -> str:
+        return _style(b)
 
-    @property
-    def current(self) -> Backup | None:
-        return self.table.current
-
-    def _row(self, b: Backup) -> tuple[str, ...]:
-        return backup_row(b, self._now)
+    def key(self, b: Backup) -> object:
+        return b.name
 
     # ---- loading -------------------------------------------------------------------------
 
-    def action_reload(self) -> None:
-        self.query_one("#status", Static).update(f"reading backups from {self.bucket.location()}…")
-        self._load()
+    def fetch(self) -> list[Backup]:
+        assert self.bucket is not None
+        listing = self.bucket.backups()
+        for name, why in sorted(listing.unreadable.items()):
+            self.app.call_from_thread(self.notify, escape(why), title=f"Skipped backup {name}",
+                                      severity="warning", timeout=10)
+        return listing.items
 
-    @work(thread=True, exclusive=True, group="backups")
-    def _load(self) -> None:
-        try:
-            listing = self.bucket.backups()
-        except RepoError as e:
-            self.app.call_from_thread(self._failed, str(e))
-            return
-        self.app.call_from_thread(self._loaded, listing.items, listing.unreadable)
+    def show_items(self, items: list[Backup], live: bool = False) -> None:
+        self.now = now()
+        super().show_items(bucketfmt.sort_backups(items), live)
 
-    def _failed(self, message: str) -> None:
-        self.query_one("#status", Static).update("")
-        self.table.empty_text = "cannot list backups"
-        self.table.refresh()
-        self.notify(escape(message), title="Cannot list backups", severity="error", timeout=10)
-
-    def _loaded(self, backups: list[Backup], unreadable: dict[str, str]) -> None:
-        self._now = now()
-        self.backups = bucketfmt.sort_backups(backups)
-        self.table.empty_text = "no backups in this location"
-        self._refill()
-        for name, why in sorted(unreadable.items()):
-            self.notify(escape(why), title=f"Skipped backup {name}", severity="warning", timeout=10)
-
-    _now: datetime = datetime.now(UTC)
-
-    def _refill(self) -> None:
-        keep = self.current
-        shown = [b for b in self.backups
-                 if all(w in " ".join(self._row(b)).casefold() for w in self.words)]
-        self.table.set_items(shown)
-        if keep is not None:
-            self.table.select_where(lambda b: b.name == keep.name)
-        if not shown:
-            self.described = None
-            self.query_one(Preview).message("No backup to describe.", "Describe")
-        self._status()
-
-    def _status(self) -> None:
-        shown, total = len(self.table.items), len(self.backups)
-        self.query_one("#status", Static).update(
-            f"{shown} of {total} backups" if shown != total else
-            f"{total} backup{'s' if total != 1 else ''} in {self.bucket.location()}")
+    def emptied(self) -> None:
+        self.described = None
+        self.pane.message("No backup to describe.", "Describe")
 
     # ---- describe ------------------------------------------------------------------------
 
-    @on(VirtualTable.Highlighted, "#backups")
+    @on(VirtualTable.Highlighted)
     def _highlighted(self, event: VirtualTable.Highlighted) -> None:
         b: Backup | None = event.item
         if b is None or b.name == self.described:
             return
+        self._start_describe(b)
+
+    def _start_describe(self, b: Backup) -> None:
         self.described = b.name
-        self.query_one(Preview).reading(f"Describe {b.name}")
-        self._describe(b.name)
+        self.pane.reading(f"Describe {b.name}")
+        self._describe(b)
+
+    def details(self, b: Backup) -> bucketfmt.BackupDetails:
+        """Everything `describe` shows of ``b`` (read in a worker thread)."""
+        assert self.bucket is not None
+        bucket, name = self.bucket, b.name
+        return bucketfmt.BackupDetails(
+            backup=bucket.backup(name), results=bucket.results(name),
+            resource_list=bucket.resource_list(name), item_operations=bucket.item_operations(name),
+            pod_volume_backups=bucket.pod_volume_backups(name),
+            volume_infos=bucket.volume_infos(name), volumes=bucket.volumes(name),
+            logs_hint=f"kbrowse --bsl {bucket.location()} logs {name}")
 
     @work(thread=True, exclusive=True, group="describe")
-    def _describe(self, name: str) -> None:
+    def _describe(self, b: Backup) -> None:
         time.sleep(DESCRIBE_DELAY)
         worker = get_current_worker()
         if worker.is_cancelled:
             return
         try:
-            b = self.bucket
-            details = bucketfmt.BackupDetails(
-                backup=b.backup(name), results=b.results(name),
-                resource_list=b.resource_list(name), item_operations=b.item_operations(name),
-                pod_volume_backups=b.pod_volume_backups(name),
-                volume_infos=b.volume_infos(name), volumes=b.volumes(name),
-                logs_hint=f"kbrowse --bsl {b.location()} logs {name}")
-            lines = describe_lines(bucketfmt.describe_backup(details))
+            lines = describe_lines(bucketfmt.describe_backup(self.details(b)))
         except RepoError as e:
-            lines = note(f"Cannot describe backup {name}: {e}")
+            lines = note(f"Cannot describe backup {b.name}: {e}")
         if not worker.is_cancelled:
-            self.app.call_from_thread(self._described, name, lines)
+            self.from_worker(self._described, b.name, lines)
 
     def _described(self, name: str, lines: TextLines) -> None:
         if self.described == name:
-            self.query_one(Preview).show(lines, f"Describe {name}", "velero backup describe --details")
-
-    # ---- filter, focus -------------------------------------------------------------------
-
-    @on(Input.Changed, "#backup-filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.words = event.value.casefold().split()
-        self._refill()
-        self.refresh_bindings()
-
-    def on_key(self, event: Key) -> None:
-        """Typing on the table starts a filter (keys with a binding keep their action)."""
-        if (self.table.has_focus and event.is_printable and event.character
-                and event.key not in {b.key for b in self.BINDINGS if isinstance(b, Binding)}):
-            event.stop()
-            self.filter_input.focus()
-            self.filter_input.insert_text_at_cursor(event.character)
-
-    def on_descendant_focus(self, _event: DescendantFocus) -> None:
-        self.refresh_bindings()
-
-    def on_descendant_blur(self, _event: DescendantBlur) -> None:
-        self.refresh_bindings()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "back":
-            return bool(self.filter_input.value or self.filter_input.has_focus
-                        or self.query_one(Preview).has_focus or len(self.app.screen_stack) > 2)
-        return True
-
-    def action_filter(self) -> None:
-        self.filter_input.focus()
-
-    def action_describe(self) -> None:
-        self.query_one(Preview).focus()
-
-    def action_back(self) -> None:
-        if self.filter_input.value:
-            self.filter_input.value = ""
-            self.table.focus()
-        elif self.filter_input.has_focus or self.query_one(Preview).has_focus:
-            self.table.focus()
-        elif len(self.app.screen_stack) > 2:
-            self.app.pop_screen()
+            self.pane.show(lines, f"Describe {name}", "velero backup describe --details")
 
     # ---- open ----------------------------------------------------------------------------
 
-    @on(VirtualTable.Selected, "#backups")
-    @on(Input.Submitted, "#backup-filter")
+    @on(VirtualTable.Selected)
+    @on(Input.Submitted)
     def action_open(self) -> None:
         b = self.current
         if b is not None:
-            self.app.push_screen(BackupScreen(self.bucket, b))
+            self.open_backup(b)
+
+    def open_backup(self, b: Backup) -> None:
+        assert self.bucket is not None
+        self.app.push_screen(BackupScreen(self.bucket, b))

@@ -1,9 +1,11 @@
-"""Where the app starts when it was not given a repository: pick or type one, give a password."""
+"""Where the app starts when it was not given a source: pick a repository (or type one, give
+a password), a cluster of the kubeconfig, or a storage location found on one."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
+from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -13,11 +15,15 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from kbrowse.tui.discover import Source, find_sources
+from kbrowse.tui.discover import Source, find_clusters, find_locations, find_sources
 from kbrowse.tui.screens.snapshots import SnapshotsScreen
 from mover.errors import RepoError
 from mover.opener import open_view
 from mover.view import SnapshotView
+
+if TYPE_CHECKING:  # the Kubernetes client takes most of a second to import: only for clusters
+    from kbrowse.cluster.session import ClusterSession
+    from mover.velero.bsl import BucketView
 
 
 class SourcePickerScreen(Screen[None]):
@@ -29,6 +35,7 @@ class SourcePickerScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.sources = find_sources()
+        self._sessions: list[ClusterSession] = []  # behind the buckets of storage locations opened here
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -53,10 +60,45 @@ class SourcePickerScreen(Screen[None]):
         self.title = "kbrowse"
         self.sub_title = "choose a source"
         self.query_one("#sources" if self.sources else "#location").focus()
+        self._find_clusters()
+
+    def on_unmount(self) -> None:
+        for session in self._sessions:
+            session.close()
+
+    # ---- clusters: found in the background (importing the client, asking each server) --------
+
+    @work(thread=True, group="find-clusters")
+    def _find_clusters(self) -> None:
+        clusters = find_clusters()
+        if clusters:
+            self.app.call_from_thread(self._add_sources, clusters)
+        for cluster in clusters:
+            locations = find_locations(cluster.location)
+            if locations:
+                self.app.call_from_thread(self._add_sources, locations)
+
+    def _add_sources(self, found: list[Source]) -> None:
+        first = len(self.sources)
+        self.sources += found
+        options = [Option(Text(s.label), id=str(first + i)) for i, s in enumerate(found)]
+        if self.query("#sources"):
+            self.query_one("#sources", OptionList).add_options(options)
+            return
+        self.query(".hint").remove()
+        location = self.query_one("#location", Input)
+        self.query_one("#picker").mount(Label("Found here:"), OptionList(*options, id="sources"),
+                                        after=self.query_one(".heading"))
+        if location.has_focus and not location.value:
+            self.call_after_refresh(lambda: self.query_one("#sources").focus())
 
     @on(OptionList.OptionSelected, "#sources")
     def _picked(self, event: OptionList.OptionSelected) -> None:
         src: Source = self.sources[int(event.option.id or 0)]
+        if src.context is not None:
+            self.query_one("#picker").loading = True
+            self._open_cluster(src)
+            return
         self.query_one("#location", Input).value = src.location
         if src.password:
             self.query_one("#password", Input).value = src.password
@@ -97,10 +139,33 @@ class SourcePickerScreen(Screen[None]):
             return
         self.app.call_from_thread(self._opened, view, location)
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, message: str, title: str = "Cannot open the repository") -> None:
         self.query_one("#picker").loading = False
-        self.notify(message, title="Cannot open the repository", severity="error", timeout=10)
+        self.notify(escape(message), title=title, severity="error", timeout=10)
         self.query_one("#password", Input).focus()
+
+    @work(thread=True, exclusive=True, group="open-cluster")
+    def _open_cluster(self, src: Source) -> None:
+        from kbrowse.cluster.session import ClusterSession, KubeTarget
+
+        assert src.context is not None
+        try:
+            session = ClusterSession.connect(KubeTarget(context=src.context))
+            bucket = None if src.bsl is None else session.bucket(src.bsl)
+        except RepoError as e:
+            self.app.call_from_thread(self._failed, str(e), f"Cannot open {src.bsl or src.context}")
+            return
+        self.app.call_from_thread(self._cluster_opened, session, bucket, src)
+
+    def _cluster_opened(self, session: ClusterSession, bucket: BucketView | None, src: Source) -> None:
+        from kbrowse.tui.screens.backups import BackupsScreen
+
+        self.query_one("#picker").loading = False
+        if bucket is None:
+            self.app.open_cluster(session)  # type: ignore[attr-defined]
+            return
+        self._sessions.append(session)
+        self.app.push_screen(BackupsScreen(bucket, f"{src.bsl} · {bucket.location()}"))
 
     def _opened(self, view: SnapshotView, location: str) -> None:
         self.query_one("#picker").loading = False

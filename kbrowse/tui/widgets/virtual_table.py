@@ -107,15 +107,26 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
     def current(self) -> T | None:
         return self.items[self.cursor] if 0 <= self.cursor < len(self.items) else None
 
-    def set_items(self, items: list[T], cursor: int = 0) -> None:
-        """Replace all rows (the list is kept, not copied) and keep the current sort."""
+    def set_items(self, items: list[T], cursor: int = 0, *, keep_scroll: bool = False,
+                  select: Callable[[T], bool] | None = None) -> None:
+        """Replace all rows (the list is kept, not copied) and keep the current sort.
+        ``keep_scroll``: rows updated in place (a live list), so the view stays where it was;
+        ``select``: the cursor goes to the first row it matches (else to ``cursor``)."""
         self.items = items
         self._formatted.clear()
         if self.sort_column is not None:
             self._sort_in_place()
         self._resize()
-        self.scroll_to(y=0, animate=False)
+        if not keep_scroll:
+            self.scroll_to(y=0, animate=False)
+        if select is not None:
+            cursor = next((i for i, item in enumerate(items) if select(item)), cursor)
         self.cursor = min(cursor, max(len(items) - 1, 0))
+
+    def redraw(self) -> None:
+        """Format the visible rows again (their text depends on the time, e.g. an age)."""
+        self._formatted.clear()
+        self.refresh()
 
     def append_items(self, items: Sequence[T]) -> None:
         """Add rows at the end (streaming results); the cursor stays where it is."""

@@ -98,17 +98,26 @@ class KubeError(Exception):
         return cls(exc.status or 0, reason, message)
 
 
-def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
-    """In a pod with no kubeconfig asked for: the service account. Otherwise the kubeconfig
-    (``--kubeconfig``, then ``$KUBECONFIG``, then ``~/.kube/config``), as kubectl chooses."""
-    if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST") \
-            and not os.environ.get("KUBECONFIG"):
-        configuration = client.Configuration()
-        config.load_incluster_config(client_configuration=configuration)
+def load_api_client(kubeconfig: str | None = None, context: str | None = None,
+                    pool_size: int | None = None, in_cluster: bool = False) -> client.ApiClient:
+    """In a pod with no kubeconfig asked for (or ``in_cluster``): the service account.
+    Otherwise the kubeconfig (``--kubeconfig``, then ``$KUBECONFIG``, then ``~/.kube/config``),
+    as kubectl chooses. ``pool_size``: connections kept per server, for callers holding many
+    watches open at once (the default is five per CPU; beyond it urllib3 opens and drops a
+    connection per request)."""
+    configuration = client.Configuration()
+    if pool_size is not None:
+        configuration.connection_pool_maxsize = pool_size
+    if in_cluster or (kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST")
+                      and not os.environ.get("KUBECONFIG")):
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException as exc:
+            raise KubeError(0, "NoConfiguration", f"cannot use the pod's service account: {exc}") from None
         return client.ApiClient(configuration)
     path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     try:
-        return config.new_client_from_config(config_file=path, context=context)
+        return config.new_client_from_config(config_file=path, context=context, client_configuration=configuration)
     except (config.ConfigException, OSError) as exc:
         raise KubeError(0, "NoConfiguration", f"cannot load kubeconfig {path}: {exc}") from None
 

@@ -22,12 +22,15 @@ RETRY_MIN, RETRY_MAX = 0.2, 10.0
 
 class Informer:
     def __init__(self, kube: Kube, resource: Resource, namespace: str, on_change: Callable[[str], None],
-                 stop: threading.Event, watch_seconds: int = WATCH_SECONDS) -> None:
+                 stop: threading.Event, watch_seconds: int = WATCH_SECONDS,
+                 on_error: Callable[[KubeError], None] | None = None) -> None:
         self.kube = kube
         self.resource = resource
         self.namespace = namespace
         self.synced = threading.Event()
         self._on_change = on_change
+        # Told of each failed list or watch before the retry (an operator's app shows them).
+        self._on_error = on_error
         self._stop = stop
         self._watch_seconds = watch_seconds
         self._lock = threading.Lock()
@@ -67,6 +70,8 @@ class Informer:
                     self._rv = ""
                     continue
                 log.warning("watching %s: %s; retrying in %.1fs", self.resource.qualified, exc.message, retry)
+                if self._on_error is not None:
+                    self._on_error(exc)
                 self._stop.wait(retry)
                 retry = min(retry * 2, RETRY_MAX)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .resources import ResourceType
@@ -88,6 +88,21 @@ def forbidden(rt: ResourceType, name: str, why: str, causes: list[dict[str, str]
     extra = {"causes": causes} if causes else {}
     message = f'{rt.qualified_resource} "{name}" is forbidden: {why}'
     return ApiError(403, "Forbidden", message, _details(rt, name, **extra))
+
+
+def rbac_forbidden(rt: ResourceType, verb: str, namespace: str | None, name: str | None, user: str,
+                   resource: str) -> ApiError:
+    """What the RBAC authorizer answers a request it does not allow, worded as kube-apiserver
+    words it (the resource, the verb, the group, the scope)."""
+    scope = f'in the namespace "{namespace}"' if namespace is not None else "at the cluster scope"
+    subject = f'{rt.qualified_resource} "{name}"' if name else rt.qualified_resource
+    message = (f'{subject} is forbidden: User "{user}" cannot {verb} resource "{resource}" '
+               f'in API group "{rt.group}" {scope}')
+    details: dict[str, Any] = {"name": name} if name else {}
+    if rt.group:
+        details["group"] = rt.group
+    details["kind"] = rt.plural
+    return ApiError(403, "Forbidden", message, details)
 
 
 def unauthorized() -> ApiError:

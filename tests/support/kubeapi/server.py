@@ -35,6 +35,8 @@ class KubeApiServer:
         self.store = Store(self.registry, history_limit)
         # Tracebacks of requests the double itself failed on: a bug here, not in the client.
         self.internal_errors: list[str] = []
+        # RBAC denials: (verb, group, resource, namespace or None: all, token) -> the user's name.
+        self._denied: dict[tuple[str, str, str, str | None, str], str] = {}
         self._port = 0
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -74,6 +76,23 @@ class KubeApiServer:
         httpd.close_connections()
         httpd.server_close()  # joins the request threads
         thread.join()
+
+    def deny(self, token: str, user: str, verb: str, group: str, resource: str,
+             namespace: str | None = None) -> None:
+        """The user whose bearer token is ``token`` (named ``user``) lacks the RBAC right to
+        ``verb`` (get, list, watch, create, update, patch, delete, deletecollection) the
+        ``resource`` (a plural, or plural/subresource as RBAC names it) in ``namespace`` (None:
+        anywhere). Such requests get RBAC's 403 Forbidden before anything else is looked at;
+        other users (other tokens) are not affected."""
+        self._denied[(verb, group, resource, namespace, token)] = user
+
+    def allow_all(self) -> None:
+        self._denied.clear()
+
+    def denial(self, token: str, verb: str, group: str, resource: str, namespace: str | None) -> str | None:
+        """The user refused, if this request is denied."""
+        return self._denied.get((verb, group, resource, namespace, token)) or \
+            self._denied.get((verb, group, resource, None, token))
 
     def __enter__(self) -> KubeApiServer:
         return self.start()
@@ -240,7 +259,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise errors.method_not_allowed()
         self._send(200, document)
 
-    def _allowed(self, rt: ResourceType, verb: str) -> None:
+    def _allowed(self, rt: ResourceType, verb: str, namespace: str | None = None, name: str | None = None,
+                 subresource: str | None = None) -> None:
+        token = (self.headers.get("Authorization") or "").partition(" ")[2].strip()
+        resource = f"{rt.plural}/{subresource}" if subresource else rt.plural
+        user = self.server.api.denial(token, verb, rt.group, resource, namespace)
+        if user is not None:
+            raise errors.rbac_forbidden(rt, verb, namespace, name, user, resource)
         if verb not in rt.verbs:
             raise errors.method_not_allowed()
 
@@ -249,18 +274,18 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET":
             selection = Selection(rt, namespace, self._query.get("labelSelector"), self._query.get("fieldSelector"))
             if self._flag("watch"):
-                self._allowed(rt, "watch")
+                self._allowed(rt, "watch", namespace)
                 return self._watch(rt, selection)
-            self._allowed(rt, "list")
+            self._allowed(rt, "list", namespace)
             limit = self._int_param("limit")
             result = store.list(rt, selection, limit, self._query.get("continue") or None,
                                 self._query.get("resourceVersion"), self._query.get("resourceVersionMatch"))
             return self._send(200, result)
         if method == "POST" and (namespace is not None or not rt.namespaced):
-            self._allowed(rt, "create")
+            self._allowed(rt, "create", namespace)
             return self._send(201, store.create(rt, namespace, self._decoded_body()))
         if method == "DELETE":
-            self._allowed(rt, "deletecollection")
+            self._allowed(rt, "deletecollection", namespace)
             selection = Selection(rt, namespace, self._query.get("labelSelector"), self._query.get("fieldSelector"))
             return self._send(200, store.delete_collection(rt, selection, self._delete_options()))
         raise errors.method_not_allowed()
@@ -268,17 +293,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _item(self, method: str, rt: ResourceType, namespace: str | None, name: str, subresource: str | None) -> None:
         store = self.server.api.store
         if method == "GET":
-            self._allowed(rt, "get")
+            self._allowed(rt, "get", namespace, name)
             return self._send(200, store.get(rt, namespace, name))
         if method == "PUT":
-            self._allowed(rt, "update")
+            self._allowed(rt, "update", namespace, name, subresource)
             return self._send(200, store.replace(rt, namespace, name, self._decoded_body(), subresource))
         if method == "PATCH":
-            self._allowed(rt, "patch")
+            self._allowed(rt, "patch", namespace, name, subresource)
             content_type = self.headers.get("Content-Type") or ""
             return self._send(200, store.patch(rt, namespace, name, content_type, self._body, subresource))
         if method == "DELETE" and subresource is None:
-            self._allowed(rt, "delete")
+            self._allowed(rt, "delete", namespace, name)
             return self._send(200, store.delete(rt, namespace, name, self._delete_options()))
         raise errors.method_not_allowed()
 
