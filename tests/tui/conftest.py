@@ -9,7 +9,8 @@ import pytest
 
 from kbrowse.cluster.session import ClusterSession, KubeTarget
 from mover.kube.framework.client import Kube
-from tests.kube.test_controllers import kube, make_app  # noqa: F401 - kube: the fixture
+from tests.kube.conftest import kube  # noqa: F401 - the fixture
+from tests.kube.test_controllers import make_app
 from tests.support.kubeapi.fixtures import KubeApi, kube_api  # noqa: F401 - fixture
 from tests.support.s3server import S3Server
 from tests.support.velero_env import (
