@@ -22,19 +22,23 @@ from kbrowse.cluster.movement import RateLog, Transfer, transfer
 from mover.errors import RepoError
 from mover.kube.framework.client import Kube, KubeError, Obj, Resource
 from mover.kube.framework.informer import Informer
-from mover.kube.resources import BACKUPS, BSLS, POD_VOLUME_BACKUPS, RESTORES, SCHEDULES
+from mover.kube.resources import (
+    BACKUP_REPOSITORIES,
+    BACKUPS,
+    BSLS,
+    DATA_DOWNLOADS,
+    DATA_UPLOADS,
+    POD_VOLUME_BACKUPS,
+    POD_VOLUME_RESTORES,
+    RESTORES,
+    SCHEDULES,
+)
 from mover.velero.objects import Backup, from_json
 
 # The informers log each failed watch, urllib3 each retried request; the app reports failures
 # through ``on_error`` instead, and a log line on stderr would tear the terminal it draws on.
 for _name in ("mover.kube", "urllib3"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
-
-# Kinds of Velero's node agent and data mover (velero.io v1 and v2alpha1), watched only here.
-POD_VOLUME_RESTORES = Resource("velero.io", "v1", "podvolumerestores", True, "PodVolumeRestore")
-BACKUP_REPOSITORIES = Resource("velero.io", "v1", "backuprepositories", True, "BackupRepository")
-DATA_UPLOADS = Resource("velero.io", "v2alpha1", "datauploads", True, "DataUpload")
-DATA_DOWNLOADS = Resource("velero.io", "v2alpha1", "datadownloads", True, "DataDownload")
 
 BATCH_SECONDS = 0.05  # changes this close together reach the app as one batch
 

@@ -23,12 +23,12 @@ from mover.kube.framework.controller import Context
 from mover.kube.resources import BACKUP_REPOSITORIES, SECRETS
 from mover.kube.storage import StoreCache
 from mover.repo.backend.base import FileType, Handle
-from mover.repo.lock import Lock
 from mover.repo.repository import Repository
 from mover.velero import labels, layout
 from mover.velero.objects import PodVolumeBackup
 from mover.velero.podvolumes import UPLOADER, repo_identifier
 from mover.velero.repopassword import SECRET_KEY, SECRET_NAMES
+from mover.repo.forget import forget_snapshots
 
 PASSWORD_SECRET = SECRET_NAMES[0]
 # Velero's --default-repo-maintain-frequency for restic repositories.
@@ -102,22 +102,12 @@ def forget_volume_snapshots(kube: Kube, stores: StoreCache, bsl: Obj, pvbs: list
             snapshots = repo.snapshots()
             ids = [s.id for pvb in group for s in snapshots if s.id.hex().startswith(pvb.status.snapshot_id)
                    and f"backup-uid={pvb.spec.tags.get('backup-uid', '')}" in s.tags]
-            remove_snapshots(repo, ids)
+            forget_snapshots(repo, ids)
         except RepoError as exc:
             errors.append(f"error forgetting the volume snapshots of namespace {namespace}: {exc}")
         finally:
             repo.close()
     return errors
-
-
-def remove_snapshots(repo: Repository, snapshot_ids: list[bytes]) -> None:
-    """Remove snapshot files under restic's exclusive lock (restic's ``forget SNAPSHOT...``).
-
-    Until ``mover/repo/forget.py`` lands: this is its ``forget_snapshots``, which should
-    replace it; pruning what the snapshots alone used is left to repository maintenance."""
-    with Lock(repo, exclusive=True).acquire():
-        for snapshot_id in snapshot_ids:
-            repo.backend.remove(Handle(FileType.SNAPSHOT, snapshot_id.hex()))
 
 
 def find_repository(ctx: Context, volume_namespace: str, location: str) -> Obj | None:

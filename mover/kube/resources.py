@@ -21,6 +21,8 @@ DOWNLOAD_REQUESTS = _velero("downloadrequests", "DownloadRequest")
 POD_VOLUME_BACKUPS = _velero("podvolumebackups", "PodVolumeBackup")
 POD_VOLUME_RESTORES = _velero("podvolumerestores", "PodVolumeRestore")
 BACKUP_REPOSITORIES = _velero("backuprepositories", "BackupRepository")
+DATA_UPLOADS = _velero("datauploads", "DataUpload", "v2alpha1")
+DATA_DOWNLOADS = _velero("datadownloads", "DataDownload", "v2alpha1")
 
 NAMESPACES = Resource("", "v1", "namespaces", False, "Namespace")
 SECRETS = Resource("", "v1", "secrets", True, "Secret")

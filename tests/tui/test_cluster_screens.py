@@ -10,7 +10,7 @@ import pytest
 from textual.widgets import Input
 
 from kbrowse.cluster.session import ClusterSession, KubeTarget
-from kbrowse.cluster.store import DATA_UPLOADS, POD_VOLUME_RESTORES
+from mover.kube.resources import DATA_UPLOADS, POD_VOLUME_RESTORES
 from kbrowse.tui.app import KbrowseApp
 from kbrowse.tui.screens.cluster_backups import ClusterBackupsScreen
 from kbrowse.tui.screens.confirm import ConfirmScreen
