@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from mover.repo.open import Opening
 
 if TYPE_CHECKING:
+    from mover.kopia.open import Started
     from mover.view import BlobCache, SnapshotView
 
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
@@ -29,7 +30,7 @@ class ViewOpening:
         self._cache_bytes = cache_bytes
         self._cache = cache
         self._opening: Opening | None = None
-        self._kopia: SnapshotView | None = None
+        self._kopia: Started | None = None
         self._error: BaseException | None = None
         self._view: SnapshotView | None = None
         self._thread = threading.Thread(target=self._run, name="open-view", daemon=True)
@@ -37,10 +38,10 @@ class ViewOpening:
 
     def _run(self) -> None:
         try:
-            from mover.kopia.open import open_kopia_view  # light: the reader imports lazily
+            # light modules only on this thread: the caller imports the heavy ones meanwhile
+            from mover.kopia.open import start_opening
 
-            self._kopia = open_kopia_view(self.location, self.password, self._cache_bytes,
-                                          self._cache)
+            self._kopia = start_opening(self.location, self.password)
             if self._kopia is None:
                 self._opening = Opening(self.location, self.password)
         except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
@@ -52,7 +53,9 @@ class ViewOpening:
             if self._error is not None:
                 raise self._error
             if self._kopia is not None:
-                self._view = self._kopia
+                from mover.kopia.open import finish_opening
+
+                self._view = finish_opening(self._kopia, self._cache_bytes, self._cache)
             else:
                 from mover.repo.view import RepositoryView  # heavy: imported meanwhile by the caller
 
