@@ -37,6 +37,7 @@ from mover.repo.repository import Repository
 from mover.view.snapshot import Snapshot
 from mover.view.node import Node
 from mover.repo.view import RepositoryView
+from tests.support.tuikit import shows
 
 SIZE = (140, 40)
 
@@ -93,10 +94,10 @@ def names(app: KbrowseApp) -> list[str]:
 
 
 async def open_browser(pilot, app: KbrowseApp) -> BrowserScreen:
-    await until(pilot, lambda: isinstance(app.screen, SnapshotsScreen) and app.screen.table.items,
+    await until(pilot, lambda: shows(app, SnapshotsScreen) and app.screen.table.items,
                 what="snapshots")
     await pilot.press("enter")
-    await until(pilot, lambda: isinstance(app.screen, BrowserScreen) and listing(app).items,
+    await until(pilot, lambda: shows(app, BrowserScreen) and listing(app).items,
                 what="browser listing")
     return app.screen
 
@@ -121,7 +122,7 @@ async def show(pilot, app: KbrowseApp, path: str) -> Node:
 async def test_snapshots_listed_newest_first_and_filtered(view: RepositoryView) -> None:
     app = KbrowseApp(view, "demo")
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, SnapshotsScreen) and len(app.screen.table.items) == 2)
+        await until(pilot, lambda: shows(app, SnapshotsScreen) and len(app.screen.table.items) == 2)
         screen = app.screen
         table = screen.table
         assert screen.current.tags == ["demo", "day=2"]
@@ -146,7 +147,7 @@ async def test_snapshots_listed_newest_first_and_filtered(view: RepositoryView) 
 async def test_snapshots_sort_by_key_and_header_click(view: RepositoryView) -> None:
     app = KbrowseApp(view, "demo")
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, SnapshotsScreen) and len(app.screen.table.items) == 2)
+        await until(pilot, lambda: shows(app, SnapshotsScreen) and len(app.screen.table.items) == 2)
         screen = app.screen
         table = screen.table
         oldest_first = sorted(screen.snapshots, key=lambda s: (s.time, s.id))
@@ -262,7 +263,7 @@ async def test_copy_path(view: RepositoryView) -> None:
 
 async def restore_via_dialog(pilot, app: KbrowseApp, target: Path, skip: bool = False) -> RestoreScreen:
     await pilot.press("r")
-    await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+    await until(pilot, lambda: shows(app, RestoreScreen))
     dialog = app.screen
     dialog.query_one("#restore-target", Input).value = str(target)
     if skip:
@@ -279,7 +280,7 @@ async def test_restore_a_file(view: RepositoryView, demo: Demo, tmp_path: Path) 
         await open_browser(pilot, app)
         await show(pilot, app, "/data/app.db")
         await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        await until(pilot, lambda: shows(app, RestoreScreen))
         short = app.screen_stack[-2].snapshot.short_id
         target = app.screen.query_one("#restore-target", Input).value
         assert target == f"./kbrowse-restore/{short}/data/app.db"
@@ -352,7 +353,7 @@ async def test_restore_can_be_cancelled(demo: Demo, tmp_path: Path,
         await show(pilot, app, "/data")
         gate.clear()
         await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        await until(pilot, lambda: shows(app, RestoreScreen))
         dialog = app.screen
         dialog.query_one("#restore-target", Input).value = str(tmp_path / "data")
         await pilot.click("#start")
@@ -365,7 +366,7 @@ async def test_restore_can_be_cancelled(demo: Demo, tmp_path: Path,
         assert "Cancelled" in text_of(dialog.query_one("#restore-status"))
         await pilot.pause(0.3)  # a button ignores clicks while it shows the last one
         await pilot.click("#cancel")  # now "Close"
-        await until(pilot, lambda: isinstance(app.screen, BrowserScreen))
+        await until(pilot, lambda: shows(app, BrowserScreen))
     view.close()
 
 
@@ -378,7 +379,7 @@ async def test_find_streams_results_and_jumps_to_the_entry(view: RepositoryView)
     async with app.run_test(size=SIZE) as pilot:
         browser = await open_browser(pilot, app)
         await pilot.press("f")
-        await until(pilot, lambda: isinstance(app.screen, FindScreen))
+        await until(pilot, lambda: shows(app, FindScreen))
         find = app.screen
         results = find.query_one("#find-results", VirtualTable)
         await pilot.press(*"*.yaml")
@@ -400,7 +401,7 @@ async def test_compare_with_parent_shows_the_demo_changes(view: RepositoryView) 
     async with app.run_test(size=SIZE) as pilot:
         browser = await open_browser(pilot, app)
         await pilot.press("c")
-        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.done)
+        await until(pilot, lambda: shows(app, CompareScreen) and app.screen.done)
         compare = app.screen
         assert compare.parent_snapshot.tags == ["demo", "day=1"]
         changes = {(c.kind, c.path) for c in compare.query_one(VirtualTable).items}
@@ -419,15 +420,15 @@ async def test_compare_with_parent_shows_the_demo_changes(view: RepositoryView) 
 async def test_compare_from_the_snapshots_screen(view: RepositoryView) -> None:
     app = KbrowseApp(view, "demo")
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, SnapshotsScreen) and len(app.screen.table.items) == 2)
+        await until(pilot, lambda: shows(app, SnapshotsScreen) and len(app.screen.table.items) == 2)
         await pilot.press("down", "c")  # the oldest snapshot has no parent
-        await until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await until(pilot, lambda: shows(app, CompareScreen))
         assert "has no parent" in text_of(app.screen.query_one("#compare-summary"))
         await pilot.press("escape", "up", "c")
-        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.done)
+        await until(pilot, lambda: shows(app, CompareScreen) and app.screen.done)
         app.screen.query_one(VirtualTable).select_where(lambda c: c.path.endswith("08.log"))
         await pilot.press("enter")  # opens a browser on that snapshot
-        await until(pilot, lambda: isinstance(app.screen, BrowserScreen) and app.screen.dir.path == "/logs"
+        await until(pilot, lambda: shows(app, BrowserScreen) and app.screen.dir.path == "/logs"
                     and listing(app).current.name == "access-2026-11-08.log")
 
 
@@ -442,7 +443,7 @@ async def test_palette_offers_the_screen_actions(view: RepositoryView) -> None:
         await pilot.press("ctrl+p", *"restore")
         await pilot.pause(0.5)  # the palette searches in the background
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        await until(pilot, lambda: shows(app, RestoreScreen))
         assert "Restore /README.md" in text_of(app.screen.query_one(".heading"))
 
 
@@ -500,7 +501,7 @@ async def test_source_picker_wrong_password_is_an_error(demo: Demo, tmp_path: Pa
     app = KbrowseApp(None)
     notes = record_notifications(app, monkeypatch)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, SourcePickerScreen))
+        await until(pilot, lambda: shows(app, SourcePickerScreen))
         assert not app.screen.query(OptionList)
         await pilot.press(*str(demo.repo_path), "enter", *"not-the-password", "enter")
         await until(pilot, lambda: notes, what="a notification")
@@ -516,7 +517,7 @@ async def test_source_picker_wrong_password_is_an_error(demo: Demo, tmp_path: Pa
         app.screen.query_one("#location", Input).value = str(demo.repo_path)
         app.screen.query_one("#password", Input).value = DEMO_PASSWORD
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, SnapshotsScreen))
+        await until(pilot, lambda: shows(app, SnapshotsScreen))
 
 
 @drive
@@ -526,7 +527,7 @@ async def test_source_picker_offers_the_demo_and_env(demo: Demo, no_env_repo,
     monkeypatch.setenv("RESTIC_REPOSITORY", str(demo.repo_path))
     app = KbrowseApp(None)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, SourcePickerScreen))
+        await until(pilot, lambda: shows(app, SourcePickerScreen))
         options = app.screen.query_one(OptionList)
         assert options.option_count == 2
         await pilot.press("enter")  # $RESTIC_REPOSITORY, no password known: it is asked for
@@ -534,7 +535,7 @@ async def test_source_picker_offers_the_demo_and_env(demo: Demo, no_env_repo,
         assert app.screen.query_one("#location", Input).value == str(demo.repo_path)
         options.focus()
         await pilot.press("down", "enter")  # the demo: its password file is read
-        await until(pilot, lambda: isinstance(app.screen, SnapshotsScreen) and len(app.screen.table.items) == 2)
+        await until(pilot, lambda: shows(app, SnapshotsScreen) and len(app.screen.table.items) == 2)
         await pilot.press("escape")
         assert isinstance(app.screen, SourcePickerScreen)
 
@@ -633,7 +634,7 @@ def open_bucket(built: BuiltBucket, *passwords: str) -> BucketView:
 
 
 async def backups_ready(pilot, app: KbrowseApp) -> BackupsScreen:
-    await until(pilot, lambda: isinstance(app.screen, BackupsScreen)
+    await until(pilot, lambda: shows(app, BackupsScreen)
                 and app.screen.table.items, what="backups")
     return app.screen
 
@@ -642,7 +643,7 @@ async def open_backup(pilot, app: KbrowseApp, name: str) -> BackupScreen:
     screen = await backups_ready(pilot, app)
     screen.table.select_where(lambda b: b.name == name)
     await pilot.press("enter")
-    await until(pilot, lambda: isinstance(app.screen, BackupScreen), what="backup screen")
+    await until(pilot, lambda: shows(app, BackupScreen), what="backup screen")
     backup = app.screen
     await until(pilot, lambda: backup.contents is not None
                 and backup.query_one("#volumes", VirtualTable).empty_text != "reading volumes…",
@@ -743,7 +744,7 @@ async def test_bucket_volume_opens_the_browser_previews_and_restores(
             assert volumes.has_focus
             volumes.select_where(lambda v: v.label == "shop/web-7d9f8/html")
             await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, VolumeBrowserScreen)
+            await until(pilot, lambda: shows(app, VolumeBrowserScreen)
                         and listing(app).items, what="the volume's browser")
             browser = app.screen
             html = velero_bucket.volumes["shop/web-7d9f8/html"]
@@ -768,7 +769,7 @@ async def test_bucket_volume_opens_the_browser_previews_and_restores(
             volumes.select_where(lambda v: v.label == "ledger/db-0/data")
             volumes.focus()
             await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, VolumeBrowserScreen)
+            await until(pilot, lambda: shows(app, VolumeBrowserScreen)
                         and listing(app).items, what="the ledger volume")
             assert names(app) == ["ledger.csv"]
     finally:
