@@ -28,6 +28,7 @@ from kbrowse.tui.screens.find import FindScreen
 from kbrowse.tui.screens.restore import RestoreScreen
 from kbrowse.tui.screens.snapshots import SnapshotsScreen
 from kbrowse.tui.screens.source_picker import SourcePickerScreen
+from kbrowse.tui.ui_thread import deliver
 from kbrowse.tui.widgets.dir_tree import DirTree
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import VirtualTable
@@ -808,3 +809,20 @@ async def test_bucket_volume_errors_are_notifications(velero_bucket: BuiltBucket
             assert isinstance(app.screen, BackupScreen)
     finally:
         bucket.close()
+
+
+# ---- screens closed while their workers run -------------------------------------------------
+
+
+@drive
+async def test_a_result_for_a_screen_the_user_left_is_dropped(view: RepositoryView) -> None:
+    app = KbrowseApp(view, "demo")
+    async with app.run_test(size=SIZE) as pilot:
+        browser = await open_browser(pilot, app)
+        ran: list[str] = []
+        await asyncio.to_thread(deliver, browser, ran.append, "shown")  # as a worker does
+        await pilot.press("escape")
+        assert shows(app, SnapshotsScreen)
+        await asyncio.to_thread(deliver, browser, ran.append, "left")
+        await pilot.pause()
+        assert ran == ["shown"]
