@@ -222,6 +222,19 @@ async def test_preview_text_is_highlighted(view: RepositoryView, demo: Demo) -> 
 
 
 @drive
+async def test_tree_keys_right_after_a_reveal_are_kept(view: RepositoryView) -> None:
+    app = KbrowseApp(view, "demo")
+    async with app.run_test(size=SIZE) as pilot:
+        browser = await open_browser(pilot, app)
+        tree = browser.query_one(DirTree)
+        tree.focus()
+        tree.reveal([("/", view.list_dir(browser.root))])  # as find and compare results do
+        tree.action_cursor_down()  # the user's Down, before the tree is drawn again
+        await pilot.pause()
+        assert tree.current is not None and tree.current.path == "/config"
+
+
+@drive
 async def test_preview_binary_is_a_hex_dump(view: RepositoryView, demo: Demo) -> None:
     app = KbrowseApp(view, "demo")
     async with app.run_test(size=SIZE) as pilot:

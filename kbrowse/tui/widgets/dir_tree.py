@@ -95,7 +95,11 @@ class DirTree(Tree[DirRef | None]):
                 if nxt is None:  # beyond MAX_CHILDREN: the listing still shows it
                     break
                 tnode = nxt
-        self.call_after_refresh(self.move_cursor, tnode)
+        # Nodes just added have no line until the tree's lines are rebuilt, which asking for
+        # last_line does now. (Moving after the next refresh instead would come after keys the
+        # user pressed meanwhile on a busy machine, and undo them.)
+        if self.last_line >= 0:
+            self.move_cursor(tnode)
         return tnode
 
     @property
