@@ -592,37 +592,38 @@ async def test_a_folder_of_100k_entries_opens_and_scrolls_at_once(big_repo: tupl
         app.set_interval(0.01, tick)
         started = time.perf_counter()
         browser.reveal("/big", enter=True)
-        while len(listing(app).items) < 100_000:  # not the pilot: it waits for idle CPU
-            assert time.perf_counter() - started < 30
-            await asyncio.sleep(0.01)
+        # awaiting the worker's task, not the pilot (which waits for idle CPU): the loop runs on
+        await app.workers.wait_for_complete([w for w in app.workers if w.group == "resolve"])
         opened = time.perf_counter() - started
+        assert len(listing(app).items) == 100_000
         # decoding the 17 MB tree runs in a worker: the UI thread keeps running its timers
         # (its longest stall is json.loads, one C call; compared with the whole load, so that a
         # busy machine slowing both does not fail the test; a load faster than a quarter second
         # cannot freeze the UI noticeably, and leaves too few ticks to compare)
         stall = max(gaps, default=0.0)
         assert stall < max(opened / 2, 0.25), f"UI stalled {stall:.2f}s of {opened:.2f}s"
+        # what follows costs the UI thread's CPU, counted with its own clock: a busy machine
+        # stretches the wall-clock time, not that
         table = listing(app)
-        handed_over = time.perf_counter()
+        handed_over = time.thread_time()
         table.set_items(table.items)  # all the UI thread does with the 100,000 entries
-        assert time.perf_counter() - handed_over < 0.1  # (Textual's DataTable: 8 s)
+        assert time.thread_time() - handed_over < 0.1  # (Textual's DataTable: 8 s)
         await pilot.pause()
-        assert time.perf_counter() - handed_over < 1.0  # drawn
+        assert time.thread_time() - handed_over < 1.0  # drawn
         table.focus()
-        scroll_started = time.perf_counter()
+        scroll_started = time.thread_time()
         for _ in range(20):
             await pilot.press("pagedown")
         await pilot.press("end")
         await pilot.pause()
-        scrolled = time.perf_counter() - scroll_started
+        scrolled = time.thread_time() - scroll_started
         assert table.current.name == "file-099999.txt"
-        # each press includes the pilot's own wait for a screen update (about 0.05 s)
-        assert scrolled / 21 < 0.5, f"21 page moves took {scrolled:.2f}s"
+        assert scrolled / 21 < 0.5, f"21 page moves took {scrolled:.2f}s of the UI thread"
         await pilot.click("#listing", offset=(3, 1))  # sort by name, descending on the next click
         await pilot.click("#listing", offset=(3, 1))
         assert table.items[0].name == "file-099999.txt"
         print(f"\n100k folder: listed in {opened:.2f}s (tree decode in a worker, longest UI "
-              f"stall {stall:.2f}s), 21 page moves in {scrolled:.2f}s")
+              f"stall {stall:.2f}s), 21 page moves in {scrolled:.2f}s of UI-thread CPU")
     view.close()
 
 
