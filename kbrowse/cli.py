@@ -23,7 +23,7 @@ import sys
 
 from mover.ui.earlyexit import quiet_sigint
 
-quiet_sigint()
+quiet_sigint("kbrowse")
 from collections.abc import Callable, Iterator  # noqa: E402
 from typing import TYPE_CHECKING, NoReturn  # noqa: E402
 

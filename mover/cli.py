@@ -9,7 +9,7 @@ import sys
 
 from mover.ui.earlyexit import quiet_sigint
 
-quiet_sigint()
+quiet_sigint("mover")
 
 # Only what parsing needs is imported here. A repository command starts opening the repository
 # (scrypt, which releases the GIL) and imports its own modules while that runs; the cluster

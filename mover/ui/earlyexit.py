@@ -11,10 +11,10 @@ import signal
 import sys
 
 
-def _exit_quietly(_sig: int, _frame: object) -> None:
-    sys.stderr.write("interrupted\n")
-    os._exit(130)
+def quiet_sigint(prog: str) -> None:
+    """Until ``main`` takes over, Ctrl-C ends ``prog`` with the line it prints later too."""
+    def exit_quietly(_sig: int, _frame: object) -> None:
+        sys.stderr.write(f"{prog}: interrupted\n")
+        os._exit(130)
 
-
-def quiet_sigint() -> None:
-    signal.signal(signal.SIGINT, _exit_quietly)
+    signal.signal(signal.SIGINT, exit_quietly)

@@ -8,7 +8,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,19 +91,25 @@ def custom(kube_api: KubeApi) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api_client)
 
 
-def events(stream: Iterator[dict[str, Any]], watcher: watch.Watch, count: int) -> list[tuple[str, str]]:
-    """The first ``count`` events as (type, name), then stop the watch."""
-    seen = []
+def events(stream: Iterator[dict[str, Any]], watcher: watch.Watch, count: int,
+           then: Callable[[], object] | None = None) -> list[tuple[str, str]]:
+    """The first ``count`` events as (type, name), then stop the watch. ``then`` runs in a
+    thread from the first event on, when the watch is surely being served."""
+    seen, thread = [], None
     for event in stream:
         obj = event["raw_object"]
         seen.append((event["type"], obj["metadata"]["name"]))
+        if then is not None and thread is None:
+            thread = in_thread(then)
         if len(seen) == count:
             watcher.stop()
+    if thread is not None:
+        thread.join()
     return seen
 
 
-def later(action: Any, delay: float = 0.2) -> threading.Thread:
-    thread = threading.Thread(target=lambda: (time.sleep(delay), action()))
+def in_thread(action: Callable[[], object]) -> threading.Thread:
+    thread = threading.Thread(target=action)
     thread.start()
     return thread
 
@@ -511,10 +517,9 @@ def test_watch_sends_existing_objects_then_changes(core: client.CoreV1Api) -> No
         core.patch_namespaced_config_map("new", "default", {"data": {"k": "2"}}, _content_type=MERGE)
         core.delete_namespaced_config_map("new", "default")
 
-    thread = later(changes)
     watcher = watch.Watch()
-    seen = events(watcher.stream(core.list_namespaced_config_map, "default", timeout_seconds=5), watcher, 4)
-    thread.join()
+    seen = events(watcher.stream(core.list_namespaced_config_map, "default", timeout_seconds=5), watcher, 4,
+                  then=changes)
     assert seen == [("ADDED", "old"), ("ADDED", "new"), ("MODIFIED", "new"), ("DELETED", "new")]
 
 
@@ -558,11 +563,9 @@ def test_watch_with_selector_sees_objects_enter_and_leave(core: client.CoreV1Api
         core.patch_namespaced_config_map("a", "default", {"metadata": {"labels": {"app": "db"}}}, _content_type=MERGE)
         core.patch_namespaced_config_map("a", "default", {"metadata": {"labels": {"app": "web"}}}, _content_type=MERGE)
 
-    thread = later(relabel)
     watcher = watch.Watch()
     stream = watcher.stream(core.list_namespaced_config_map, "default", label_selector="app=web", timeout_seconds=5)
-    assert events(stream, watcher, 3) == [("ADDED", "a"), ("DELETED", "a"), ("ADDED", "a")]
-    thread.join()
+    assert events(stream, watcher, 3, then=relabel) == [("ADDED", "a"), ("DELETED", "a"), ("ADDED", "a")]
 
 
 def test_watch_custom_objects(custom: client.CustomObjectsApi) -> None:
@@ -571,9 +574,12 @@ def test_watch_custom_objects(custom: client.CustomObjectsApi) -> None:
         custom.patch_namespaced_custom_object_status(GROUP, VERSION, "default", PLURAL, "b",
                                                      {"status": {"phase": "Completed"}}, _content_type=MERGE)
 
-    thread = later(changes)
+    # From a resourceVersion: the watch sees the changes however late it starts.
+    start = custom.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL)["metadata"]["resourceVersion"]
+    thread = in_thread(changes)
     watcher = watch.Watch()
-    stream = watcher.stream(custom.list_namespaced_custom_object, GROUP, VERSION, "default", PLURAL, timeout_seconds=5)
+    stream = watcher.stream(custom.list_namespaced_custom_object, GROUP, VERSION, "default", PLURAL,
+                            resource_version=start, timeout_seconds=5)
     seen = []
     for event in stream:
         seen.append((event["type"], (event["object"].get("status") or {}).get("phase")))
@@ -585,14 +591,31 @@ def test_watch_custom_objects(custom: client.CustomObjectsApi) -> None:
 
 def test_watch_ends_when_server_stops_and_state_survives_restart(kube_api: KubeApi, core: client.CoreV1Api) -> None:
     core.create_namespaced_config_map("default", configmap("a"))
-    later(kube_api.server.stop, delay=0.3)
-    started = time.monotonic()
-    seen = [e["type"] for e in watch.Watch().stream(core.list_namespaced_config_map, "default", timeout_seconds=30)]
-    assert seen == ["ADDED"] and time.monotonic() - started < 5
+    seen, stopper, stopped = [], None, 0.0
+    for event in watch.Watch().stream(core.list_namespaced_config_map, "default", timeout_seconds=30):
+        seen.append(event["type"])
+        if stopper is None:  # the watch is being served: stop the server under it
+            stopper, stopped = in_thread(kube_api.server.stop), time.monotonic()
+    assert seen == ["ADDED"] and time.monotonic() - stopped < 15  # well before the watch's timeout
+    stopper.join()
     with pytest.raises(Exception):  # noqa: B017 - urllib3 gives up with its own connection error
         core.list_namespaced_config_map("default", _request_timeout=1)
     kube_api.server.start()
     assert [c.metadata.name for c in core.list_namespaced_config_map("default").items] == ["a"]
+
+
+def test_stop_lets_a_watch_finish_the_answer_it_is_writing(kube_api: KubeApi, core: client.CoreV1Api) -> None:
+    # More than the sockets buffer: when stop() comes, the server is still writing this batch.
+    big = "x" * 1_000_000
+    for i in range(24):
+        core.create_namespaced_config_map("default", {**configmap(f"m{i:03}"), "data": {"k": big}})
+    seen, stopper = [], None
+    for event in watch.Watch().stream(core.list_namespaced_config_map, "default", timeout_seconds=30):
+        seen.append(event["object"].metadata.name)
+        if stopper is None:
+            stopper = in_thread(kube_api.server.stop)
+    stopper.join()
+    assert seen == [f"m{i:03}" for i in range(24)]
 
 
 # Deletion

@@ -28,6 +28,7 @@ from kbrowse.tui.screens.find import FindScreen
 from kbrowse.tui.screens.restore import RestoreScreen
 from kbrowse.tui.screens.snapshots import SnapshotsScreen
 from kbrowse.tui.screens.source_picker import SourcePickerScreen
+from kbrowse.tui.ui_thread import deliver
 from kbrowse.tui.widgets.dir_tree import DirTree
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import VirtualTable
@@ -37,6 +38,7 @@ from mover.repo.repository import Repository
 from mover.view.snapshot import Snapshot
 from mover.view.node import Node
 from mover.repo.view import RepositoryView
+from tests.support.tuikit import shows
 
 SIZE = (140, 40)
 
@@ -93,10 +95,10 @@ def names(app: KbrowseApp) -> list[str]:
 
 
 async def open_browser(pilot, app: KbrowseApp) -> BrowserScreen:
-    await until(pilot, lambda: isinstance(app.screen, SnapshotsScreen) and app.screen.table.items,
+    await until(pilot, lambda: shows(app, SnapshotsScreen) and app.screen.table.items,
                 what="snapshots")
     await pilot.press("enter")
-    await until(pilot, lambda: isinstance(app.screen, BrowserScreen) and listing(app).items,
+    await until(pilot, lambda: shows(app, BrowserScreen) and listing(app).items,
                 what="browser listing")
     return app.screen
 
@@ -121,7 +123,7 @@ async def show(pilot, app: KbrowseApp, path: str) -> Node:
 async def test_snapshots_listed_newest_first_and_filtered(view: RepositoryView) -> None:
     app = KbrowseApp(view, "demo")
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, SnapshotsScreen) and len(app.screen.table.items) == 2)
+        await until(pilot, lambda: shows(app, SnapshotsScreen) and len(app.screen.table.items) == 2)
         screen = app.screen
         table = screen.table
         assert screen.current.tags == ["demo", "day=2"]
@@ -146,7 +148,7 @@ async def test_snapshots_listed_newest_first_and_filtered(view: RepositoryView) 
 async def test_snapshots_sort_by_key_and_header_click(view: RepositoryView) -> None:
     app = KbrowseApp(view, "demo")
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, SnapshotsScreen) and len(app.screen.table.items) == 2)
+        await until(pilot, lambda: shows(app, SnapshotsScreen) and len(app.screen.table.items) == 2)
         screen = app.screen
         table = screen.table
         oldest_first = sorted(screen.snapshots, key=lambda s: (s.time, s.id))
@@ -220,6 +222,19 @@ async def test_preview_text_is_highlighted(view: RepositoryView, demo: Demo) -> 
 
 
 @drive
+async def test_tree_keys_right_after_a_reveal_are_kept(view: RepositoryView) -> None:
+    app = KbrowseApp(view, "demo")
+    async with app.run_test(size=SIZE) as pilot:
+        browser = await open_browser(pilot, app)
+        tree = browser.query_one(DirTree)
+        tree.focus()
+        tree.reveal([("/", view.list_dir(browser.root))])  # as find and compare results do
+        tree.action_cursor_down()  # the user's Down, before the tree is drawn again
+        await pilot.pause()
+        assert tree.current is not None and tree.current.path == "/config"
+
+
+@drive
 async def test_preview_binary_is_a_hex_dump(view: RepositoryView, demo: Demo) -> None:
     app = KbrowseApp(view, "demo")
     async with app.run_test(size=SIZE) as pilot:
@@ -262,7 +277,7 @@ async def test_copy_path(view: RepositoryView) -> None:
 
 async def restore_via_dialog(pilot, app: KbrowseApp, target: Path, skip: bool = False) -> RestoreScreen:
     await pilot.press("r")
-    await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+    await until(pilot, lambda: shows(app, RestoreScreen))
     dialog = app.screen
     dialog.query_one("#restore-target", Input).value = str(target)
     if skip:
@@ -279,7 +294,7 @@ async def test_restore_a_file(view: RepositoryView, demo: Demo, tmp_path: Path) 
         await open_browser(pilot, app)
         await show(pilot, app, "/data/app.db")
         await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        await until(pilot, lambda: shows(app, RestoreScreen))
         short = app.screen_stack[-2].snapshot.short_id
         target = app.screen.query_one("#restore-target", Input).value
         assert target == f"./kbrowse-restore/{short}/data/app.db"
@@ -352,7 +367,7 @@ async def test_restore_can_be_cancelled(demo: Demo, tmp_path: Path,
         await show(pilot, app, "/data")
         gate.clear()
         await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        await until(pilot, lambda: shows(app, RestoreScreen))
         dialog = app.screen
         dialog.query_one("#restore-target", Input).value = str(tmp_path / "data")
         await pilot.click("#start")
@@ -365,7 +380,7 @@ async def test_restore_can_be_cancelled(demo: Demo, tmp_path: Path,
         assert "Cancelled" in text_of(dialog.query_one("#restore-status"))
         await pilot.pause(0.3)  # a button ignores clicks while it shows the last one
         await pilot.click("#cancel")  # now "Close"
-        await until(pilot, lambda: isinstance(app.screen, BrowserScreen))
+        await until(pilot, lambda: shows(app, BrowserScreen))
     view.close()
 
 
@@ -378,7 +393,7 @@ async def test_find_streams_results_and_jumps_to_the_entry(view: RepositoryView)
     async with app.run_test(size=SIZE) as pilot:
         browser = await open_browser(pilot, app)
         await pilot.press("f")
-        await until(pilot, lambda: isinstance(app.screen, FindScreen))
+        await until(pilot, lambda: shows(app, FindScreen))
         find = app.screen
         results = find.query_one("#find-results", VirtualTable)
         await pilot.press(*"*.yaml")
@@ -400,7 +415,7 @@ async def test_compare_with_parent_shows_the_demo_changes(view: RepositoryView) 
     async with app.run_test(size=SIZE) as pilot:
         browser = await open_browser(pilot, app)
         await pilot.press("c")
-        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.done)
+        await until(pilot, lambda: shows(app, CompareScreen) and app.screen.done)
         compare = app.screen
         assert compare.parent_snapshot.tags == ["demo", "day=1"]
         changes = {(c.kind, c.path) for c in compare.query_one(VirtualTable).items}
@@ -419,15 +434,15 @@ async def test_compare_with_parent_shows_the_demo_changes(view: RepositoryView) 
 async def test_compare_from_the_snapshots_screen(view: RepositoryView) -> None:
     app = KbrowseApp(view, "demo")
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, SnapshotsScreen) and len(app.screen.table.items) == 2)
+        await until(pilot, lambda: shows(app, SnapshotsScreen) and len(app.screen.table.items) == 2)
         await pilot.press("down", "c")  # the oldest snapshot has no parent
-        await until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await until(pilot, lambda: shows(app, CompareScreen))
         assert "has no parent" in text_of(app.screen.query_one("#compare-summary"))
         await pilot.press("escape", "up", "c")
-        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.done)
+        await until(pilot, lambda: shows(app, CompareScreen) and app.screen.done)
         app.screen.query_one(VirtualTable).select_where(lambda c: c.path.endswith("08.log"))
         await pilot.press("enter")  # opens a browser on that snapshot
-        await until(pilot, lambda: isinstance(app.screen, BrowserScreen) and app.screen.dir.path == "/logs"
+        await until(pilot, lambda: shows(app, BrowserScreen) and app.screen.dir.path == "/logs"
                     and listing(app).current.name == "access-2026-11-08.log")
 
 
@@ -442,7 +457,7 @@ async def test_palette_offers_the_screen_actions(view: RepositoryView) -> None:
         await pilot.press("ctrl+p", *"restore")
         await pilot.pause(0.5)  # the palette searches in the background
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        await until(pilot, lambda: shows(app, RestoreScreen))
         assert "Restore /README.md" in text_of(app.screen.query_one(".heading"))
 
 
@@ -500,7 +515,7 @@ async def test_source_picker_wrong_password_is_an_error(demo: Demo, tmp_path: Pa
     app = KbrowseApp(None)
     notes = record_notifications(app, monkeypatch)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, SourcePickerScreen))
+        await until(pilot, lambda: shows(app, SourcePickerScreen))
         assert not app.screen.query(OptionList)
         await pilot.press(*str(demo.repo_path), "enter", *"not-the-password", "enter")
         await until(pilot, lambda: notes, what="a notification")
@@ -516,7 +531,7 @@ async def test_source_picker_wrong_password_is_an_error(demo: Demo, tmp_path: Pa
         app.screen.query_one("#location", Input).value = str(demo.repo_path)
         app.screen.query_one("#password", Input).value = DEMO_PASSWORD
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, SnapshotsScreen))
+        await until(pilot, lambda: shows(app, SnapshotsScreen))
 
 
 @drive
@@ -526,7 +541,7 @@ async def test_source_picker_offers_the_demo_and_env(demo: Demo, no_env_repo,
     monkeypatch.setenv("RESTIC_REPOSITORY", str(demo.repo_path))
     app = KbrowseApp(None)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, SourcePickerScreen))
+        await until(pilot, lambda: shows(app, SourcePickerScreen))
         options = app.screen.query_one(OptionList)
         assert options.option_count == 2
         await pilot.press("enter")  # $RESTIC_REPOSITORY, no password known: it is asked for
@@ -534,7 +549,7 @@ async def test_source_picker_offers_the_demo_and_env(demo: Demo, no_env_repo,
         assert app.screen.query_one("#location", Input).value == str(demo.repo_path)
         options.focus()
         await pilot.press("down", "enter")  # the demo: its password file is read
-        await until(pilot, lambda: isinstance(app.screen, SnapshotsScreen) and len(app.screen.table.items) == 2)
+        await until(pilot, lambda: shows(app, SnapshotsScreen) and len(app.screen.table.items) == 2)
         await pilot.press("escape")
         assert isinstance(app.screen, SourcePickerScreen)
 
@@ -576,38 +591,40 @@ async def test_a_folder_of_100k_entries_opens_and_scrolls_at_once(big_repo: tupl
 
         app.set_interval(0.01, tick)
         started = time.perf_counter()
+        before = set(app.workers)  # the opening's own reveal may still be ending
         browser.reveal("/big", enter=True)
-        while len(listing(app).items) < 100_000:  # not the pilot: it waits for idle CPU
-            assert time.perf_counter() - started < 30
-            await asyncio.sleep(0.01)
+        # awaiting the worker's task, not the pilot (which waits for idle CPU): the loop runs on
+        await app.workers.wait_for_complete([w for w in app.workers if w not in before])
         opened = time.perf_counter() - started
+        assert len(listing(app).items) == 100_000
         # decoding the 17 MB tree runs in a worker: the UI thread keeps running its timers
         # (its longest stall is json.loads, one C call; compared with the whole load, so that a
         # busy machine slowing both does not fail the test; a load faster than a quarter second
         # cannot freeze the UI noticeably, and leaves too few ticks to compare)
         stall = max(gaps, default=0.0)
         assert stall < max(opened / 2, 0.25), f"UI stalled {stall:.2f}s of {opened:.2f}s"
+        # what follows costs the UI thread's CPU, counted with its own clock: a busy machine
+        # stretches the wall-clock time, not that
         table = listing(app)
-        handed_over = time.perf_counter()
+        handed_over = time.thread_time()
         table.set_items(table.items)  # all the UI thread does with the 100,000 entries
-        assert time.perf_counter() - handed_over < 0.1  # (Textual's DataTable: 8 s)
+        assert time.thread_time() - handed_over < 0.1  # (Textual's DataTable: 8 s)
         await pilot.pause()
-        assert time.perf_counter() - handed_over < 1.0  # drawn
+        assert time.thread_time() - handed_over < 1.0  # drawn
         table.focus()
-        scroll_started = time.perf_counter()
+        scroll_started = time.thread_time()
         for _ in range(20):
             await pilot.press("pagedown")
         await pilot.press("end")
         await pilot.pause()
-        scrolled = time.perf_counter() - scroll_started
+        scrolled = time.thread_time() - scroll_started
         assert table.current.name == "file-099999.txt"
-        # each press includes the pilot's own wait for a screen update (about 0.05 s)
-        assert scrolled / 21 < 0.5, f"21 page moves took {scrolled:.2f}s"
+        assert scrolled / 21 < 0.5, f"21 page moves took {scrolled:.2f}s of the UI thread"
         await pilot.click("#listing", offset=(3, 1))  # sort by name, descending on the next click
         await pilot.click("#listing", offset=(3, 1))
         assert table.items[0].name == "file-099999.txt"
         print(f"\n100k folder: listed in {opened:.2f}s (tree decode in a worker, longest UI "
-              f"stall {stall:.2f}s), 21 page moves in {scrolled:.2f}s")
+              f"stall {stall:.2f}s), 21 page moves in {scrolled:.2f}s of UI-thread CPU")
     view.close()
 
 
@@ -633,7 +650,7 @@ def open_bucket(built: BuiltBucket, *passwords: str) -> BucketView:
 
 
 async def backups_ready(pilot, app: KbrowseApp) -> BackupsScreen:
-    await until(pilot, lambda: isinstance(app.screen, BackupsScreen)
+    await until(pilot, lambda: shows(app, BackupsScreen)
                 and app.screen.table.items, what="backups")
     return app.screen
 
@@ -642,7 +659,7 @@ async def open_backup(pilot, app: KbrowseApp, name: str) -> BackupScreen:
     screen = await backups_ready(pilot, app)
     screen.table.select_where(lambda b: b.name == name)
     await pilot.press("enter")
-    await until(pilot, lambda: isinstance(app.screen, BackupScreen), what="backup screen")
+    await until(pilot, lambda: shows(app, BackupScreen), what="backup screen")
     backup = app.screen
     await until(pilot, lambda: backup.contents is not None
                 and backup.query_one("#volumes", VirtualTable).empty_text != "reading volumes…",
@@ -743,7 +760,7 @@ async def test_bucket_volume_opens_the_browser_previews_and_restores(
             assert volumes.has_focus
             volumes.select_where(lambda v: v.label == "shop/web-7d9f8/html")
             await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, VolumeBrowserScreen)
+            await until(pilot, lambda: shows(app, VolumeBrowserScreen)
                         and listing(app).items, what="the volume's browser")
             browser = app.screen
             html = velero_bucket.volumes["shop/web-7d9f8/html"]
@@ -768,7 +785,7 @@ async def test_bucket_volume_opens_the_browser_previews_and_restores(
             volumes.select_where(lambda v: v.label == "ledger/db-0/data")
             volumes.focus()
             await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, VolumeBrowserScreen)
+            await until(pilot, lambda: shows(app, VolumeBrowserScreen)
                         and listing(app).items, what="the ledger volume")
             assert names(app) == ["ledger.csv"]
     finally:
@@ -807,3 +824,20 @@ async def test_bucket_volume_errors_are_notifications(velero_bucket: BuiltBucket
             assert isinstance(app.screen, BackupScreen)
     finally:
         bucket.close()
+
+
+# ---- screens closed while their workers run -------------------------------------------------
+
+
+@drive
+async def test_a_result_for_a_screen_the_user_left_is_dropped(view: RepositoryView) -> None:
+    app = KbrowseApp(view, "demo")
+    async with app.run_test(size=SIZE) as pilot:
+        browser = await open_browser(pilot, app)
+        ran: list[str] = []
+        await asyncio.to_thread(deliver, browser, ran.append, "shown")  # as a worker does
+        await pilot.press("escape")
+        assert shows(app, SnapshotsScreen)
+        await asyncio.to_thread(deliver, browser, ran.append, "left")
+        await pilot.pause()
+        assert ran == ["shown"]

@@ -11,17 +11,20 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from kbrowse.tui.app import KbrowseApp
 from kbrowse.tui.screens.browser import BrowserScreen
 from kbrowse.tui.screens.compare import CompareScreen
 from kbrowse.tui.screens.find import FindScreen
+from kbrowse.tui.screens.restore import RestoreScreen
+from kbrowse.tui.screens.source_picker import SourcePickerScreen
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import VirtualTable
 from mover.golang import gotime
@@ -32,6 +35,7 @@ from mover.repo.repository import Repository
 from mover.view.snapshot import Snapshot
 from mover.view.node import GO_DIR, GO_SYMLINK, Node
 from mover.repo.view import RepositoryView
+from tests.support.tuikit import shows
 from mover.velero.bsl import BucketView
 
 SIZE = (130, 36)
@@ -136,6 +140,18 @@ async def until(pilot: Pilot, cond: Callable[[], object], timeout: float = 10.0)
     await pilot.pause()
 
 
+def steady(run_before: Callable[[Pilot], Awaitable[None]]) -> Callable[[Pilot], Awaitable[None]]:
+    """``run_before``, then the text cursors stop blinking: on a busy machine the picture may
+    be taken half a second later, with the cursor blinked off."""
+    async def run(pilot: Pilot) -> None:
+        await run_before(pilot)
+        for field in pilot.app.screen.query(Input):
+            field.cursor_blink = False
+        await pilot.pause()
+
+    return run
+
+
 async def snapshots_ready(pilot: Pilot) -> None:
     def ready() -> bool:
         tables = pilot.app.screen.query("#snapshots")
@@ -148,7 +164,7 @@ async def browse(pilot: Pilot, path: str) -> BrowserScreen:
     """Open the newest snapshot and put the cursor on ``path``, its preview drawn."""
     await snapshots_ready(pilot)
     await pilot.press("enter")
-    await until(pilot, lambda: isinstance(pilot.app.screen, BrowserScreen))
+    await until(pilot, lambda: shows(pilot.app, BrowserScreen))
     browser = pilot.app.screen
     browser.reveal(path)
     name = path.rsplit("/", 1)[-1]
@@ -171,7 +187,7 @@ def test_snapshots_screen_filtered(snap_compare, app: KbrowseApp) -> None:
         await pilot.press("slash", *"day=1")
         await pilot.pause()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=SIZE, run_before=steady(run_before))
 
 
 def test_browser_text_preview(snap_compare, app: KbrowseApp) -> None:
@@ -192,28 +208,28 @@ def test_restore_dialog(snap_compare, app: KbrowseApp) -> None:
     async def run_before(pilot: Pilot) -> None:
         await browse(pilot, "/logs")
         await pilot.press("r")
-        await pilot.pause()
+        await until(pilot, lambda: shows(pilot.app, RestoreScreen))
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=SIZE, run_before=steady(run_before))
 
 
 def test_find_dialog(snap_compare, app: KbrowseApp) -> None:
     async def run_before(pilot: Pilot) -> None:
         await browse(pilot, "/README.md")
         await pilot.press("f")
-        await until(pilot, lambda: isinstance(pilot.app.screen, FindScreen))
+        await until(pilot, lambda: shows(pilot.app, FindScreen))
         await pilot.press(*"*2026-11-0[1-3]*")
         status = pilot.app.screen.query_one("#find-status")
         await until(pilot, lambda: "done" in str(status.content))
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=SIZE, run_before=steady(run_before))
 
 
 def test_compare_screen(snap_compare, app: KbrowseApp) -> None:
     async def run_before(pilot: Pilot) -> None:
         await snapshots_ready(pilot)
         await pilot.press("c")
-        await until(pilot, lambda: isinstance(pilot.app.screen, CompareScreen) and pilot.app.screen.done)
+        await until(pilot, lambda: shows(pilot.app, CompareScreen) and pilot.app.screen.done)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
@@ -223,7 +239,11 @@ def test_source_picker(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyP
     for var in ("RESTIC_REPOSITORY", "RESTIC_PASSWORD", "RESTIC_PASSWORD_FILE", "KUBERNETES_SERVICE_HOST"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))  # no clusters offered either
-    assert snap_compare(KbrowseApp(None), terminal_size=SIZE)
+
+    async def run_before(pilot: Pilot) -> None:
+        await until(pilot, lambda: shows(pilot.app, SourcePickerScreen))
+
+    assert snap_compare(KbrowseApp(None), terminal_size=SIZE, run_before=steady(run_before))
 
 
 # ---- bucket mode ---------------------------------------------------------------------------------
@@ -266,7 +286,7 @@ async def backups_ready(pilot: Pilot) -> None:
 
     def ready() -> bool:
         screen = pilot.app.screen
-        if not isinstance(screen, BackupsScreen) or not screen.table.items:
+        if not shows(pilot.app, BackupsScreen) or not screen.table.items:
             return False
         describe = screen.query_one("#describe", Preview)
         return describe.border_title.startswith("Describe") and not describe.pending

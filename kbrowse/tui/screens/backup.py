@@ -19,6 +19,7 @@ from textual.worker import get_current_worker
 from kbrowse.bucket.printers import to_yaml
 from kbrowse.tui.preview_content import TextLines, highlight, note
 from kbrowse.tui.screens.browser import BrowserScreen
+from kbrowse.tui.ui_thread import deliver
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
 from mover.progress import human_bytes
@@ -107,9 +108,9 @@ class BackupScreen(Screen[None]):
             contents = self.bucket.contents(self.backup_name)
             refs = contents.refs()
         except RepoError as e:
-            self.app.call_from_thread(self._resources_failed, str(e))
+            deliver(self, self._resources_failed, str(e))
             return
-        self.app.call_from_thread(self._resources_loaded, contents, refs)
+        deliver(self, self._resources_loaded, contents, refs)
 
     def _resources_failed(self, message: str) -> None:
         tree = self.query_one("#resources", Tree)
@@ -182,7 +183,7 @@ class BackupScreen(Screen[None]):
         except RepoError as e:
             lines = note(f"Cannot read {ref.name}: {e}")
         if not worker.is_cancelled:
-            self.app.call_from_thread(self._previewed, ref, lines)
+            deliver(self, self._previewed, ref, lines)
 
     def _previewed(self, ref: ResourceRef, lines: TextLines) -> None:
         if self.shown == ref:
@@ -196,9 +197,9 @@ class BackupScreen(Screen[None]):
         try:
             vols = self.bucket.volumes(self.backup_name)
         except RepoError as e:
-            self.app.call_from_thread(self._volumes_failed, str(e))
+            deliver(self, self._volumes_failed, str(e))
             return
-        self.app.call_from_thread(self._volumes_loaded, vols)
+        deliver(self, self._volumes_loaded, vols)
 
     def _volumes_failed(self, message: str) -> None:
         table = self.query_one("#volumes", VirtualTable)
@@ -230,16 +231,16 @@ class BackupScreen(Screen[None]):
             root = view.root(snap)  # reads the snapshot's tree: errors show here, not later
             view.list_dir(root)
         except WrongPassword as e:
-            self.app.call_from_thread(self._open_failed, title + " (wrong password)",
+            deliver(self, self._open_failed, title + " (wrong password)",
                                       f"{e}. Give the right one with --repo-password-file.")
             return
         except RepoError as e:
-            self.app.call_from_thread(self._open_failed, title, str(e))
+            deliver(self, self._open_failed, title, str(e))
             return
         except Exception as e:  # noqa: BLE001  (a worker must not take the app down)
-            self.app.call_from_thread(self._open_failed, title, f"{type(e).__name__}: {e}")
+            deliver(self, self._open_failed, title, f"{type(e).__name__}: {e}")
             return
-        self.app.call_from_thread(self._volume_opened, vol, view, snap)
+        deliver(self, self._volume_opened, vol, view, snap)
 
     def _open_failed(self, title: str, message: str) -> None:
         self.opening = None

@@ -29,6 +29,7 @@ from kbrowse.tui.preview_content import Lines, describe, note
 from kbrowse.tui.screens.compare import CompareResult, CompareScreen
 from kbrowse.tui.screens.find import FindScreen
 from kbrowse.tui.screens.restore import RestoreScreen, default_target
+from kbrowse.tui.ui_thread import deliver
 from kbrowse.tui.widgets.dir_tree import DirRef, DirTree
 from kbrowse.tui.widgets.facts import Facts
 from kbrowse.tui.widgets.preview import Preview
@@ -135,9 +136,9 @@ class BrowserScreen(Screen[None]):
             else:
                 chain.append((path, self.view.list_dir(node)))
         except RepoError as e:
-            self.app.call_from_thread(self.notify, str(e), title="Cannot open", severity="error")
+            deliver(self, self.notify, str(e), title="Cannot open", severity="error")
             return
-        self.app.call_from_thread(self._resolved, chain, node, select)
+        deliver(self, self._resolved, chain, node, select)
 
     def _resolved(self, chain: list[tuple[str, list[Node]]], node: Node, select: str | None) -> None:
         path, children = chain[-1]
@@ -178,10 +179,10 @@ class BrowserScreen(Screen[None]):
         try:
             children = self.view.list_dir(ref.node)
         except RepoError as e:
-            self.app.call_from_thread(self._list_failed, ref, str(e))
+            deliver(self, self._list_failed, ref, str(e))
             return
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show_dir, ref, children)
+            deliver(self, self._show_dir, ref, children)
 
     def _list_failed(self, ref: DirRef, message: str) -> None:
         if ref is self.dir:
@@ -241,7 +242,7 @@ class BrowserScreen(Screen[None]):
         except RepoError as e:
             lines, subtitle = note(f"Cannot read: {e}"), ""
         if not worker.is_cancelled:
-            self.app.call_from_thread(self._previewed, node, lines, subtitle)
+            deliver(self, self._previewed, node, lines, subtitle)
 
     def _previewed(self, node: Node, lines: Lines, subtitle: str) -> None:
         if self.query_one("#listing", VirtualTable).current is node:  # else the cursor moved on
@@ -311,10 +312,10 @@ class BrowserScreen(Screen[None]):
         try:
             m = mount(self.view, self.snapshot)
         except RepoError as e:
-            self.app.call_from_thread(self.notify, str(e), title="Cannot mount", severity="error",
+            deliver(self, self.notify, str(e), title="Cannot mount", severity="error",
                                       timeout=10)
             return
-        self.app.call_from_thread(self._mounted, m)
+        deliver(self, self._mounted, m)
 
     def _mounted(self, m: SnapshotMount) -> None:
         self.app.mounts.add(m)
@@ -334,10 +335,10 @@ class BrowserScreen(Screen[None]):
         try:
             unmount(m)
         except MountError as e:
-            self.app.call_from_thread(self.notify, str(e), title="Cannot unmount", severity="error",
+            deliver(self, self.notify, str(e), title="Cannot unmount", severity="error",
                                       timeout=10)
             return
-        self.app.call_from_thread(self._unmounted, m)
+        deliver(self, self._unmounted, m)
 
     def _unmounted(self, m: SnapshotMount) -> None:
         self.app.mounts.remove(m)

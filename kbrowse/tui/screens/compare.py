@@ -23,6 +23,7 @@ from kbrowse.browse.diff import (
     parent_of,
 )
 from kbrowse.tui.fmt import display_name, node_type, snapshot_time
+from kbrowse.tui.ui_thread import deliver
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
 from mover.progress import human_bytes
 from mover.errors import RepoError
@@ -108,12 +109,12 @@ class CompareScreen(Screen[CompareResult]):
                                   lambda: worker.is_cancelled):
                 batch.append(change)
                 if time.monotonic() - last > FLUSH_EVERY:
-                    self.app.call_from_thread(self._add, batch)
+                    deliver(self, self._add, batch)
                     batch, last = [], time.monotonic()
         except RepoError as e:
-            self.app.call_from_thread(self.notify, str(e), title="Compare failed", severity="error")
+            deliver(self, self.notify, str(e), title="Compare failed", severity="error")
         if not worker.is_cancelled:
-            self.app.call_from_thread(self._add, batch, True)
+            deliver(self, self._add, batch, True)
 
     def _add(self, changes: list[Change], last: bool = False) -> None:
         for c in changes:

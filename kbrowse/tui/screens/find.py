@@ -15,6 +15,7 @@ from textual.worker import get_current_worker
 
 from kbrowse.tui.fmt import display_name, node_type, size_text
 from kbrowse.browse.search import Walker, matcher
+from kbrowse.tui.ui_thread import deliver
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
 from mover.view.snapshot import Snapshot
 from mover.view.node import Node
@@ -88,10 +89,10 @@ class FindScreen(ModalScreen[str | None]):
                 batch.append((path, node))
                 found += 1
             if batch and time.monotonic() - last > FLUSH_EVERY:
-                self.app.call_from_thread(self._add, batch, seen, found, False)
+                deliver(self, self._add, batch, seen, found, False)
                 batch, last = [], time.monotonic()
         if not worker.is_cancelled:
-            self.app.call_from_thread(self._add, batch, seen, found, True)
+            deliver(self, self._add, batch, seen, found, True)
 
     def _add(self, hits: list[Hit], seen: int, found: int, done: bool) -> None:
         table = self.query_one("#find-results", VirtualTable)

@@ -25,6 +25,7 @@ from textual.widgets import (
 from kbrowse.browse import snappath
 from kbrowse.tui.fmt import counted, display_name
 from kbrowse.tui.restore_job import OVERWRITE, SKIP, RestoreOutcome, restore_entry
+from kbrowse.tui.ui_thread import deliver
 from mover.progress import Counters, human_bytes
 from mover.errors import RepoError
 from mover.view.snapshot import Snapshot
@@ -117,9 +118,9 @@ class RestoreScreen(ModalScreen[RestoreOutcome | None]):
             outcome = restore_entry(self.view, self.node, target, existing=existing,
                                     counters=self.counters, cancel=self.cancel_event)
         except (RepoError, OSError) as e:
-            self.app.call_from_thread(self._failed, str(e))
+            deliver(self, self._failed, str(e))
             return
-        self.app.call_from_thread(self._finished, outcome)
+        deliver(self, self._finished, outcome)
 
     def _tick(self) -> None:
         c = self.counters

@@ -17,6 +17,7 @@ from textual.widgets.option_list import Option
 
 from kbrowse.tui.discover import Source, find_clusters, find_locations, find_sources
 from kbrowse.tui.screens.snapshots import SnapshotsScreen
+from kbrowse.tui.ui_thread import deliver
 from mover.errors import RepoError
 from mover.opener import open_view
 from mover.view import SnapshotView
@@ -72,11 +73,11 @@ class SourcePickerScreen(Screen[None]):
     def _find_clusters(self) -> None:
         clusters = find_clusters()
         if clusters:
-            self.app.call_from_thread(self._add_sources, clusters)
+            deliver(self, self._add_sources, clusters)
         for cluster in clusters:
             locations = find_locations(cluster.location)
             if locations:
-                self.app.call_from_thread(self._add_sources, locations)
+                deliver(self, self._add_sources, locations)
 
     def _add_sources(self, found: list[Source]) -> None:
         first = len(self.sources)
@@ -131,13 +132,13 @@ class SourcePickerScreen(Screen[None]):
         try:
             view = open_view(location, password)
         except RepoError as e:
-            self.app.call_from_thread(self._failed, str(e))
+            deliver(self, self._failed, str(e))
             return
         except Exception as e:  # noqa: BLE001
             # any backend's failure (network, permissions) is the user's to read, never a crash
-            self.app.call_from_thread(self._failed, f"{type(e).__name__}: {e}")
+            deliver(self, self._failed, f"{type(e).__name__}: {e}")
             return
-        self.app.call_from_thread(self._opened, view, location)
+        deliver(self, self._opened, view, location)
 
     def _failed(self, message: str, title: str = "Cannot open the repository") -> None:
         self.query_one("#picker").loading = False
@@ -153,9 +154,9 @@ class SourcePickerScreen(Screen[None]):
             session = ClusterSession.connect(KubeTarget(context=src.context))
             bucket = None if src.bsl is None else session.bucket(src.bsl)
         except RepoError as e:
-            self.app.call_from_thread(self._failed, str(e), f"Cannot open {src.bsl or src.context}")
+            deliver(self, self._failed, str(e), f"Cannot open {src.bsl or src.context}")
             return
-        self.app.call_from_thread(self._cluster_opened, session, bucket, src)
+        deliver(self, self._cluster_opened, session, bucket, src)
 
     def _cluster_opened(self, session: ClusterSession, bucket: BucketView | None, src: Source) -> None:
         from kbrowse.tui.screens.backups import BackupsScreen

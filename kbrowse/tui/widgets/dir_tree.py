@@ -15,6 +15,7 @@ from textual.worker import get_current_worker
 
 from kbrowse.browse import snappath
 from kbrowse.tui.fmt import display_name
+from kbrowse.tui.ui_thread import deliver
 from mover.errors import RepoError
 from mover.view.node import Node
 
@@ -57,10 +58,10 @@ class DirTree(Tree[DirRef | None]):
         try:
             children = self.list_dir(ref.node)
         except RepoError as e:
-            self.app.call_from_thread(self.notify, str(e), title="Cannot read folder", severity="error")
+            deliver(self, self.notify, str(e), title="Cannot read folder", severity="error")
             return
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self.fill, tnode, children)
+            deliver(self, self.fill, tnode, children)
 
     def fill(self, tnode: TreeNode[DirRef | None], children: list[Node]) -> None:
         """Add a folder's subfolders, once."""
@@ -94,7 +95,11 @@ class DirTree(Tree[DirRef | None]):
                 if nxt is None:  # beyond MAX_CHILDREN: the listing still shows it
                     break
                 tnode = nxt
-        self.call_after_refresh(self.move_cursor, tnode)
+        # Nodes just added have no line until the tree's lines are rebuilt, which asking for
+        # last_line does now. (Moving after the next refresh instead would come after keys the
+        # user pressed meanwhile on a busy machine, and undo them.)
+        if self.last_line >= 0:
+            self.move_cursor(tnode)
         return tnode
 
     @property

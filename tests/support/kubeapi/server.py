@@ -65,15 +65,15 @@ class KubeApiServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving: open watches end, idle keep-alive connections are closed, new ones refused."""
+        """Stop serving: open watches end, requests in flight get their whole answer, idle
+        keep-alive connections are closed, new ones refused."""
         httpd, thread = self._httpd, self._thread
         if httpd is None or thread is None:
             return
         self._httpd = self._thread = None
-        httpd.stopping.set()
-        self.store.wake_watchers()
         httpd.shutdown()
-        httpd.close_connections()
+        httpd.stop_connections()
+        self.store.wake_watchers()
         httpd.server_close()  # joins the request threads
         thread.join()
 
@@ -105,23 +105,30 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], api: KubeApiServer) -> None:
         self.api = api
         self.stopping = threading.Event()
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
+        self._idle: set[socket.socket] = set()  # open connections waiting for their next request
+        self._lock = threading.Lock()
         super().__init__(address, handler)
 
-    def track(self, connection: socket.socket, open_: bool) -> None:
-        with self._connections_lock:
-            (self._connections.add if open_ else self._connections.discard)(connection)
+    def idle(self, connection: socket.socket, idle: bool) -> bool:
+        """Record whether ``connection`` waits for a request; False once stopping, when the
+        connection must close after the answer it is giving."""
+        with self._lock:
+            (self._idle.add if idle else self._idle.discard)(connection)
+            return not self.stopping.is_set()
 
-    def close_connections(self) -> None:
-        # Keep-alive connections would otherwise go on being served after stop().
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+    def stop_connections(self) -> None:
+        # Keep-alive connections would otherwise go on being served after stop(). Only idle
+        # ones are shut down: one that is answering (a watch too) would cut its answer off,
+        # so it ends on its own and then closes. Under the lock, so that a connection that
+        # finishes an answer either sees ``stopping`` or is idle by now.
+        with self._lock:
+            self.stopping.set()
+            for connection in self._idle:
+                try:
+                    # Wakes the handler's read; an answer it may just have begun still goes out.
+                    connection.shutdown(socket.SHUT_RD)
+                except OSError:
+                    pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], OSError):  # dropped connections are expected
@@ -137,13 +144,23 @@ class _Handler(BaseHTTPRequestHandler):
         # Headers and body go out in separate writes; without this, Nagle's algorithm and the
         # client's delayed ACK add ~40 ms to every response.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.track(self.connection, True)
+        self.server.idle(self.connection, True)
+
+    def parse_request(self) -> bool:
+        # A request line came in: from now until its answer is out, stop() leaves it alone.
+        self.server.idle(self.connection, False)
+        return super().parse_request()
+
+    def handle_one_request(self) -> None:
+        super().handle_one_request()
+        if not self.server.idle(self.connection, True):
+            self.close_connection = True
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
-            self.server.track(self.connection, False)
+            self.server.idle(self.connection, False)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         pass
