@@ -17,7 +17,10 @@ def deliver(node: DOMNode, callback: Callable[..., object], *args: Any, **kwargs
     without widgets (and crash the app with ``NoMatches``). The check runs on the UI thread,
     where screens are popped, so no pop can come between it and the callback.
     """
-    node.app.call_from_thread(_if_shown, node, callback, args, kwargs)
+    try:
+        node.app.call_from_thread(_if_shown, node, callback, args, kwargs)
+    except RuntimeError:
+        pass  # the app has stopped: nothing is left to update
 
 
 def _if_shown(node: DOMNode, callback: Callable[..., object], args: tuple[Any, ...],

@@ -19,6 +19,7 @@ from kbrowse.tui.preview_content import TextLines, note
 from kbrowse.tui.screens.backup import BackupScreen
 from kbrowse.tui.screens.listscreen import LIST_BINDINGS, ListScreen
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
+from kbrowse.tui.ui_thread import deliver
 from mover.errors import RepoError
 from mover.velero.bsl import BucketView
 from mover.velero.objects import Backup
@@ -169,7 +170,7 @@ class BackupsScreen(ListScreen[Backup]):
         except RepoError as e:
             lines = note(f"Cannot describe backup {b.name}: {e}")
         if not worker.is_cancelled:
-            self.from_worker(self._described, b.name, lines)
+            deliver(self, self._described, b.name, lines)
 
     def _described(self, name: str, lines: TextLines) -> None:
         if self.described == name:

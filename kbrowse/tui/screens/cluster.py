@@ -18,6 +18,7 @@ from textual.widgets import Static
 from kbrowse.cluster.session import ClusterSession
 from kbrowse.cluster.store import Changes
 from kbrowse.tui.screens.listscreen import LIST_BINDINGS, ListScreen
+from kbrowse.tui.ui_thread import deliver
 from mover.errors import RepoError
 
 T = TypeVar("T")
@@ -154,4 +155,4 @@ class ClusterListScreen(ListScreen[T]):
                                       timeout=15)
             return
         if done is not None:
-            self.from_worker(done, result)
+            deliver(self, done, result)

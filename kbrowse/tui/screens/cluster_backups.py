@@ -25,6 +25,7 @@ from kbrowse.tui.screens.backups import BackupsScreen
 from kbrowse.tui.screens.cluster import ClusterListScreen
 from kbrowse.tui.screens.confirm import ConfirmScreen
 from kbrowse.tui.screens.restore_form import RestoreFormScreen
+from kbrowse.tui.ui_thread import deliver
 from mover.errors import RepoError
 from mover.kube.resources import BACKUPS, DELETE_BACKUP_REQUESTS, RESTORES
 from mover.velero.objects import Backup
@@ -108,7 +109,7 @@ class ClusterBackupsScreen(ClusterListScreen[Backup], BackupsScreen):
         except RepoError as exc:
             lines = note(f"Cannot read the log of {name}: {exc}")
         if not worker.is_cancelled:
-            self.from_worker(lambda: self.pane.show(lines, f"Log of {name}", "velero backup logs"))
+            deliver(self, lambda: self.pane.show(lines, f"Log of {name}", "velero backup logs"))
 
     # ---- open through the storage location -------------------------------------------------
 

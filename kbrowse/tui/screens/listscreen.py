@@ -8,7 +8,7 @@ come from: ``fetch`` runs in a worker for sources read in one go (a repository, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from rich.markup import escape
@@ -21,6 +21,7 @@ from textual.widgets import Footer, Header, Input, Static
 
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
+from kbrowse.tui.ui_thread import deliver
 from mover.errors import RepoError
 
 T = TypeVar("T")
@@ -109,18 +110,6 @@ class ListScreen(Screen[None], Generic[T]):
         """Composed, and not being taken down (widgets go before the screen's unmount)."""
         return self.ready and bool(self.query(f"#{self.TABLE_ID}"))
 
-    def from_worker(self, callback: Callable[..., object], *args: object) -> None:
-        """Run ``callback`` on the UI thread (from a worker's thread), unless the screen's
-        widgets are gone by then (it was closed, the app is exiting: widgets go before the
-        screen's own unmount)."""
-        def run() -> None:
-            if self.alive:
-                callback(*args)
-        try:
-            self.app.call_from_thread(run)
-        except RuntimeError:
-            pass  # the app has stopped: nothing is left to update
-
     @property
     def table(self) -> VirtualTable:
         return self.query_one(f"#{self.TABLE_ID}", VirtualTable)
@@ -151,9 +140,9 @@ class ListScreen(Screen[None], Generic[T]):
         try:
             items = self.fetch()
         except RepoError as e:
-            self.from_worker(self.failed, str(e))
+            deliver(self, self.failed, str(e))
             return
-        self.from_worker(self.show_items, items)
+        deliver(self, self.show_items, items)
 
     def failed(self, message: str, title: str = "") -> None:
         self.table.empty_text = message
