@@ -11,9 +11,14 @@ import logging
 import os
 import signal
 
+from typing import TYPE_CHECKING
+
 from mover.errors import RepoError
 from mover.kube.servercmd import _LEVELS, _duration, configure_logging, connect
 from mover.ui.cliargs import add_kube_options
+
+if TYPE_CHECKING:
+    from mover.kube.framework.client import Kube
 
 
 def _positive(text: str) -> int:
@@ -43,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="volumes backed up or restored at once (default 1)")
     p.add_argument("--resync-period", type=_duration, default=_duration("1m"), metavar="DURATION",
                    help="how often every object is looked at again (default 1m)")
+    p.add_argument("--node-agent-configmap", default="", metavar="NAME",
+                   help="the node agent's config map in its namespace (Velero's format: backup-PVC "
+                        "settings per storage class); checked at start")
     p.add_argument("--log-level", choices=tuple(_LEVELS), default="info")
     p.set_defaults(handler=run)
 
@@ -56,10 +64,13 @@ def run(args: argparse.Namespace) -> int:
         raise RepoError(f"{os.path.join(args.kubelet_root, 'pods')} is not a directory: give the kubelet's "
                         "directory with --kubelet-root")
     configure_logging(args.log_level)
+    kube = connect(args)
+    if args.node_agent_configmap:
+        _check_config(kube, args.namespace, args.node_agent_configmap)
     options = NodeAgentOptions(node_name=args.node_name, kubelet_root=args.kubelet_root,
                                namespace=args.namespace, concurrency=args.concurrency,
                                resync=args.resync_period.total_seconds())
-    agent = NodeAgent(connect(args), options)
+    agent = NodeAgent(kube, options)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.request_stop())
     log = logging.getLogger("mover.kube")
@@ -67,3 +78,20 @@ def run(args: argparse.Namespace) -> int:
     agent.run()
     log.info("node agent stopped")
     return 0
+
+
+def _check_config(kube: Kube, namespace: str, name: str) -> None:
+    from mover.kube.framework.client import KubeError
+    from mover.kube.resources import CONFIGMAPS
+    from mover.velero.nodeagentconfig import parse_config
+
+    where = f"config map {namespace}/{name}"
+    try:
+        cm = kube.get_or_none(CONFIGMAPS, namespace, name)
+    except KubeError as exc:
+        raise RepoError(f"cannot read {where}: {exc.message}") from None
+    if cm is None:
+        raise RepoError(f"{where} (--node-agent-configmap) does not exist: create it or leave the flag out")
+    config = parse_config(cm.get("data"), where)
+    logging.getLogger("mover.kube").info("node agent config %s: backup PVC settings for %s", where,
+                                         ", ".join(sorted(config.backup_pvc)) or "no storage class")

@@ -26,6 +26,7 @@ DATA_DOWNLOADS = _velero("datadownloads", "DataDownload", "v2alpha1")
 
 NAMESPACES = Resource("", "v1", "namespaces", False, "Namespace")
 SECRETS = Resource("", "v1", "secrets", True, "Secret")
+CONFIGMAPS = Resource("", "v1", "configmaps", True, "ConfigMap")
 PODS = Resource("", "v1", "pods", True, "Pod")
 PVCS = Resource("", "v1", "persistentvolumeclaims", True, "PersistentVolumeClaim")
 PVS = Resource("", "v1", "persistentvolumes", False, "PersistentVolume")

@@ -598,3 +598,42 @@ def test_a_repository_that_does_not_open_fails_the_volumes_with_the_reason(
     assert pvbs_of(kube, "b") == {}
     log = gzip.decompress(bucket_store(kube).store.get("backups/b/b-logs.gz")).decode()
     assert log.count(f"is not ready: {repo['status']['message']}") == 2
+
+
+def test_the_agent_checks_its_config_map_at_start(kube: Kube, kube_api: KubeApi, tmp_path: Path) -> None:  # noqa: F811
+    from mover.kube.resources import CONFIGMAPS
+
+    (tmp_path / "pods").mkdir()
+
+    def agent(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mover.cli", "node-agent", "--kubeconfig",
+                               str(kube_api.kubeconfig_path), "--node-name", NODE, "--kubelet-root",
+                               str(tmp_path), "-n", NS, "--node-agent-configmap", name],
+                              capture_output=True, text=True, check=False, cwd=ROOT, timeout=60)
+
+    def config_map(name: str, text: str) -> None:
+        kube.create(CONFIGMAPS, NS, {"apiVersion": "v1", "kind": "ConfigMap",
+                                     "metadata": {"name": name}, "data": {"node-agent-config.json": text}})
+
+    missing = agent("nowhere")
+    assert missing.returncode == 1 and missing.stderr.strip() == (
+        f"mover: error: config map {NS}/nowhere (--node-agent-configmap) does not exist: create it or "
+        "leave the flag out")
+    config_map("broken", '{"backupPVC": {"ceph-rbd": {"readOnly": "yes"}}}')
+    broken = agent("broken")
+    assert broken.returncode == 1 and broken.stderr.strip() == \
+        f"mover: error: config map {NS}/broken: backupPVC.ceph-rbd.readOnly must be a bool"
+    config_map("not-json", "{backupPVC")
+    assert "is not valid JSON" in agent("not-json").stderr
+
+
+def test_node_agent_config_reads_velero_s_backup_pvc_settings() -> None:
+    from mover.errors import RepoError
+    from mover.velero.nodeagentconfig import BackupPVC, parse_config
+
+    config = parse_config({"cfg.json": json.dumps({"backupPVC": {
+        "ceph-rbd": {"storageClass": "ceph-rbd-ro", "readOnly": True, "spcNoRelabeling": True},
+        "standard": {}}, "loadConcurrency": {"globalConfig": 2}})}, "cm")
+    assert config.backup_pvc == {"ceph-rbd": BackupPVC("ceph-rbd-ro", True, True), "standard": BackupPVC()}
+    with pytest.raises(RepoError, match="exactly one entry"):
+        parse_config({"a": "{}", "b": "{}"}, "cm")

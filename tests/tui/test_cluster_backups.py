@@ -21,6 +21,7 @@ from mover.kube.resources import BACKUPS
 from tests.support.kubeapi.fixtures import KubeApi
 from tests.support.velero_env import NS, velero_object, wait_phase
 from tests.tui.test_tui import SIZE, drive, until
+from tests.support.tuikit import shows
 
 
 def backup_get(kube_api: KubeApi, capsys: pytest.CaptureFixture[str]) -> list[list[str]]:
@@ -43,7 +44,7 @@ async def test_backups_screen_lists_what_backup_get_lists(cluster: Kube, session
     expected = backup_get(kube_api, capsys)
     app = KbrowseApp(cluster=session)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, ClusterBackupsScreen) and len(app.screen.table.items) == 3,
+        await until(pilot, lambda: shows(app, ClusterBackupsScreen) and len(app.screen.table.items) == 3,
                     what="three backups")
         screen = app.screen
         shown = sorted([list(screen.row(b)) for b in screen.table.items])
@@ -52,7 +53,7 @@ async def test_backups_screen_lists_what_backup_get_lists(cluster: Kube, session
 
 
 async def backups_screen(pilot, app: KbrowseApp) -> ClusterBackupsScreen:
-    await until(pilot, lambda: isinstance(app.screen, ClusterBackupsScreen) and app.screen.session.store.synced("backups")
+    await until(pilot, lambda: shows(app, ClusterBackupsScreen) and app.screen.session.store.synced("backups")
                 and app.screen.session.store.synced("locations"), what="the Backups screen")
     return app.screen
 
@@ -69,7 +70,7 @@ async def test_backup_from_the_form_completes_and_its_row_follows(cluster: Kube,
     async with app.run_test(size=SIZE) as pilot:
         screen = await backups_screen(pilot, app)
         await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, BackupFormScreen), what="the form")
+        await until(pilot, lambda: shows(app, BackupFormScreen), what="the form")
         form = app.screen
         fill(form, name="Bad_Name", **{"include-namespaces": "shop", "ttl": "soon", "selector": "app in web"})
         await pilot.press("ctrl+s")
@@ -124,7 +125,7 @@ async def test_describe_logs_and_enter_through_the_storage_location(cluster: Kub
         assert 'msg="Backed up a total of' in pane.plain
 
         await pilot.press("enter")  # through the backup's storage location, with the bucket's screens
-        await until(pilot, lambda: isinstance(app.screen, BackupScreen) and app.screen.contents is not None,
+        await until(pilot, lambda: shows(app, BackupScreen) and app.screen.contents is not None,
                     timeout=20, what="the backup's contents")
         backup = app.screen
         assert backup.select_resource("deployments.apps", "shop", "web")

@@ -16,6 +16,7 @@ from tests.support.kubeapi.fixtures import CONTEXT, KubeApi
 from tests.support.s3server import S3Server
 from tests.support.velero_env import credentials_secret, s3_location
 from tests.tui.test_tui import SIZE, drive, until
+from tests.support.tuikit import shows
 
 
 def labels(options: OptionList) -> list[str]:
@@ -33,7 +34,7 @@ async def test_picker_offers_contexts_and_their_storage_locations(
     monkeypatch.setenv("KUBECONFIG", str(kube_api.kubeconfig_path))
     app = KbrowseApp(None)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, SourcePickerScreen) and app.screen.query("#sources")
+        await until(pilot, lambda: shows(app, SourcePickerScreen) and app.screen.query("#sources")
                     and app.screen.query_one("#sources", OptionList).option_count == 2, what="two sources")
         options = app.screen.query_one("#sources", OptionList)
         cluster, location = labels(options)
@@ -41,14 +42,14 @@ async def test_picker_offers_contexts_and_their_storage_locations(
         assert location.startswith("storage location  default") and s3_bucket in location
         options.focus()
         await pilot.press("down", "enter")
-        await until(pilot, lambda: isinstance(app.screen, BackupsScreen)
-                    and not isinstance(app.screen, ClusterBackupsScreen), what="the bucket's backups")
+        await until(pilot, lambda: shows(app, BackupsScreen)
+                    and not shows(app, ClusterBackupsScreen), what="the bucket's backups")
         await until(pilot, lambda: "0 backups" in str(app.screen.query_one("#status").content), what="listed")
         await pilot.press("escape")
-        await until(pilot, lambda: isinstance(app.screen, SourcePickerScreen), what="back to the picker")
+        await until(pilot, lambda: shows(app, SourcePickerScreen), what="back to the picker")
         options.focus()
         await pilot.press("up", "enter")
-        await until(pilot, lambda: isinstance(app.screen, ClusterBackupsScreen), what="the cluster's backups")
+        await until(pilot, lambda: shows(app, ClusterBackupsScreen), what="the cluster's backups")
 
 
 @drive
@@ -60,7 +61,7 @@ async def test_enter_on_a_storage_location_opens_its_bucket(cluster: Kube, sessi
     wait_phase(cluster, BACKUPS, "shop-1")
     app = KbrowseApp(cluster=session)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, ClusterBackupsScreen), what="the Backups screen")
+        await until(pilot, lambda: shows(app, ClusterBackupsScreen), what="the Backups screen")
         await pilot.press("4")
         await until(pilot, lambda: getattr(app.screen, "TAB", "") == "locations" and app.screen.current is not None
                     and app.screen.row(app.screen.current)[3] == "Available", what="the available location")

@@ -29,6 +29,7 @@ from tests.support.velero_env import (
     wait_phase,
 )
 from tests.tui.test_tui import SIZE, drive, record_notifications, until
+from tests.support.tuikit import shows
 
 MIB = 1024 * 1024
 
@@ -69,9 +70,9 @@ async def test_data_upload_progress_and_rate_follow_the_watch(kube: Kube, sessio
                  startTimestamp="2026-12-03T10:00:00Z", completionTimestamp="2026-12-03T10:00:04Z")
     app = KbrowseApp(cluster=session)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, ClusterBackupsScreen), what="the Backups screen")
+        await until(pilot, lambda: shows(app, ClusterBackupsScreen), what="the Backups screen")
         await pilot.press("6")
-        await until(pilot, lambda: isinstance(app.screen, MovementScreen)
+        await until(pilot, lambda: shows(app, MovementScreen)
                     and movement_row(app.screen, "shop-1-abcde") is not None, what="the DataUpload row")
         screen = app.screen
         kind, owner, target, node, phase, progress, rate, _eta, _age = movement_row(screen, "shop-1-abcde")
@@ -105,10 +106,10 @@ async def test_restore_from_the_form_with_a_namespace_mapping(cluster: Kube, ses
     app = KbrowseApp(cluster=session)
     notes = record_notifications(app, monkeypatch)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, ClusterBackupsScreen) and app.screen.current is not None
+        await until(pilot, lambda: shows(app, ClusterBackupsScreen) and app.screen.current is not None
                     and app.screen.current.status.phase == "Completed", what="the completed backup")
         await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, RestoreFormScreen), what="the restore form")
+        await until(pilot, lambda: shows(app, RestoreFormScreen), what="the restore form")
         form = app.screen
         form.query_one("#namespace-mappings", Input).value = "shop"
         await pilot.press("ctrl+s")
@@ -116,11 +117,11 @@ async def test_restore_from_the_form_with_a_namespace_mapping(cluster: Kube, ses
         form.query_one("#name", Input).value = "shop-copy"
         form.query_one("#namespace-mappings", Input).value = "shop:shop-copy"
         await pilot.press("ctrl+s")
-        await until(pilot, lambda: not isinstance(app.screen, RestoreFormScreen), what="the form to close")
+        await until(pilot, lambda: not shows(app, RestoreFormScreen), what="the form to close")
         await until(pilot, lambda: notes, what="the submission")
         assert notes[-1][0] == 'Restore request "shop-copy" submitted: 2 shows restores.', notes
         await pilot.press("2")
-        await until(pilot, lambda: isinstance(app.screen, RestoresScreen) and any(
+        await until(pilot, lambda: shows(app, RestoresScreen) and any(
             r["metadata"]["name"] == "shop-copy" and (r.get("status") or {}).get("phase") == "Completed"
             for r in app.screen.table.items), timeout=30, what="the restore to complete on screen")
         row = app.screen.row(app.screen.current)
@@ -136,9 +137,9 @@ async def test_pause_a_schedule_and_back_up_from_it(cluster: Kube, session: Clus
         "schedule": "0 3 * * *", "skipImmediately": True, "template": {"includedNamespaces": ["shop"]}}))
     app = KbrowseApp(cluster=session)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, ClusterBackupsScreen), what="the Backups screen")
+        await until(pilot, lambda: shows(app, ClusterBackupsScreen), what="the Backups screen")
         await pilot.press("3")
-        await until(pilot, lambda: isinstance(app.screen, SchedulesScreen) and app.screen.current is not None
+        await until(pilot, lambda: shows(app, SchedulesScreen) and app.screen.current is not None
                     and app.screen.row(app.screen.current)[1] == "Enabled", what="the enabled schedule")
         await pilot.press("p")
         await until(pilot, lambda: app.screen.row(app.screen.current)[-1] == "true", what="paused on screen")
@@ -147,7 +148,7 @@ async def test_pause_a_schedule_and_back_up_from_it(cluster: Kube, session: Clus
                           if b["metadata"]["labels"].get("velero.io/schedule-name") == "nightly"],
                  lambda found: found, what="the schedule's backup")
         await pilot.press("1")
-        await until(pilot, lambda: isinstance(app.screen, ClusterBackupsScreen) and any(
+        await until(pilot, lambda: shows(app, ClusterBackupsScreen) and any(
             b.name.startswith("nightly-") for b in app.screen.table.items), what="the backup on the Backups screen")
 
 
@@ -171,10 +172,10 @@ async def test_a_forbidden_verb_is_one_clear_line(cluster: Kube, kube_api: KubeA
     app = KbrowseApp(cluster=jane)
     notes = record_notifications(app, monkeypatch)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, ClusterBackupsScreen) and app.screen.current is not None,
+        await until(pilot, lambda: shows(app, ClusterBackupsScreen) and app.screen.current is not None,
                     what="the backup")
         await pilot.press("x")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm")
+        await until(pilot, lambda: shows(app, ConfirmScreen), what="the confirm")
         assert "Delete backup shop-1?" in str(app.screen.query_one(".heading").content)
         await pilot.press("y")
         await until(pilot, lambda: any(kw.get("severity") == "error" for _, kw in notes), what="the error")
@@ -185,14 +186,14 @@ async def test_a_forbidden_verb_is_one_clear_line(cluster: Kube, kube_api: KubeA
         assert cluster.get_or_none(BACKUPS, NS, "shop-1") is not None
 
         await pilot.press("2")
-        await until(pilot, lambda: isinstance(app.screen, RestoresScreen) and "not allowed to list" in
+        await until(pilot, lambda: shows(app, RestoresScreen) and "not allowed to list" in
                     str(app.screen.query_one("#status").content), what="the restores' error")
         status = str(app.screen.query_one("#status").content)
         assert status.startswith("not allowed to list restores.velero.io in namespace velero")
 
         api.allow_all()  # granted now: the same keys delete it, and the row goes when the backup does
         await pilot.press("1")
-        await until(pilot, lambda: isinstance(app.screen, ClusterBackupsScreen), what="the Backups screen")
+        await until(pilot, lambda: shows(app, ClusterBackupsScreen), what="the Backups screen")
         await pilot.press("x", "y")
         await until(pilot, lambda: not app.screen.table.items, timeout=30, what="the deleted backup's row to go")
         assert cluster.get_or_none(BACKUPS, NS, "shop-1") is None
