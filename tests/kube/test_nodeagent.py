@@ -419,6 +419,20 @@ def test_opt_out_backs_up_every_volume_but_the_excluded_and_progress_rises(
     assert [s["short_id"] for s in json.loads(repo.run("snapshots", "--json").stdout)] == [second]
     repo.run("check", "--read-data")
 
+    # Repository maintenance, as Velero's: once maintenanceFrequency has passed, a prune.
+    (backup_repo,) = kube.list(BACKUP_REPOSITORIES, NS)["items"]
+    assert "lastMaintenanceTime" not in (backup_repo.get("status") or {})  # `repo get` says <never>
+    name = backup_repo["metadata"]["name"]
+    with running_server(kube):
+        kube.patch(BACKUP_REPOSITORIES, NS, name, {"spec": {"maintenanceFrequency": "1s"}})
+        maintained = wait_for(lambda: kube.get(BACKUP_REPOSITORIES, NS, name),
+                              lambda r: (r.get("status") or {}).get("lastMaintenanceTime"), 60, "maintenance")
+    (run,) = maintained["status"]["recentMaintenance"][:1]
+    assert run["result"] == "Succeeded", run
+    assert [s["short_id"] for s in json.loads(repo.run("snapshots", "--json").stdout)] == [second]
+    repo.run("check", "--read-data")
+    assert "unused size after prune: 0 B" in repo.run("prune", "--dry-run").stdout  # nothing left to do
+
 
 # -- cancelled, killed -------------------------------------------------------------------------------
 

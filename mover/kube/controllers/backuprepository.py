@@ -6,8 +6,9 @@ every resync, so a location that comes back makes it Ready).
 
 A Ready repository is maintained as Velero's repository maintenance does: once every
 ``spec.maintenanceFrequency`` it is pruned (restic's prune, under restic's exclusive lock), and
-``status.lastMaintenanceTime`` and ``recentMaintenance`` say when and how it went. The clock
-starts when the repository becomes Ready: a new repository has nothing to prune.
+``status.lastMaintenanceTime`` and ``recentMaintenance`` say when and how it went. A repository
+never maintained counts from its creation: a new one has nothing to prune, and its first backups
+must not meet a prune's exclusive lock.
 """
 
 from __future__ import annotations
@@ -57,10 +58,7 @@ class BackupRepositoryController(Controller):
         except RepoError as exc:
             return self._status(name, "NotReady", f"error opening the repository: {exc}")
         repo.close()
-        self._status(name, "Ready", "")
-        patch_status(self.ctx.kube, BACKUP_REPOSITORIES, self.ctx.namespace, name,
-                     {"lastMaintenanceTime": format_time(self.ctx.clock())})
-        return None
+        return self._status(name, "Ready", "")
 
     def _maintain(self, name: str, obj: Obj) -> float | None:
         """Prune when ``maintenanceFrequency`` has passed since the last maintenance; seconds
@@ -73,7 +71,8 @@ class BackupRepositoryController(Controller):
         if every <= timedelta(0):
             return None
         now = self.ctx.clock()
-        last = parse_time(status.get("lastMaintenanceTime"))
+        # never maintained: the clock runs from the repository's creation
+        last = parse_time(status.get("lastMaintenanceTime") or obj["metadata"].get("creationTimestamp"))
         if last is not None and now < last + every:
             return (last + every - now).total_seconds()
         bsl = self.ctx.kube.get_or_none(BSLS, self.ctx.namespace, spec.get("backupStorageLocation", ""))
