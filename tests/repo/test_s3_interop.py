@@ -94,7 +94,9 @@ def test_server_stops_mid_backup(
 ) -> None:
     src = tmp_path / "src"
     src.mkdir()
-    for i in range(4):  # 128 MiB: eight packs, still running when the first one lands
+    # 384 MiB: 24 packs through 4 upload threads, so the backup is still sending when the
+    # first pack is listed (with 8 packs a quiet machine stored them all before the kill)
+    for i in range(12):
         (src / f"part-{i}.bin").write_bytes(os.urandom(32 * MiB))
     prefix = "velero/restic/big"
     repo = url(s3_server, s3_bucket, prefix)
