@@ -66,7 +66,7 @@ class ProgressBar:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> "ProgressBar":
+    def __enter__(self) -> ProgressBar:
         if self.enabled:
             self._thread = threading.Thread(target=self._draw, name="progress", daemon=True)
             self._thread.start()

@@ -533,7 +533,7 @@ class _Restorer:
                             return
                         pack, blobs = q.popleft()
                     self._fill_pack(pack, blobs, _Dirs(root, root_fd))
-            except BaseException as ex:  # noqa: BLE001 - re-raised by the caller
+            except BaseException as ex:  # re-raised by the caller
                 with lock:
                     failure.append(ex)
                 self.cancel.set()

@@ -160,7 +160,7 @@ class SnapshotFS:
             self._reloaded = now
         try:
             root = self._reload()
-        except Exception as e:  # noqa: BLE001  the mount goes on with the list it has
+        except Exception as e:  # the mount goes on with the list it has
             self._log(f"cannot reload the snapshot list: {e}")
             return False
         if root is None:
@@ -206,7 +206,7 @@ class SnapshotFS:
             return load()
         except _FSError:
             raise
-        except Exception as e:  # noqa: BLE001  the mount must stay up whatever a backend does
+        except Exception as e:  # the mount must stay up whatever a backend does
             self._log(f"{_show(path)}: cannot {what}: {e}")
             code = errno.EACCES if isinstance(e, WrongPassword) else errno.EIO
             raise _error(code) from None

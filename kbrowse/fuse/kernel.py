@@ -201,7 +201,7 @@ class Session:
                     payload = handler(self._path(nodeid), body)
         except OSError as e:
             error = e.errno if e.errno and e.errno > 0 else errno.EIO
-        except Exception as e:  # noqa: BLE001  one failed request must not end the mount
+        except Exception as e:  # one failed request must not end the mount
             self.log(f"FUSE request {opcode} failed: {e!r}")
             error = errno.EIO
         parts = payload if isinstance(payload, list) else [payload]

@@ -44,7 +44,7 @@ def mount(view: SnapshotView, snap: Snapshot, mountpoint: str | None = None) -> 
         try:
             with view.read_lock():
                 fs.serve(ops, mp)
-        except BaseException as e:  # noqa: BLE001 - reported to whoever waits for the mount
+        except BaseException as e:  # reported to whoever waits for the mount
             m.errors.append(e)
         finally:
             ready.set()

@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from mover.archiver import chunker
 from mover.archiver.prescan import Prescan, read_xattrs
@@ -63,7 +63,7 @@ class _DirPlan:
     """A directory being backed up: its own node and its children (nodes or pending files)."""
 
     node: Node
-    children: list["Node | Future[Node | None] | _DirPlan | _Small"] = field(default_factory=list)
+    children: list[Node | Future[Node | None] | _DirPlan | _Small] = field(default_factory=list)
     # the same directory in the parent snapshot: when every entry comes out equal, its tree is
     # reused as it is, with no encoding, hashing or index lookup per entry
     parent_tree: bytes | None = None

@@ -9,9 +9,9 @@ from __future__ import annotations
 import functools
 import re
 import time
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DAY = _EPOCH.toordinal()
 _MIN_NS = -62135596800 * 10**9  # 0001-01-01T00:00:00Z, Go's zero time
 _MAX_NS = (253402300799 * 10**9) + 999_999_999  # 9999-12-31T23:59:59.999999999Z

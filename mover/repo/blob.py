@@ -15,7 +15,7 @@ class BlobType(enum.IntEnum):
         return "data" if self is BlobType.DATA else "tree"
 
     @classmethod
-    def from_json(cls, name: str) -> "BlobType":
+    def from_json(cls, name: str) -> BlobType:
         return {"data": cls.DATA, "tree": cls.TREE}[name]
 
 

@@ -6,7 +6,7 @@ import hashlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from mover.repo import pack as packfmt
 from mover.repo.backend import FileType, Handle

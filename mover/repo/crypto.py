@@ -39,11 +39,11 @@ class Key:
                                     compare=False, hash=False)
 
     @classmethod
-    def random(cls) -> "Key":
+    def random(cls) -> Key:
         return cls(os.urandom(32), os.urandom(16), _mask_r(os.urandom(16)))
 
     @classmethod
-    def from_kdf_output(cls, raw: bytes) -> "Key":
+    def from_kdf_output(cls, raw: bytes) -> Key:
         """Split 64 bytes of scrypt output the way restic does: enc | mac.k | mac.r."""
         return cls(raw[:32], raw[32:48], _mask_r(raw[48:64]))
 
@@ -52,7 +52,7 @@ class Key:
         return {"mac": {"k": b64(self.mac_k), "r": b64(self.mac_r)}, "encrypt": b64(self.encrypt)}
 
     @classmethod
-    def from_json(cls, obj: dict) -> "Key":
+    def from_json(cls, obj: dict) -> Key:
         try:
             enc = base64.b64decode(obj["encrypt"])
             k = base64.b64decode(obj["mac"]["k"])
@@ -145,4 +145,4 @@ class Key:
 
 
 def _mask_r(r: bytes) -> bytes:
-    return bytes(a & b for a, b in zip(r, _R_MASK))
+    return bytes(a & b for a, b in zip(r, _R_MASK, strict=True))

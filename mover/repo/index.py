@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from array import array
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from mover.errors import IntegrityError
 from mover.golang import gojson
@@ -164,7 +164,7 @@ class Index:
         with self._lock:
             for b in blobs:
                 rows[b.type].append((b.id, self._pack_number(b.pack), b.offset, b.length, b.raw_length))
-            for t, r in zip(self._tables, rows):
+            for t, r in zip(self._tables, rows, strict=True):
                 t.add_new(r)
 
     def add_index_file(self, raw: bytes, what: str) -> list[bytes]:
@@ -193,7 +193,7 @@ class Index:
                 for t, bid, off, length, rawlen in blobs:
                     rows[t].append((bid, no, off, length, rawlen))
             try:
-                for t, r in zip(self._tables, rows):
+                for t, r in zip(self._tables, rows, strict=True):
                     t.add_new(r)
             except ValueError as e:  # an id or a number out of range, seen while inserting
                 raise IntegrityError(f"{what}: not a valid index file ({e})") from None

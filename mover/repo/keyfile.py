@@ -55,7 +55,7 @@ class KeyFile:
         return gojson.dumps(obj).encode()
 
     @classmethod
-    def from_bytes(cls, raw: bytes, what: str) -> "KeyFile":
+    def from_bytes(cls, raw: bytes, what: str) -> KeyFile:
         try:
             obj = json.loads(raw)
             return cls(obj.get("created", ""), obj.get("username", ""), obj.get("hostname", ""),

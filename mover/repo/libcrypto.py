@@ -59,10 +59,10 @@ def _load() -> ctypes.CDLL | None:
     for name in names:
         try:
             lib = ctypes.CDLL(name)
-            lib.EVP_MAC_fetch  # OpenSSL 3 only
-            return lib
-        except (OSError, AttributeError):
+        except OSError:
             continue
+        if hasattr(lib, "EVP_MAC_fetch"):  # OpenSSL 3 only
+            return lib
     return None
 
 

@@ -47,7 +47,7 @@ class LockInfo:
         return gojson.dumps(d).encode()
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> "LockInfo":
+    def from_bytes(cls, raw: bytes) -> LockInfo:
         d = json.loads(raw)
         return cls(gotime.parse_ns(d["time"]), bool(d.get("exclusive")), d.get("hostname", ""),
                    d.get("username", ""), int(d.get("pid", 0)), int(d.get("uid", 0)), int(d.get("gid", 0)))
@@ -85,7 +85,7 @@ class Lock:
         self._recheck: threading.Thread | None = None
         self._conflict: BaseException | None = None
 
-    def acquire(self, confirm_before_write: bool = False) -> "Lock":
+    def acquire(self, confirm_before_write: bool = False) -> Lock:
         """Write the lock, wait RECHECK_WAIT_S and look again for a lock written meanwhile.
 
         With ``confirm_before_write`` the wait and the second look run on a thread, and the
@@ -135,7 +135,7 @@ class Lock:
             return  # released meanwhile
         try:
             self._check_conflicts()
-        except BaseException as e:  # noqa: BLE001 - raised by confirm() in the writing thread
+        except BaseException as e:  # raised by confirm() in the writing thread
             self._conflict = e
 
     def _stop_threads(self) -> None:
@@ -152,7 +152,7 @@ class Lock:
             self._repo.backend.remove(self._handle())
             self._id = None
 
-    def __enter__(self) -> "Lock":
+    def __enter__(self) -> Lock:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

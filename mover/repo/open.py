@@ -59,7 +59,7 @@ class Opening:
         try:
             self._backend = open_backend(self.location)
             self._master = keyfile.find_master(self._backend, self.password)
-        except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+        except BaseException as e:  # raised again in the caller's thread
             self._error = e
 
     def result(self) -> Repository:

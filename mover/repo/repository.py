@@ -14,7 +14,7 @@ import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from mover.repo import compression, keyfile, polynomial
 
@@ -71,7 +71,7 @@ class Repository:
     # ---- opening and creating -------------------------------------------------------------
 
     @classmethod
-    def init(cls, backend: Backend, password: str, version: int = 2) -> "Repository":
+    def init(cls, backend: Backend, password: str, version: int = 2) -> Repository:
         if version not in (1, 2):
             raise RepoError(f"repository version {version} is not supported (use 1 or 2)")
         backend.create()
@@ -84,11 +84,11 @@ class Repository:
         return cls(backend, master, config)
 
     @classmethod
-    def open(cls, backend: Backend, password: str) -> "Repository":
+    def open(cls, backend: Backend, password: str) -> Repository:
         return cls.open_with_key(backend, keyfile.find_master(backend, password))
 
     @classmethod
-    def open_with_key(cls, backend: Backend, master: Key) -> "Repository":
+    def open_with_key(cls, backend: Backend, master: Key) -> Repository:
         """Open with the master key :func:`keyfile.find_master` found (read the config)."""
         where = backend.location()
         raw = master.open(backend.load(Handle(FileType.CONFIG)), f"config of {where}")
@@ -161,7 +161,7 @@ class Repository:
                     if self._index is None:
                         self._index, self._loaded_names = self._load_index()
                         self._index_fresh = False
-            except Exception:  # noqa: BLE001 - reported by the caller's own load
+            except Exception:  # reported by the caller's own load
                 pass
 
         threading.Thread(target=load, name="index-prefetch", daemon=True).start()
@@ -198,7 +198,7 @@ class Repository:
         idx = Index()
         names = sorted(self._index_names())
         with ThreadPoolExecutor(8) as pool:
-            for name, raw in zip(names, pool.map(lambda n: self.load_unpacked(FileType.INDEX, n), names)):
+            for name, raw in zip(names, pool.map(lambda n: self.load_unpacked(FileType.INDEX, n), names), strict=True):
                 idx.add_index_file(raw, f"index/{name}")
         return idx, frozenset(names)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 from mover.errors import IntegrityError
@@ -12,7 +13,7 @@ from mover.view.node import Node
 def encode_tree(nodes: list[Node]) -> bytes:
     """Serialise a directory; nodes are sorted bytewise by name, as restic requires."""
     nodes = sorted(nodes, key=lambda n: n.name_bytes)
-    for a, b in zip(nodes, nodes[1:]):
+    for a, b in itertools.pairwise(nodes):
         if a.name == b.name:
             raise ValueError(f"duplicate name {a.name!r} in tree")
     return (gojson.dumps({"nodes": [n.to_json() for n in nodes]}) + "\n").encode()

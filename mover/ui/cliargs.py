@@ -14,7 +14,8 @@ import json
 import os
 import signal
 import sys
-from typing import Callable, Collection, NoReturn, Protocol, TypeVar
+from typing import NoReturn, Protocol, TypeVar
+from collections.abc import Callable, Collection
 
 from mover.errors import RepoError
 
@@ -24,7 +25,7 @@ class _Opening(Protocol):
     password: str
 
 
-O = TypeVar("O", bound=_Opening)
+OpeningT = TypeVar("OpeningT", bound=_Opening)
 
 
 class UsageError(RepoError):
@@ -121,7 +122,7 @@ def peek(argv: list[str]) -> argparse.Namespace | None:
 
 
 def open_early(argv: list[str], commands: Collection[str],
-               opener: Callable[[str, str], O]) -> O | None:
+               opener: Callable[[str, str], OpeningT]) -> OpeningT | None:
     """Start opening the repository (scrypt, ~0.5 s, releases the GIL) before the command line's
     modules are imported, when ``argv`` names one of ``commands`` and gives the repository and
     the password without a prompt. :func:`opening` takes it if the full parse agrees."""
@@ -137,8 +138,8 @@ def open_early(argv: list[str], commands: Collection[str],
     return opener(loc, pw) if pw else None
 
 
-def opening(args: argparse.Namespace, early: O | None,
-            opener: Callable[[str, str], O]) -> O:
+def opening(args: argparse.Namespace, early: OpeningT | None,
+            opener: Callable[[str, str], OpeningT]) -> OpeningT:
     """The repository ``args`` name, being opened: ``early`` if it was started for the same
     location and password, else a new one from ``opener`` (:class:`mover.repo.open.Opening` for the mover,
     which writes; :class:`mover.opener.ViewOpening` for readers of any format)."""

@@ -125,7 +125,7 @@ class BucketView:
                 return str(e)
 
         with ThreadPoolExecutor(8) as pool:
-            for name, got in zip(names, pool.map(load, names)):
+            for name, got in zip(names, pool.map(load, names), strict=True):
                 if isinstance(got, Backup):
                     out.items.append(got)
                 else:

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from mover.golang.duration import parse_duration
 
-_MONTHS = {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())}  # noqa: SIM905
-_DAYS = {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())}  # noqa: SIM905
+_MONTHS = {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())}
+_DAYS = {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())}
 _MACROS = {
     "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
     "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
@@ -81,7 +81,7 @@ def parse(expression: str) -> Cron:
     parts = text.split()
     if len(parts) != 5:
         raise CronError(f"expected exactly 5 fields, found {len(parts)}: {expression!r}")
-    sets = [_field(part, *spec) for part, spec in zip(parts, _FIELDS)]
+    sets = [_field(part, *spec) for part, spec in zip(parts, _FIELDS, strict=True)]
     weekdays = frozenset(d % 7 for d in sets[4])
     return Cron(sets[0], sets[1], sets[2], sets[3], weekdays,
                 day_star=parts[2] in ("*", "?"), weekday_star=parts[4] in ("*", "?"))

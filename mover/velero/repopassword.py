@@ -66,7 +66,7 @@ def kube_secret(namespace: str, kubeconfig: str | None = None, context: str | No
         cfg = client.Configuration()
         try:
             config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
-        except Exception:  # noqa: BLE001  (kubeconfig parsing raises many types; all mean "none")
+        except Exception:  # kubeconfig parsing raises many types; all mean "none"
             raise Unavailable("no usable kubeconfig") from None
         cfg.retries = 0  # one try: an unreachable cluster fails within `timeout`
         with client.ApiClient(cfg) as api:

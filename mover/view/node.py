@@ -124,7 +124,7 @@ class Node:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "Node":
+    def from_json(cls, d: dict) -> Node:
         # Decoding trees is most of what a no-change backup and `ls -R` do in Python: one
         # d.get per key, positional arguments, and a time equal to mtime (atime always, as
         # restic and mover record it, and often ctime) is parsed once.

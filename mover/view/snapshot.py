@@ -54,7 +54,7 @@ class Snapshot:
         return gojson.dumps(self.to_json()).encode()
 
     @classmethod
-    def from_bytes(cls, raw: bytes, snap_id: bytes, what: str) -> "Snapshot":
+    def from_bytes(cls, raw: bytes, snap_id: bytes, what: str) -> Snapshot:
         try:
             d = json.loads(raw)
             return cls(

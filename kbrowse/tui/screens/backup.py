@@ -237,7 +237,7 @@ class BackupScreen(Screen[None]):
         except RepoError as e:
             deliver(self, self._open_failed, title, str(e))
             return
-        except Exception as e:  # noqa: BLE001  (a worker must not take the app down)
+        except Exception as e:  # a worker must not take the app down
             deliver(self, self._open_failed, title, f"{type(e).__name__}: {e}")
             return
         deliver(self, self._volume_opened, vol, view, snap)

@@ -134,7 +134,7 @@ class SourcePickerScreen(Screen[None]):
         except RepoError as e:
             deliver(self, self._failed, str(e))
             return
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             # any backend's failure (network, permissions) is the user's to read, never a crash
             deliver(self, self._failed, f"{type(e).__name__}: {e}")
             return

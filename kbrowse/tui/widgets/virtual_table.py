@@ -234,7 +234,7 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
 
     def _column_at(self, x: int) -> Column[T] | None:
         pos = 0
-        for col, width in zip(self.columns, self._widths()):
+        for col, width in zip(self.columns, self._widths(), strict=True):
             if pos <= x < pos + width + 1:
                 return col
             pos += width + 1
@@ -242,7 +242,7 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
 
     def _line(self, cells: Sequence[str], style: Style, width: int) -> Strip:
         parts = [_fit(str(text), w, col.justify)
-                 for text, w, col in zip(cells, self._widths(), self.columns)]
+                 for text, w, col in zip(cells, self._widths(), self.columns, strict=False)]
         return Strip([Segment(" ".join(parts), style)]).crop_extend(0, width, style)
 
     def _header(self, width: int) -> Strip:

@@ -151,7 +151,7 @@ class Kube:
                 _preload_content=False, _request_timeout=timeout)
         except ApiException as exc:
             raise KubeError.from_api_exception(exc) from None
-        except Exception as exc:  # noqa: BLE001 - urllib3: refused, reset, timed out: "not reachable now"
+        except Exception as exc:  # urllib3: refused, reset, timed out: "not reachable now"
             raise KubeError(0, "Unreachable", f"{method} {path}: {exc}") from None
 
     # Verbs
@@ -261,7 +261,7 @@ class WatchStream:
             for line in iter_resp_lines(self._response):
                 if line:
                     yield json.loads(line)
-        except Exception as exc:  # noqa: BLE001 - a connection cut mid-stream: the caller resumes
+        except Exception as exc:  # a connection cut mid-stream: the caller resumes
             if not self._closed:
                 raise KubeError(0, "WatchBroken", f"watch stream broken: {exc}") from None
         finally:
@@ -271,6 +271,6 @@ class WatchStream:
         self._closed = True
         try:
             self._response.shutdown()  # unblocks a read in another thread
-        except Exception:  # noqa: BLE001, S110 - already closed, or nothing to shut down
+        except Exception:  # already closed, or nothing to shut down
             pass
         self._response.release_conn()

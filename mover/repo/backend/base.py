@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Iterator
+from collections.abc import Iterator
 
 from mover.errors import NotFound
 
@@ -123,5 +123,5 @@ class Backend(ABC):
             return False
         return True
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract: most have nothing to close
         """Release connections and threads; the default has nothing to release."""

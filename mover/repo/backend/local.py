@@ -6,7 +6,7 @@ import errno
 import os
 import re
 import secrets
-from typing import Iterator
+from collections.abc import Iterator
 
 from mover.repo.backend.base import Backend, FileType, Handle, Layout
 from mover.errors import BackendError, NotFound, RepoError
