@@ -100,11 +100,14 @@ def cmd_backup(args: argparse.Namespace) -> int:
     repo = opening.result()
     host = args.host or identity.hostname()
     tags = [t for arg in args.tag for t in arg.split(",") if t]
-    if args.json:  # like restic --json: stdout stays the summary, warnings go to stderr as JSON
-        warn = lambda m: sys.stderr.write(json.dumps(  # noqa: E731
-            {"message_type": "error", "error": {"message": m}, "during": "archival"}) + "\n")
-    else:
-        warn = lambda m: cliargs.err("mover", f"warning: {m}")  # noqa: E731
+
+    def warn(m: str) -> None:
+        if args.json:  # like restic --json: stdout stays the summary, warnings go to stderr as JSON
+            sys.stderr.write(json.dumps(
+                {"message_type": "error", "error": {"message": m}, "during": "archival"}) + "\n")
+        else:
+            cliargs.err("mover", f"warning: {m}")
+
     # the walk runs during the lock's 200 ms re-check; the first write waits for it
     with Lock(repo, exclusive=False).acquire(confirm_before_write=True):
         parent = None

@@ -133,7 +133,7 @@ class _Entry:
     __slots__ = ("node", "name", "parent", "children", "ok", "done", "link_to", "pending", "size",
                  "direct", "fresh")
 
-    def __init__(self, node: Node | None, name: str, parent: _Entry | None) -> None:
+    def __init__(self, node: Node, name: str, parent: _Entry | None) -> None:
         self.node = node
         self.name = name
         self.parent = parent
@@ -147,6 +147,12 @@ class _Entry:
         # metadata in one go when its blob is decoded (one open instead of three)
         self.direct = False
         self.fresh = False  # a directory this restore created: nothing can be in the way in it
+
+    @property
+    def up(self) -> _Entry:
+        """The directory this entry is in: every entry has one but the root, never written to."""
+        assert self.parent is not None
+        return self.parent
 
     def path(self) -> str:
         names = []
@@ -180,7 +186,7 @@ class _Dirs:
         chain = []
         while e is not self.root and e not in self._open:
             chain.append(e)
-            e = e.parent
+            e = e.up
         if e is self.root:
             fd = self.root_fd
         else:
@@ -211,7 +217,7 @@ class _Files:
     def pwrite(self, e: _Entry, data: bytes, offset: int) -> None:
         fd = self._open.get(e)
         if fd is None:
-            fd = os.open(e.name, _WRITE_FLAGS, dir_fd=self.dirs.fd(e.parent))
+            fd = os.open(e.name, _WRITE_FLAGS, dir_fd=self.dirs.fd(e.up))
             self.dirs.trim()
             self._open[e] = fd
             if len(self._open) > OPEN_FILES:
@@ -323,7 +329,8 @@ class _Restorer:
                 os.makedirs(parent, exist_ok=True)
         except OSError as ex:
             raise RepoError(f"cannot create {go_quote(ex.filename or dest)}: {ex.strerror}") from None
-        root = _Entry(None, parent, None)
+        # the directory that receives the file is not in the snapshot: no metadata (_root_meta)
+        root = _Entry(Node(name="", type="dir"), parent, None)
         root.children = []
         problem = _bad_name(name)
         if problem:
@@ -461,7 +468,7 @@ class _Restorer:
             return
         # A file is replaced, not truncated: the old one may be a hard link to something else.
         # (In a directory made by this restore there is nothing to replace.)
-        if not c.parent.fresh:
+        if not c.up.fresh:
             try:
                 os.unlink(name, dir_fd=fd)
             except FileNotFoundError:
@@ -475,7 +482,7 @@ class _Restorer:
                 if not c.link_to.ok:
                     self._error(c, f"{c.path()}: not linked, {c.link_to.path()} was not restored")
                     return
-                os.link(c.link_to.name, name, src_dir_fd=dirs.fd(c.link_to.parent), dst_dir_fd=fd,
+                os.link(c.link_to.name, name, src_dir_fd=dirs.fd(c.link_to.up), dst_dir_fd=fd,
                         follow_symlinks=False)
             elif c.direct:
                 return  # made with its data by _write_direct
@@ -608,7 +615,7 @@ class _Restorer:
     def _write_direct(self, e: _Entry, plain: bytes, zero: bool, files: _Files) -> None:
         """Create a one-blob file, write it, set its metadata: one descriptor for all of it."""
         try:
-            fd = os.open(e.name, _CREATE_FLAGS, 0o600, dir_fd=files.dirs.fd(e.parent))
+            fd = os.open(e.name, _CREATE_FLAGS, 0o600, dir_fd=files.dirs.fd(e.up))
         except OSError as ex:
             self._error(e, f"{e.path()}: cannot create: {ex.strerror}")
             return
@@ -701,9 +708,9 @@ class _Restorer:
         which is not followed (symlinks).
         """
         n = c.node
-        nofollow = {} if dir_fd is None else {"dir_fd": dir_fd, "follow_symlinks": False}
+        follow = dir_fd is None
         try:
-            os.chown(target, n.uid, n.gid, **nofollow)
+            os.chown(target, n.uid, n.gid, dir_fd=dir_fd, follow_symlinks=follow)
         except PermissionError:
             if os.geteuid() == 0:  # like cp -a, rsync -a and restic: only root must get owners right
                 self._error(None, f"{c.path()}: cannot set owner {n.uid}:{n.gid}")
@@ -728,6 +735,6 @@ class _Restorer:
                 else:
                     self._warn(msg)
         try:
-            os.utime(target, ns=(n.atime, n.mtime), **nofollow)
+            os.utime(target, ns=(n.atime, n.mtime), dir_fd=dir_fd, follow_symlinks=follow)
         except (OSError, OverflowError) as ex:
             self._error(None, f"{c.path()}: cannot set times: {getattr(ex, 'strerror', ex)}")

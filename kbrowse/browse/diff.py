@@ -81,6 +81,7 @@ def compare(view: SnapshotView, old_root: Node, new_root: Node,
             a, b = before.get(name), after.get(name)
             child = snappath.join(path, name)
             if b is None:
+                assert a is not None  # every name is in one of the two
                 yield from whole(REMOVED, child, a)
             elif a is None:
                 yield from whole(ADDED, child, b)

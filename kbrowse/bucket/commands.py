@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 import yaml
 
@@ -28,9 +29,9 @@ from mover.velero.tarball import ResourceRef
 
 def add_options(p: argparse.ArgumentParser, top: bool) -> None:
     """Bucket options, accepted before or after the subcommand (see cliargs)."""
-    def opt(*names: str, default: object = None, **kw: object) -> None:
+    def opt(*names: str, default: object = None, **kw: Any) -> None:
         kw["default"] = default if top else argparse.SUPPRESS
-        p.add_argument(*names, **kw)  # type: ignore[arg-type]
+        p.add_argument(*names, **kw)
 
     opt("--bsl", metavar="BSL",
         help="a Velero backup storage location: s3:http://host:port/bucket/prefix, or a "

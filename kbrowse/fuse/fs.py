@@ -31,6 +31,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from kbrowse.fuse.tree import (
     DIRS,
@@ -55,6 +56,7 @@ VIRTUAL_SECONDS = 1  # kernel caching of names in directories that change when s
 INDEX_CACHE_NODES = 400_000  # names kept in per-directory indexes, summed over directories
 
 _ENC = "latin-1"
+_T = TypeVar("_T")
 
 
 def _ino(*parts: bytes) -> int:
@@ -176,12 +178,13 @@ class SnapshotFS:
         """The entry at a mount path, walking up to the nearest cached ancestor and back down."""
         names: list[str] = []
         p = path
+        entry: Entry | None = None
         with self._lock:
             while p != "/" and (entry := self._paths.get(p)) is None:
                 p, _, name = p.rpartition("/")
                 p = p or "/"
                 names.append(name)
-            if p == "/":
+            if entry is None:  # walked up to the root
                 entry = self.root
             else:
                 self._paths.move_to_end(p)
@@ -199,7 +202,7 @@ class SnapshotFS:
         assert view is not None
         return view
 
-    def _load(self, path: str, what: str, load: Callable[[], object]) -> object:
+    def _load(self, path: str, what: str, load: Callable[[], _T]) -> _T:
         """A lazy entry's value; a failure (bucket, repository, password) is an error of this
         path only: EACCES for a wrong password, else EIO, with a log line."""
         try:
@@ -214,15 +217,13 @@ class SnapshotFS:
     def _children(self, entry: VDir | LazyDir, path: str) -> dict[bytes, Entry]:
         if isinstance(entry, VDir):
             return entry.children
-        children = self._load(path, "list directory", lambda: entry.children)
-        return children  # type: ignore[return-value]
+        return self._load(path, "list directory", lambda: entry.children)
 
     def _enter(self, entry: LazySnapshot, path: str) -> SnapEntry:
-        root = self._load(path, "open the volume's snapshot", entry.root)
-        return root  # type: ignore[return-value]
+        return self._load(path, "open the volume's snapshot", entry.root)
 
     def _mtime(self, entry: LazyDir | LazySnapshot | TextFile, path: str) -> int:
-        return self._load(path, "read its time", lambda: entry.mtime)  # type: ignore[return-value]
+        return self._load(path, "read its time", lambda: entry.mtime)
 
     def _child(self, entry: Entry, name: bytes, path: str) -> Entry:
         """The child ``name`` of ``entry``, the directory at ``path``."""
@@ -282,7 +283,7 @@ class SnapshotFS:
         if isinstance(entry, (VDir, LazyDir, LazySnapshot)):
             return virtual | {"st_mode": stat.S_IFDIR | 0o555, "st_size": 0}
         if isinstance(entry, TextFile):
-            size = len(self._load(path, "render it", lambda: entry.data))  # type: ignore[arg-type]
+            size = len(self._load(path, "render it", lambda: entry.data))
             return virtual | {"st_mode": stat.S_IFREG | 0o444, "st_size": size,
                               "st_blocks": (size + 511) // 512}
         return virtual | {"st_mode": stat.S_IFLNK | 0o777, "st_size": len(entry.target)}

@@ -128,7 +128,7 @@ class Session:
         self._ids: dict[str, int] = {"/": ROOT_ID}
         self._next_id = ROOT_ID + 1
         self._stopped: float | None = None
-        self._handlers: dict[int, Callable[[str, memoryview], bytes | list]] = {
+        self._handlers: dict[int, Callable[[str, memoryview], bytes | list[bytes]]] = {
             LOOKUP: self._lookup, GETATTR: self._getattr, READLINK: self._readlink,
             OPEN: self._open, READ: self._read, RELEASE: self._release, STATFS: self._statfs,
             GETXATTR: self._getxattr, LISTXATTR: self._listxattr, FLUSH: self._nothing,
@@ -187,7 +187,8 @@ class Session:
                     self._forget(*FORGET_ONE.unpack_from(
                         body, BATCH_FORGET_IN.size + FORGET_ONE.size * i))
             return True  # INTERRUPT: every request here ends soon; it is answered normally
-        error, payload = 0, b""
+        error = 0
+        payload: bytes | list[bytes] = b""
         try:
             if opcode == INIT:
                 payload = self._init(body)
@@ -326,13 +327,13 @@ class Session:
         names = b"".join(n.encode(_ENC) + b"\0" for n in self.ops.listxattr(path))
         return self._xattr_reply(names, XATTR_IN.unpack_from(body)[0])
 
-    def _readdir(self, path: str, body: memoryview) -> list:
+    def _readdir(self, path: str, body: memoryview) -> list[bytes]:
         return self._dirents(path, body, plus=False)
 
-    def _readdirplus(self, path: str, body: memoryview) -> list:
+    def _readdirplus(self, path: str, body: memoryview) -> list[bytes]:
         return self._dirents(path, body, plus=True)
 
-    def _dirents(self, path: str, body: memoryview, *, plus: bool) -> list:
+    def _dirents(self, path: str, body: memoryview, *, plus: bool) -> list[bytes]:
         """A page of entries from the offset on, as many as fit in the kernel's buffer. With
         ``plus`` each entry that the filesystem has full attributes for carries them and a node
         id (the kernel counts it as a lookup); "." and ".." and entries that would need loading
@@ -402,18 +403,17 @@ def serve(ops: PathFS, mountpoint: str, options: Iterable[str], *, cache_seconds
     main thread: elsewhere the caller owns the signals and unmounts)."""
     fd = mount(mountpoint, options)
     session = Session(ops, fd, cache_seconds=cache_seconds, log=log)
-    previous: dict[int, object] = {}
 
     def on_signal(*_: object) -> None:
         unmount(mountpoint)
         session.stop()
 
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            previous[sig] = signal.signal(sig, on_signal)
+    main = threading.current_thread() is threading.main_thread()
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if main else ()
+    previous = {sig: signal.signal(sig, on_signal) for sig in signals}
     try:
         session.run()
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
+            signal.signal(sig, handler)
         os.close(fd)

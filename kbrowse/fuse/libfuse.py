@@ -9,6 +9,7 @@ import ctypes
 import os
 import threading
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import fuse
 
@@ -33,14 +34,15 @@ class _FUSE(fuse.FUSE):
             _pinned.done = True
         return fuse.FUSE._wrapper(func, *args, **kwargs)
 
-    def open(self, path: bytes, fip: object) -> int:
-        fi = fip.contents  # type: ignore[attr-defined]
+    # fip (a fuse_file_info pointer) and filler come untyped from fusepy's ctypes callbacks
+    def open(self, path: bytes, fip: Any) -> int:
+        fi = fip.contents
         fi.fh = self.operations("open", self._decode_optional_path(path), fi.flags)
         fi.keep_cache = 1  # content never changes: pages read by an earlier open stay valid
         return 0
 
-    def readdir(self, path: bytes, buf: ctypes.c_void_p, filler: object, offset: int,
-                fip: object) -> int:
+    def readdir(self, path: bytes, buf: ctypes.c_void_p, filler: Any, offset: int,
+                fip: Any) -> int:
         for name, attrs, next_offset, _ in self.operations(
                 "readdir", self._decode_optional_path(path), fip.contents.fh, offset):
             st = fuse.c_stat()
@@ -71,7 +73,7 @@ class _Operations:
 def serve(ops: object, mountpoint: str, options: Iterable[str], *, cache_seconds: int) -> None:
     """Mount and serve until unmounted; libfuse's own handlers unmount on SIGINT/SIGTERM/SIGHUP."""
     kwargs: dict[str, object] = {o: True for o in options if "=" not in o}
-    kwargs |= dict(o.split("=", 1) for o in options if "=" in o)  # type: ignore[arg-type]
+    kwargs |= dict(o.split("=", 1) for o in options if "=" in o)
     kwargs |= {
         "use_ino": True,  # our inode numbers, so hard links share one
         "entry_timeout": cache_seconds, "attr_timeout": cache_seconds,

@@ -13,7 +13,7 @@ entered, and a :class:`TextFile` renders its bytes when first stat'ed or read.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,7 +146,7 @@ def time_name(snap: Snapshot) -> str:
     return gotime.format_ns(secs, off)
 
 
-def vdir(children: dict[bytes, Entry], mtime: int) -> VDir:
+def vdir(children: Mapping[bytes, Entry], mtime: int) -> VDir:
     return VDir(dict(sorted(children.items())), mtime)
 
 
@@ -176,7 +176,7 @@ def time_dir(snaps: list[Snapshot], root_of: RootOf) -> VDir:
     return vdir(children, snaps[-1].time if snaps else 0)
 
 
-def repository_root(snaps: list[Snapshot], root_of: RootOf) -> dict[bytes, Entry]:
+def repository_root(snaps: list[Snapshot], root_of: RootOf) -> dict[bytes, VDir]:
     """The top-level entries of a repository mount."""
     snaps = sorted(snaps, key=lambda s: (s.time, s.id))
     newest = snaps[-1].time if snaps else 0

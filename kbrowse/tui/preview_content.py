@@ -136,7 +136,7 @@ def highlight(name: str, data: bytes, theme: str = "monokai") -> TextLines:
     text.style = ""
     text.spans = [Span(sp.start, sp.end, _foreground(sp.style)) for sp in text.spans]
     text.rstrip()
-    lines = text.split("\n", allow_blank=True)
+    lines = list(text.split("\n", allow_blank=True))
     for line in lines:
         line.no_wrap = True
     return TextLines(lines, language="text" if lexer == "default" else lexer)

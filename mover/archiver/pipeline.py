@@ -297,8 +297,9 @@ class Archiver:
         if node.type != "file":
             self.counters.done(files=1)
             return node
-        if file_unchanged(pnode, s) and self.repo.index.has_all(BlobType.DATA, pnode.content):
-            node.content = pnode.content
+        old = pnode.content if pnode is not None and file_unchanged(pnode, s) else None
+        if old is not None and self.repo.index.has_all(BlobType.DATA, old):
+            node.content = old
             self.stats.files_unmodified += 1  # only the walk counts these: no lock
             self.counters.done(files=1, nbytes=s.st_size)
             return node
@@ -327,6 +328,7 @@ class Archiver:
         b, self._batch = self._batch, _Batch()
         if not b.items:
             return
+        assert self._small_pool is not None  # made by backup() for the run
         self._small_slots.acquire()
         b.future = self._small_pool.submit(self._read_batch, b.items)
         b.future.add_done_callback(self._release_small_slot)
@@ -371,7 +373,7 @@ class Archiver:
         t = _TYPES.get(st.S_IFMT(mode), "irregular")
         size = links = device = 0
         target = ""
-        content = None
+        content: list[bytes] | None = None
         if t == "file":
             size, links, content = s.st_size, s.st_nlink, []
         elif t == "symlink":
@@ -496,6 +498,7 @@ class Archiver:
                 c.node.subtree = self._finish(c)
                 nodes.append(c.node)
             elif isinstance(c, _Small):
+                assert c.batch.future is not None  # every batch is submitted before this pass
                 c.batch.future.result()
                 if c.node.content is not None:
                     nodes.append(c.node)

@@ -48,7 +48,7 @@ def go_quote(name: str) -> str:
     """
     if name.isprintable() and '"' not in name and "\\" not in name and not _has_surrogates(name):
         return name
-    out = []
+    out: list[str] = []
     for part in _split_surrogates(name):
         if isinstance(part, bytes):
             out.extend(f"\\x{b:02x}" for b in part)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import time
+from typing import NoReturn
 from datetime import date, datetime, UTC
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -83,7 +84,7 @@ def parse_ns(text: str) -> int:
     """
     m = _REST.fullmatch(text, 16)
     base = _minute_seconds(text[:16]) if m is not None else None
-    if base is None or int(m[1]) > 59:
+    if m is None or base is None or int(m[1]) > 59:
         _invalid(text)
     frac = m[2]
     return ((base + int(m[1]) - _offset(m[3])) * 1_000_000_000
@@ -100,7 +101,7 @@ def _minute_seconds(prefix: str) -> int | None:
     return _day_seconds(prefix[:10]) + int(m[4]) * 3600 + int(m[5]) * 60
 
 
-def _invalid(text: str) -> None:
+def _invalid(text: str) -> NoReturn:
     """Raise the ValueError that says what is wrong with a time parse_ns could not read."""
     m = _RFC3339.match(text)
     if not m:
@@ -140,4 +141,6 @@ def local_offset(ns: int) -> int:
     secs = ns // 10**9
     if _LOCALTIME_FROM <= secs < _LOCALTIME_TO:
         return time.localtime(secs).tm_gmtoff
-    return int(datetime.fromtimestamp(secs).astimezone().utcoffset().total_seconds())
+    offset = datetime.fromtimestamp(secs).astimezone().utcoffset()
+    assert offset is not None  # astimezone() gives an aware datetime
+    return int(offset.total_seconds())

@@ -102,7 +102,7 @@ def open_location(kube: Kube, bsl: Obj, files: SecretFiles, retry: RetryPolicy |
         ca_bundle=ca_file,
         profile=config.get("profile") or None,
         credentials_file=credentials_file,
-        **({"retry": retry} if retry else {}),
+        retry=retry or RetryPolicy(),
     )
     tail = f"/{prefix}" if prefix else ""
     return S3Store(parse_s3_url(f"s3:{endpoint}/{bucket}{tail}"), options)

@@ -33,7 +33,7 @@ def compress(data: bytes | memoryview) -> bytes:
     return _cctx().compress(data)
 
 
-def decompress(data: bytes | memoryview, size: int, what: str) -> bytes:
+def decompress(data: bytes | bytearray | memoryview, size: int, what: str) -> bytes:
     """Decompress one zstd frame whose plaintext is ``size`` bytes.
 
     restic's encoder omits the content size for small inputs, so the expected size is passed in.

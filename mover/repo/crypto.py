@@ -48,7 +48,9 @@ class Key:
         return cls(raw[:32], raw[32:48], _mask_r(raw[48:64]))
 
     def to_json(self) -> dict:
-        b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+        def b64(b: bytes) -> str:
+            return base64.b64encode(b).decode()
+
         return {"mac": {"k": b64(self.mac_k), "r": b64(self.mac_r)}, "encrypt": b64(self.encrypt)}
 
     @classmethod

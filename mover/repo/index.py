@@ -193,8 +193,8 @@ class Index:
                 for t, bid, off, length, rawlen in blobs:
                     rows[t].append((bid, no, off, length, rawlen))
             try:
-                for t, r in zip(self._tables, rows, strict=True):
-                    t.add_new(r)
+                for table, r in zip(self._tables, rows, strict=True):
+                    table.add_new(r)
             except ValueError as e:  # an id or a number out of range, seen while inserting
                 raise IntegrityError(f"{what}: not a valid index file ({e})") from None
         return sup

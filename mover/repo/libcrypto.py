@@ -109,6 +109,8 @@ class _Contexts:
     """One cipher and one MAC context per thread, freed when the thread ends."""
 
     def __init__(self) -> None:
+        assert _lib is not None and _plib is not None  # callers check AVAILABLE first
+        self.lib, self.plib = _lib, _plib
         self.cipher = _plib.EVP_CIPHER_CTX_new()
         self.mac = _plib.EVP_MAC_CTX_new(_POLY)
         self.outl = _c_int()
@@ -149,9 +151,9 @@ def ctr_into(key: bytes, iv: bytes, src, dst, dst_offset: int = 0) -> int:
             if n > 0x7FFFFFFF or db.len - dst_offset < n or dst_offset < 0:
                 raise ValueError("buffer sizes do not fit")
             c = _ctx()
-            _check(_plib.EVP_EncryptInit_ex(c.cipher, _AES_CTR, None, key, iv), "EncryptInit")
+            _check(c.plib.EVP_EncryptInit_ex(c.cipher, _AES_CTR, None, key, iv), "EncryptInit")
             if n:
-                update = (_lib if n >= _GIL_FREE_FROM else _plib).EVP_EncryptUpdate
+                update = (c.lib if n >= _GIL_FREE_FROM else c.plib).EVP_EncryptUpdate
                 _check(update(c.cipher, db.buf + dst_offset, ctypes.byref(c.outl), sb.buf, n),
                        "EncryptUpdate")
             return n
@@ -168,11 +170,11 @@ def poly1305(key: bytes, data) -> bytes:
     try:
         c = _ctx()
         tag = c.tag
-        _check(_plib.EVP_MAC_init(c.mac, key, 32, None), "MAC_init")
+        _check(c.plib.EVP_MAC_init(c.mac, key, 32, None), "MAC_init")
         if b.len:
-            update = (_lib if b.len >= _GIL_FREE_FROM else _plib).EVP_MAC_update
+            update = (c.lib if b.len >= _GIL_FREE_FROM else c.plib).EVP_MAC_update
             _check(update(c.mac, b.buf, b.len), "MAC_update")
-        _check(_plib.EVP_MAC_final(c.mac, tag, ctypes.byref(c.macl), 16), "MAC_final")
+        _check(c.plib.EVP_MAC_final(c.mac, tag, ctypes.byref(c.macl), 16), "MAC_final")
         return tag.raw
     finally:
         _release_buffer(ctypes.byref(b))

@@ -67,6 +67,7 @@ class Opening:
             self._thread.join()
             if self._error is not None:
                 raise self._error
+            assert self._backend is not None and self._master is not None  # set unless it failed
             from mover.repo.repository import Repository  # imported by the caller meanwhile
 
             self._repo = Repository.open_with_key(self._backend, self._master)

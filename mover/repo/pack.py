@@ -22,14 +22,14 @@ class PackBuilder:
     """
 
     def __init__(self) -> None:
-        self._parts: list[bytes] = []
+        self._parts: list[bytes | bytearray] = []
         self._entries: list[tuple[BlobType, bytes, int, int, int]] = []
         self.size = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def add(self, btype: BlobType, blob_id: bytes, sealed: bytes, raw_length: int) -> None:
+    def add(self, btype: BlobType, blob_id: bytes, sealed: bytes | bytearray, raw_length: int) -> None:
         """Append a sealed blob; ``raw_length`` > 0 marks it compressed."""
         self._entries.append((btype, blob_id, self.size, len(sealed), raw_length))
         self._parts.append(sealed)

@@ -15,14 +15,17 @@ import types
 import typing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mover.errors import IntegrityError
 
 API_V1 = "velero.io/v1"
 NOT_JSON = {"skip": True}  # field metadata: not part of the object's JSON (e.g. ``raw``)
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def _json_name(f: dataclasses.Field) -> str:
@@ -57,7 +60,7 @@ def _decode(tp: Any, value: Any) -> Any:
     if origin is dict:
         _, inner = typing.get_args(tp)
         return {k: _decode(inner, v) for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return decode(tp, value)
     if tp is datetime:
         return parse_time(value)
@@ -128,7 +131,7 @@ def from_json(cls: type[T], data: Any, what: str) -> T:
     except (TypeError, ValueError, AttributeError) as e:
         raise IntegrityError(f"{what}: not a valid {cls.__name__} ({e})") from None
     if hasattr(obj, "raw"):
-        obj.raw = data  # type: ignore[attr-defined]
+        obj.raw = data
     return obj
 
 

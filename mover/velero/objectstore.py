@@ -9,6 +9,7 @@ settings, since Velero keeps them in the same bucket.
 
 from __future__ import annotations
 
+import builtins
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -55,7 +56,7 @@ class ObjectStore(ABC):
         """Keys below `prefix` (which ends in "/", or is "" for everything), any depth."""
 
     @abstractmethod
-    def list_dirs(self, prefix: str) -> list[str]:
+    def list_dirs(self, prefix: str) -> builtins.list[str]:  # (`list` is the method above)
         """Names of the folders right below `prefix` ("" or ending in "/"), sorted."""
 
     @abstractmethod
@@ -118,7 +119,7 @@ class LocalStore(ObjectStore):
         if not isinstance(e, (FileNotFoundError, NotADirectoryError)):
             raise BackendError(f"cannot list {e.filename}: {e.strerror}")
 
-    def list_dirs(self, prefix: str) -> list[str]:
+    def list_dirs(self, prefix: str) -> builtins.list[str]:
         top = os.path.join(self.root, prefix)
         try:
             with os.scandir(top) as it:
@@ -161,7 +162,7 @@ class S3Store(ObjectStore):
         for key, _size in self.s3.list(self.s3.key(prefix)):
             yield self.s3.relpath(key)
 
-    def list_dirs(self, prefix: str) -> list[str]:
+    def list_dirs(self, prefix: str) -> builtins.list[str]:
         base = self.s3.key(prefix)  # "<bsl prefix>/<prefix>", or just `prefix` at the root
         return sorted(p[len(base):].rstrip("/") for p in self.s3.list_dirs(base))
 

@@ -142,7 +142,9 @@ class BackupContents:
                     ref = parse_path(member.name)
                     if ref is None and member.name != VERSION_FILE:
                         continue  # version folders and anything newer than this reader
-                    content = tar.extractfile(member).read()  # type: ignore[union-attr]
+                    reader = tar.extractfile(member)
+                    assert reader is not None  # there is one for every regular file
+                    content = reader.read()
                     if ref is None:
                         version = content.decode("utf-8", "replace").strip()
                     else:

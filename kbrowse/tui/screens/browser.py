@@ -24,7 +24,7 @@ from kbrowse.tui.fmt import (
     size_text,
     snapshot_time,
 )
-from kbrowse.tui.mount_job import SnapshotMount, mount, unmount
+from kbrowse.tui.mount_job import Mounts, SnapshotMount, mount, unmount
 from kbrowse.tui.preview_content import Lines, describe, note
 from kbrowse.tui.screens.compare import CompareResult, CompareScreen
 from kbrowse.tui.screens.find import FindScreen
@@ -293,8 +293,16 @@ class BrowserScreen(Screen[None]):
     # ---- mount ---------------------------------------------------------------------------
 
     @property
+    def _mounts(self) -> Mounts:
+        from kbrowse.tui.app import KbrowseApp  # which imports this screen
+
+        app = self.app
+        assert isinstance(app, KbrowseApp)
+        return app.mounts
+
+    @property
     def mounted(self) -> SnapshotMount | None:
-        return self.app.mounts.get(self.snapshot)
+        return self._mounts.get(self.snapshot)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "mount":
@@ -318,7 +326,7 @@ class BrowserScreen(Screen[None]):
         deliver(self, self._mounted, m)
 
     def _mounted(self, m: SnapshotMount) -> None:
-        self.app.mounts.add(m)
+        self._mounts.add(m)
         self.app.copy_to_clipboard(m.mountpoint)
         self.notify(f"{escape(m.mountpoint)} (path copied). Unmounted when kbrowse exits.",
                     title=f"Snapshot {self.snapshot.short_id} mounted", timeout=10)
@@ -341,7 +349,7 @@ class BrowserScreen(Screen[None]):
         deliver(self, self._unmounted, m)
 
     def _unmounted(self, m: SnapshotMount) -> None:
-        self.app.mounts.remove(m)
+        self._mounts.remove(m)
         self.notify(f"{escape(m.mountpoint)} unmounted.", title="Unmounted")
         self._subtitle()
         self.refresh_bindings()

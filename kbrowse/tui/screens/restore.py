@@ -11,6 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import (
     Button,
@@ -157,7 +158,7 @@ class RestoreScreen(ModalScreen[RestoreOutcome | None]):
             text += f"\n{counted(len(res.warnings), 'warning')}, first: {escape(res.warnings[0])}"
         self.query_one("#restore-status", Static).update(text)
         self.query_one("#cancel", Button).label = "Close"
-        severity = "information" if outcome.ok else "warning"
+        severity: SeverityLevel = "information" if outcome.ok else "warning"
         self.notify(text, title="Restore", severity=severity)
 
     def _failed(self, message: str) -> None:

@@ -56,6 +56,6 @@ class Preview(ScrollView, can_focus=True):
         if index >= len(self.lines):
             return Strip.blank(width, base)
         segments = list(self.lines.line(index).render(self.app.console))
-        segments = Segment.apply_style(segments, base)
+        styled = Segment.apply_style(segments, base)
         x = round(self.scroll_x)
-        return Strip(segments).crop_extend(x, x + width, base)
+        return Strip(styled).crop_extend(x, x + width, base)

@@ -161,7 +161,11 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
 
     def _sort_in_place(self) -> None:
         i, col = next((i, c) for i, c in enumerate(self.columns) if c.key == self.sort_column)
-        key = col.sort_key or (lambda item, i=i: str(self.formatter(item)[i]).casefold())
+
+        def by_text(item: T) -> str:
+            return str(self.formatter(item)[i]).casefold()
+
+        key = col.sort_key or by_text
         self.items.sort(key=key, reverse=self.sort_reverse)
 
     def _resize(self) -> None:

@@ -160,6 +160,7 @@ class BackupController(Controller):
             patch_status(self.ctx.kube, BACKUPS, self.ctx.namespace, name,
                          {"phase": "FailedValidation", "validationErrors": errors}, rv)
             return None
+        assert bsl is not None  # a missing location is one of the errors
         ttl = spec.ttl or format_duration(int(self.settings.default_ttl.total_seconds()) * 10**9)
         version = self.ctx.kube.server_version()
         updated = self.ctx.kube.patch(BACKUPS, self.ctx.namespace, name, {

@@ -69,8 +69,11 @@ class BackupStorageLocationController(Controller):
         last = bsl.status.last_validation_time
         generation = obj["metadata"].get("generation", 0)
         fresh = self._validated.get(name) == generation and bsl.status.phase
-        if fresh and (every is None or (last is not None and now - last < every)):
-            return None if every is None else (last + every - now).total_seconds()
+        if fresh:
+            if every is None:
+                return None
+            if last is not None and now - last < every:
+                return (last + every - now).total_seconds()
         phase, message = validate(self.ctx, obj, self.stores)
         if message:
             message = f'BackupStorageLocation "{name}" is unavailable: {message}'

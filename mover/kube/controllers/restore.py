@@ -134,6 +134,7 @@ class RestoreController(Controller):
         if errors:
             self._patch(name, {"phase": "FailedValidation", "validationErrors": errors}, rv)
             return
+        assert bsl is not None  # a missing backup or location is one of the errors
         if not spec.backup_name:
             named = self.ctx.kube.patch(RESTORES, self.ctx.namespace, name, {
                 "metadata": {"resourceVersion": rv}, "spec": {"backupName": backup_name}})
@@ -276,10 +277,9 @@ class _Applier:
             self._ensure_namespace(target, step.obj)
             return
         res = self.index.resolve(ref.resource)
-        where = {"namespace": target or None, "cluster": not target}
         if res is None:
             self.log.error(f"could not restore {ref.resource} {ref.name}: the cluster does not serve "
-                           f"{ref.resource}", **where)
+                           f"{ref.resource}", namespace=target or None, cluster=not target)
             self._listed(step, "failed")
             return
         if target:
@@ -296,7 +296,7 @@ class _Applier:
                             claim_volume_kept=keep_volume)
         desired["apiVersion"] = step.obj.get("apiVersion") or res.api_version
         volumes = self.volumes.prepare(ref.namespace, desired) if ref.resource == "pods" else []
-        created = self._apply(res, desired, step, **where)
+        created = self._apply(res, desired, step)
         if created is not None and volumes:
             self.volumes.start(created, volumes)
         if ref.resource == CRDS.qualified:
@@ -307,6 +307,10 @@ class _Applier:
                 self.log.error(exc.message, cluster=True)
             self.index = ResourceIndex.discover(self.kube)
 
+    def _volume(self, name: str) -> Obj | None:
+        res = self.index.resolve("persistentvolumes")
+        return None if res is None else self.kube.get_or_none(res, None, name)
+
     def _claim_keeps_volume(self, step: Planned) -> bool:
         """A claim stays bound to its volume when that volume is restored with it, or exists
         and is free or reserved for this very claim; otherwise it would stay Pending, so it
@@ -314,7 +318,7 @@ class _Applier:
         volume = (step.obj.get("spec") or {}).get("volumeName")
         if not volume or volume in self._restored_volumes:
             return True
-        existing = self.kube.get_or_none(self.index.resolve("persistentvolumes"), None, volume)
+        existing = self._volume(volume)
         if existing is None:
             return False
         claim = (existing.get("spec") or {}).get("claimRef") or {}
@@ -323,7 +327,7 @@ class _Applier:
     def _restore_volume(self, step: Planned) -> bool:
         """A volume without a snapshot can only be restored by reusing the original (Retain)."""
         spec = step.obj.get("spec") or {}
-        if self.kube.get_or_none(self.index.resolve("persistentvolumes"), None, step.ref.name) is not None:
+        if self._volume(step.ref.name) is not None:
             self.log.info(f"persistent volume {step.ref.name} already exists in the cluster; not restored")
             return False
         if spec.get("persistentVolumeReclaimPolicy", "Delete") == "Delete":
@@ -338,9 +342,10 @@ class _Applier:
         self._restored_volumes.add(step.ref.name)
         return True
 
-    def _apply(self, res: Resource, desired: Obj, step: Planned, **where: Any) -> Obj | None:
+    def _apply(self, res: Resource, desired: Obj, step: Planned) -> Obj | None:
         """Create the object, or reconcile the existing one; the object if it was created."""
         ns = step.target_namespace or None
+        cluster = ns is None  # how the operation log files its messages
         name = desired["metadata"]["name"]
         label = f"{step.ref.resource} {ns + '/' if ns else ''}{name}"
         try:
@@ -350,7 +355,7 @@ class _Applier:
             return created
         except KubeError as exc:
             if not exc.already_exists:
-                self.log.error(f"error restoring {label}: {exc.message}", **where)
+                self.log.error(f"error restoring {label}: {exc.message}", namespace=ns, cluster=cluster)
                 self._listed(step, "failed")
                 return None
         existing = self.kube.get(res, ns, name)
@@ -368,11 +373,12 @@ class _Applier:
                 self.log.info(f"{label} already existed and was updated to the backed-up version")
                 self._listed(step, "updated")
             except KubeError as exc:
-                self.log.warning(f"could not update existing {label}: {exc.message}", **where)
+                self.log.warning(f"could not update existing {label}: {exc.message}",
+                                 namespace=ns, cluster=cluster)
                 self._listed(step, "failed")
         else:
             self.log.warning(f"could not restore, {label} already exists. Warning: the in-cluster version is "
-                             "different than the backed-up version", **where)
+                             "different than the backed-up version", namespace=ns, cluster=cluster)
             self._listed(step, "skipped")
         return None
 

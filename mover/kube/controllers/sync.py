@@ -101,10 +101,11 @@ class BackupSyncController(Controller):
         except KubeError as exc:
             if not exc.already_exists:
                 raise
-            created = self.ctx.kube.get_or_none(BACKUPS, ns, (stored.get("metadata") or {}).get("name", ""))
+            existing = self.ctx.kube.get_or_none(BACKUPS, ns, (stored.get("metadata") or {}).get("name", ""))
             # a sync that stopped between the two writes left a Backup with no status: finish it
-            if created is None or (created.get("status") or {}).get("phase") or \
-                    SYNCED_ANNOTATION not in (created["metadata"].get("annotations") or {}):
+            if existing is None or (existing.get("status") or {}).get("phase") or \
+                    SYNCED_ANNOTATION not in (existing["metadata"].get("annotations") or {}):
                 return
+            created = existing
         patch_status(self.ctx.kube, BACKUPS, ns, created["metadata"]["name"], stored.get("status") or {})
 

@@ -8,6 +8,7 @@ models anyway.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 from collections.abc import Iterator
@@ -219,7 +220,7 @@ class Kube:
     def server_version(self) -> Obj:
         return self.request("GET", "/version")
 
-    def discover(self) -> list[Resource]:
+    def discover(self) -> builtins.list[Resource]:  # `list` here is the method above
         """Every resource the server serves (not subresources), each once: in its group's
         preferred version, or in the first version that has it (client-go's
         ServerPreferredResources), so a kind served only in v2alpha1 is not missed."""

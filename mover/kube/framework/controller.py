@@ -9,6 +9,7 @@ backoff, and on stop lets the work in hand finish before returning.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -104,7 +105,7 @@ class Manager:
             self._spawn(informer.run, f"watch-{resource.plural}")
         for controller, queue in self._controllers:
             for _ in range(self._workers[controller]):
-                self._spawn(lambda c=controller, q=queue: self._work(c, q), controller.name)
+                self._spawn(functools.partial(self._work, controller, queue), controller.name)
         self._spawn(self._resync_loop, "resync")
 
     def stop(self, grace: float = 25.0) -> None:
