@@ -181,8 +181,8 @@ def backup_describe(args: argparse.Namespace) -> int:
 
     api = kube(args)
     objects = select(api, BACKUP.resource, args)
-    if output(args):
-        print_objects(objects, output(args), bool(args.names), "Backup")
+    if fmt := output(args):
+        print_objects(objects, fmt, bool(args.names), "Backup")
         return 0
     by_name = {o["metadata"]["name"]: o for o in objects}
     for i, backup in enumerate(sort_backups([from_json(Backup, o, "Backup") for o in objects])):

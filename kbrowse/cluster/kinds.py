@@ -199,8 +199,8 @@ def get_handler(kind: Kind, keep: Callable[[argparse.Namespace, Obj], bool] | No
         objs = select(kube(args), kind.resource, args)
         if keep is not None:
             objs = [o for o in objs if keep(args, o)]
-        if output(args):
-            print_objects(objs, output(args), bool(args.names), kind.title)
+        if fmt := output(args):
+            print_objects(objs, fmt, bool(args.names), kind.title)
         else:
             sys.stdout.write(kind.table(objs))
         return 0

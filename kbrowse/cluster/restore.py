@@ -91,8 +91,8 @@ def pod_volume_restores(api: Any, args: argparse.Namespace, name: str) -> list[O
 def restore_describe(args: argparse.Namespace) -> int:
     api = kube(args)
     restores = select(api, RESTORE.resource, args)
-    if output(args):
-        print_objects(restores, output(args), bool(args.names), "Restore")
+    if fmt := output(args):
+        print_objects(restores, fmt, bool(args.names), "Restore")
         return 0
     for i, restore in enumerate(sorted(restores, key=lambda r: r["metadata"]["name"])):
         if i:
