@@ -44,7 +44,7 @@ class ViewOpening:
             self._kopia = start_opening(self.location, self.password)
             if self._kopia is None:
                 self._opening = Opening(self.location, self.password)
-        except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+        except BaseException as e:  # raised again in the caller's thread
             self._error = e
 
     def result(self) -> SnapshotView:

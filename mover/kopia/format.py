@@ -35,7 +35,7 @@ class FormatBlob:
     sealed_config: bytes
 
     @classmethod
-    def parse(cls, raw: bytes, where: str) -> "FormatBlob":
+    def parse(cls, raw: bytes, where: str) -> FormatBlob:
         try:
             d = json.loads(raw)
             return cls(base64.b64decode(d["uniqueID"]), d["keyAlgo"], d["encryption"],
@@ -99,7 +99,7 @@ class RepoConfig:
     features: list[str] = field(default_factory=list)
 
     @classmethod
-    def parse(cls, plain: bytes, where: str) -> "RepoConfig":
+    def parse(cls, plain: bytes, where: str) -> RepoConfig:
         try:
             f = json.loads(plain)["format"]
             return cls(f.get("hash") or "", f.get("encryption") or "",

@@ -18,7 +18,7 @@ import struct
 import threading
 from array import array
 from dataclasses import dataclass
-from typing import Iterator
+from collections.abc import Iterator
 
 from mover.errors import IntegrityError
 from mover.repo.index import find_row, reserve_slots

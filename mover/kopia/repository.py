@@ -43,7 +43,7 @@ class ObjectRef:
     key: bytes
 
     @classmethod
-    def parse(cls, oid: str) -> "ObjectRef":
+    def parse(cls, oid: str) -> ObjectRef:
         n = len(oid) - len(oid.lstrip("I"))
         z = oid[n:n + 1] == "Z"
         i = n + z
@@ -104,12 +104,12 @@ class KopiaRepository:
         return FormatBlob.parse(raw, store.location())
 
     @classmethod
-    def open(cls, store: BlobStore, password: str) -> "KopiaRepository":
+    def open(cls, store: BlobStore, password: str) -> KopiaRepository:
         fmt = cls.read_format(store)
         return cls.open_with_key(store, fmt, fmt.derive_format_key(password))
 
     @classmethod
-    def open_with_key(cls, store: BlobStore, fmt: FormatBlob, format_key: bytes) -> "KopiaRepository":
+    def open_with_key(cls, store: BlobStore, fmt: FormatBlob, format_key: bytes) -> KopiaRepository:
         plain = fmt.open_sealed(format_key, fmt.sealed_config)
         if plain is None:
             raise WrongPassword(f"wrong password for the kopia repository at {store.location()} "

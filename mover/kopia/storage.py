@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from typing import Iterator
+from collections.abc import Iterator
 
 from mover.errors import BackendError, NotFound
 from mover.repo.backend.base import Backend
@@ -38,7 +38,7 @@ class BlobStore(ABC):
     def is_local(self) -> bool:
         return False
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (an optional hook, not abstract: most have nothing to close)
         pass
 
 

@@ -13,7 +13,7 @@ import contextlib
 import functools
 import threading
 from dataclasses import dataclass, field
-from typing import Iterator
+from collections.abc import Iterator
 
 from mover.errors import IntegrityError, NotFound
 from mover.golang import gotime

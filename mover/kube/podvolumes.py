@@ -46,7 +46,7 @@ def wait_all(ctx: Context, resource: Resource, names: list[str], wanted: Callabl
     while True:
         # The cache may not show an object just created yet: ask the server about those.
         objs = [ctx.cached(resource, n) or ctx.kube.get_or_none(resource, ctx.namespace, n) for n in names]
-        unfinished = [n for n, o in zip(names, objs)
+        unfinished = [n for n, o in zip(names, objs, strict=True)
                       if o is not None and (o.get("status") or {}).get("phase") not in FINAL_PHASES]
         # Asked first: deleting the owner may delete these objects too, which is no finish.
         if not wanted():
@@ -152,7 +152,8 @@ class VolumeBackups:
     def wait(self, wanted: Callable[[], bool], timeout: float) -> list[PodVolumeBackup]:
         """The finished PodVolumeBackups; each one that failed is an error of the backup."""
         done = []
-        for name, obj in zip(self.names, wait_all(self.ctx, POD_VOLUME_BACKUPS, self.names, wanted, timeout)):
+        finished = wait_all(self.ctx, POD_VOLUME_BACKUPS, self.names, wanted, timeout)
+        for name, obj in zip(self.names, finished, strict=True):
             if obj is None:
                 self.log.error(f"pod volume backup {name} was deleted before it finished")
             else:
@@ -205,7 +206,8 @@ class VolumeRestores:
             self.names.append(created["metadata"]["name"])
 
     def wait(self, wanted: Callable[[], bool], timeout: float) -> None:
-        for name, pvr in zip(self.names, wait_all(self.ctx, POD_VOLUME_RESTORES, self.names, wanted, timeout)):
+        finished = wait_all(self.ctx, POD_VOLUME_RESTORES, self.names, wanted, timeout)
+        for name, pvr in zip(self.names, finished, strict=True):
             if pvr is None:
                 self.log.error(f"pod volume restore {name} was deleted before it finished")
                 continue

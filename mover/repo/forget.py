@@ -13,7 +13,7 @@ import datetime
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from mover.repo.backend import FileType, Handle
 from mover.errors import RepoError

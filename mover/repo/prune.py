@@ -23,7 +23,8 @@ import hashlib
 from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Protocol
+from collections.abc import Callable, Iterable, Iterator
 
 from mover.repo import compression
 from mover.repo import pack as packfmt
@@ -53,7 +54,7 @@ class Steps(Protocol):
 
     def end(self) -> None: ...
 
-    def plan(self, stats: "PruneStats") -> None: ...
+    def plan(self, stats: PruneStats) -> None: ...
 
 
 class _Silent:
@@ -69,7 +70,7 @@ class _Silent:
     def end(self) -> None:
         pass
 
-    def plan(self, stats: "PruneStats") -> None:
+    def plan(self, stats: PruneStats) -> None:
         pass
 
 
@@ -293,7 +294,7 @@ class _Prune:
                 trees.update(frontier)
                 while frontier:
                     following = []
-                    for tid, nodes in zip(frontier, pool.map(load, frontier)):
+                    for tid, nodes in zip(frontier, pool.map(load, frontier), strict=True):
                         for n in nodes:
                             if n.type == "file":
                                 data.update(n.content or ())

@@ -108,7 +108,7 @@ class ResticSteps:
         self._progress: Any = None  # a rich Progress while a phase runs on a terminal
         self._task: Any = None
 
-    def __enter__(self) -> "ResticSteps":
+    def __enter__(self) -> ResticSteps:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -212,7 +212,7 @@ def snapshot_table(snaps: list[Snapshot], reasons: list[KeepReason] | None = Non
         out = []
         for i in range(max(len(c) for c in split)):
             parts = [(c[i] if i < len(c) else "") for c in split]
-            out.append("  ".join(p + " " * (w - _width(p)) for p, w in zip(parts, widths)).rstrip(" "))
+            out.append("  ".join(p + " " * (w - _width(p)) for p, w in zip(parts, widths, strict=True)).rstrip(" "))
         return out
 
     text = lines(head) + ["-" * total]

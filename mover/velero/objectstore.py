@@ -63,7 +63,7 @@ class ObjectStore(ABC):
     def repository_backend(self, subprefix: str) -> Backend:
         """A repository backend for ``<prefix>/<subprefix>`` with this store's settings."""
 
-    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract: most have nothing to close
+    def close(self) -> None:  # noqa: B027  (an optional hook, not abstract: most have nothing to close)
         """Release connections; the default has nothing to release."""
 
 

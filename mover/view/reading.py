@@ -110,7 +110,7 @@ class Prefetcher:
 def _quietly(load: Callable[[], object]) -> None:
     try:
         load()
-    except Exception:  # noqa: BLE001 - see Prefetcher
+    except Exception:  # see Prefetcher
         pass
 
 

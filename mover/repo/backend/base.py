@@ -123,5 +123,5 @@ class Backend(ABC):
             return False
         return True
 
-    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract: most have nothing to close
+    def close(self) -> None:  # noqa: B027  (an optional hook, not abstract: most have nothing to close)
         """Release connections and threads; the default has nothing to release."""
