@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, NoReturn  # noqa: E402
 # opening the repository (scrypt, which releases the GIL) before the parser, whose options come
 # from the bucket, mount and velero modules (~0.2 s of imports), is built, and before the
 # command imports its own modules; those imports then run while the key is derived.
-from mover.ui import cliargs  # noqa: E402
-from mover.ui.cliargs import UsageError, err, print_json, restore_default_sigint, run  # noqa: E402
 from mover.errors import RepoError  # noqa: E402
 from mover.opener import ViewOpening  # noqa: E402
+from mover.ui import cliargs  # noqa: E402
+from mover.ui.cliargs import UsageError, err, print_json, restore_default_sigint, run  # noqa: E402
 
 if TYPE_CHECKING:
     from kbrowse.browse.pathspec import Target
@@ -201,8 +201,8 @@ def bsl_commands() -> dict[str, Callable[[argparse.Namespace, BucketView], int]]
 
 def build_parser() -> argparse.ArgumentParser:
     from kbrowse.bucket import commands as bucketcmd
-    from kbrowse.fuse import mountcmd
     from kbrowse.cluster import commands as clustercmd
+    from kbrowse.fuse import mountcmd
 
     p = argparse.ArgumentParser(
         prog=PROG, description="Browse and restore backups in a restic-format repository (-r) "

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mover.archiver.pipeline import Archiver, find_parent
+from mover.errors import NotARepository
 from mover.progress import Counters, ProgressBar
 from mover.repo.backend.local import LocalBackend
-from mover.errors import NotARepository
 from mover.repo.repository import Repository
 
 DEMO_PASSWORD = "kbrowse-demo"

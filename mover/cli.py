@@ -15,8 +15,8 @@ quiet_sigint("mover")
 # (scrypt, which releases the GIL) and imports its own modules while that runs; the cluster
 # commands' modules (YAML and the CRD types, ~35 ms) load only when one of them is asked for.
 from mover import __version__  # noqa: E402
-from mover.ui import cliargs, maintcmd  # noqa: E402
 from mover.repo.open import Opening, open_backend  # noqa: E402
+from mover.ui import cliargs, maintcmd  # noqa: E402
 
 EXIT_PARTIAL = 3  # as restic: the snapshot exists but some sources could not be read
 

@@ -79,8 +79,15 @@ class ProgressBar:
 
     def _draw(self) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TaskProgressColumn,
-                                   TextColumn, TimeRemainingColumn, TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         console = Console(stderr=True)
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),

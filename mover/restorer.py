@@ -30,12 +30,12 @@ from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
+from mover.errors import NotFound, RepoError
+from mover.golang.gojson import go_quote
 from mover.progress import Counters
 from mover.repo.backend import FileType, Handle
 from mover.repo.backend.local import LocalBackend
 from mover.repo.blob import BlobType, PackedBlob
-from mover.errors import NotFound, RepoError
-from mover.golang.gojson import go_quote
 from mover.repo.repository import Repository
 from mover.view.node import NODE_IFMT, Node, posix_perm_from_go
 from mover.view.protocol import RestoreResult

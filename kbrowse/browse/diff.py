@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from kbrowse.browse import snappath
-from mover.view.snapshot import Snapshot
-from mover.view.node import Node
 from mover.view import SnapshotView
+from mover.view.node import Node
+from mover.view.snapshot import Snapshot
 
 ADDED, REMOVED, CHANGED, METADATA = "added", "removed", "changed", "metadata"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mover.ui.cliargs import UsageError
-from mover.view.snapshot import Snapshot
-from mover.view.node import Node
 from mover.view import SnapshotView
+from mover.view.node import Node
+from mover.view.snapshot import Snapshot
 
 
 @dataclass

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 
 from kbrowse.browse import snappath
 from mover.errors import RepoError
-from mover.view.node import Node
 from mover.view import SnapshotView
+from mover.view.node import Node
 
 GLOB_CHARS = frozenset("*?[")
 

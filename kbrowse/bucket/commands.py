@@ -15,16 +15,16 @@ from typing import Any
 
 import yaml
 
+from kbrowse.browse.pathspec import Target
 from kbrowse.bucket import printers as bucketfmt
 from kbrowse.bucket.paths import CLUSTER, RESOURCES, VOLUMES, BackupPath
-from kbrowse.browse.pathspec import Target
-from mover.ui.cliargs import UsageError, print_json
 from mover.errors import NotFound, RepoError
-from mover.velero.objectstore import s3_options
-from mover.view import SnapshotView
+from mover.ui.cliargs import UsageError, print_json
 from mover.velero.bsl import BucketView
+from mover.velero.objectstore import s3_options
 from mover.velero.repopassword import standard_sources
 from mover.velero.tarball import ResourceRef
+from mover.view import SnapshotView
 
 
 def add_options(p: argparse.ArgumentParser, top: bool) -> None:

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from mover.golang.tabwriter import tabwrite
 from mover.golang import duration
+from mover.golang.tabwriter import tabwrite
 from mover.velero.objects import (
     CSI_SNAPSHOT,
     NATIVE_SNAPSHOT,

@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from mover.golang.tabwriter import tabwrite
 from kbrowse.bucket.printers import NONE, go_time, label_selector, time_from_now
+from mover.golang.tabwriter import tabwrite
 from mover.velero.objects import parse_time
 
 Obj = dict[str, Any]

@@ -11,9 +11,9 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from mover.errors import RepoError
 from mover.kube.framework.client import Kube, KubeError, Resource
 from mover.kube.resources import DOWNLOAD_REQUESTS
-from mover.errors import RepoError
 
 Obj = dict[str, Any]
 # Phases after which a backup or restore changes no more.

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from kbrowse.bucket.printers import to_yaml
 from kbrowse.bucket.paths import CLUSTER, RESOURCES, VOLUMES
+from kbrowse.bucket.printers import to_yaml
 from kbrowse.fuse.tree import Entry, LazyDir, LazySnapshot, SnapEntry, TextFile, VDir, vdir
 from mover.velero.bsl import BucketView
 from mover.velero.tarball import ResourceRef

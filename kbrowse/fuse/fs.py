@@ -44,8 +44,8 @@ from kbrowse.fuse.tree import (
     VLink,
 )
 from mover.errors import RepoError, WrongPassword
-from mover.view.node import NODE_IFMT, Node, posix_perm_from_go
 from mover.view import SnapshotView
+from mover.view.node import NODE_IFMT, Node, posix_perm_from_go
 
 CACHE_SECONDS = 86400  # kernel caching of attributes, names and missing names
 READAHEAD_BYTES = 16 * 1024 * 1024  # how far sequential readers are served ahead

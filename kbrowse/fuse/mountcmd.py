@@ -24,7 +24,6 @@ from kbrowse.fuse.tree import RepositoryTree, SnapEntry
 from mover.opener import open_view
 from mover.ui import cliargs
 
-
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 

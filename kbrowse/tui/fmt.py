@@ -5,12 +5,12 @@ from __future__ import annotations
 from functools import lru_cache
 
 from kbrowse.browse.listing import mode_string
-from mover.ui.printers import local_time
-from mover.progress import human_bytes
 from mover.golang import gotime
 from mover.golang.gojson import go_quote
-from mover.view.snapshot import Snapshot
+from mover.progress import human_bytes
+from mover.ui.printers import local_time
 from mover.view.node import Node
+from mover.view.snapshot import Snapshot
 
 __all__ = ["counted", "display_name", "mode_string", "node_time", "node_type", "size_text",
            "snapshot_time"]

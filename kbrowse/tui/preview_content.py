@@ -14,10 +14,10 @@ from rich.style import Style
 from rich.syntax import Syntax
 from rich.text import Span, Text
 
-from mover.progress import human_bytes
 from mover.golang.gojson import go_quote
-from mover.view.node import Node
+from mover.progress import human_bytes
 from mover.view import SnapshotView
+from mover.view.node import Node
 
 PREVIEW_BYTES = 256 * 1024
 HEX_WIDTH = 16

@@ -15,8 +15,8 @@ import threading
 from dataclasses import dataclass, field
 
 from mover.progress import Counters
-from mover.view.node import Node
 from mover.view import RestoreResult, SnapshotView
+from mover.view.node import Node
 
 OVERWRITE, SKIP = "overwrite", "skip"
 

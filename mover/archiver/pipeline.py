@@ -16,19 +16,19 @@ import pwd
 import stat as st
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from collections.abc import Callable
 
 from mover.archiver import chunker
 from mover.archiver.prescan import Prescan, read_xattrs
+from mover.errors import RepoError
 from mover.progress import Counters
 from mover.repo import identity
 from mover.repo.blob import BlobType
-from mover.errors import RepoError
 from mover.repo.repository import Repository
-from mover.view.snapshot import Snapshot
 from mover.view.node import NODE_IFMT, Node, go_mode_from_posix
+from mover.view.snapshot import Snapshot
 
 PROGRAM_VERSION = "mover 0.1.0"
 _O_NOATIME = getattr(os, "O_NOATIME", 0)

@@ -11,9 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from mover.ui.cliargs import add_kube_options, key_values
 from mover.deploy.manifests import PULL_POLICIES, InstallOptions, Resources, create_only, render, to_yaml
 from mover.errors import RepoError
+from mover.ui.cliargs import add_kube_options, key_values
 
 
 def register(sub: argparse._SubParsersAction) -> None:

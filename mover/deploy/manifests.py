@@ -14,8 +14,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from mover.velero.podvolumes import RESTORE_HELPER_IMAGE
 from mover.deploy import crds
+from mover.velero.podvolumes import RESTORE_HELPER_IMAGE
 
 Manifest = dict[str, Any]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 import re
 import time
+from datetime import UTC, date, datetime
 from typing import NoReturn
-from datetime import date, datetime, UTC
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DAY = _EPOCH.toordinal()

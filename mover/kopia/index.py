@@ -17,8 +17,8 @@ from __future__ import annotations
 import struct
 import threading
 from array import array
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from mover.errors import IntegrityError
 from mover.repo.index import find_row, reserve_slots

@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from mover.errors import IntegrityError, NotFound
 from mover.golang import gotime

@@ -10,7 +10,6 @@ import argparse
 import logging
 import os
 import signal
-
 from typing import TYPE_CHECKING
 
 from mover.errors import RepoError

@@ -23,12 +23,12 @@ from mover.kube.framework.controller import Context
 from mover.kube.resources import BACKUP_REPOSITORIES, SECRETS
 from mover.kube.storage import StoreCache
 from mover.repo.backend.base import FileType, Handle
+from mover.repo.forget import forget_snapshots
 from mover.repo.repository import Repository
 from mover.velero import labels, layout
 from mover.velero.objects import PodVolumeBackup
 from mover.velero.podvolumes import UPLOADER, repo_identifier
 from mover.velero.repopassword import SECRET_KEY, SECRET_NAMES
-from mover.repo.forget import forget_snapshots
 
 PASSWORD_SECRET = SECRET_NAMES[0]
 # Velero's --default-repo-maintain-frequency for restic repositories.

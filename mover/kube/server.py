@@ -6,21 +6,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from mover.kube.items.actions import ItemAction, default_actions
 from mover.kube.controllers.backup import DEFAULT_TTL, BackupController, BackupSettings
 from mover.kube.controllers.backuprepository import BackupRepositoryController
 from mover.kube.controllers.bsl import BackupStorageLocationController
-from mover.kube.framework.client import Kube
-from mover.kube.framework.controller import Clock, Manager, utc_now
 from mover.kube.controllers.download import DownloadRequestController
 from mover.kube.controllers.gc import DeleteBackupRequestController, GarbageCollector
-from mover.kube.framework.informer import WATCH_SECONDS
 from mover.kube.controllers.restore import RestoreController
 from mover.kube.controllers.schedule import ScheduleController
+from mover.kube.controllers.sync import BackupSyncController
+from mover.kube.framework.client import Kube
+from mover.kube.framework.controller import Clock, Manager, utc_now
+from mover.kube.framework.informer import WATCH_SECONDS
+from mover.kube.items.actions import ItemAction, default_actions
 from mover.kube.repositories import ensure_password_secret
 from mover.kube.storage import StoreCache
 from mover.velero.podvolumes import RESTORE_HELPER_IMAGE
-from mover.kube.controllers.sync import BackupSyncController
 
 
 @dataclass

@@ -15,9 +15,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from mover.ui.cliargs import add_kube_options
 from mover.errors import RepoError
 from mover.golang.duration import parse_duration
+from mover.ui.cliargs import add_kube_options
 from mover.velero.podvolumes import RESTORE_HELPER_IMAGE
 
 if TYPE_CHECKING:

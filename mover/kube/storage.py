@@ -18,10 +18,10 @@ import tempfile
 import threading
 from typing import Any
 
+from mover.errors import RepoError
 from mover.kube.framework.client import Kube, KubeError, Obj
 from mover.kube.resources import SECRETS
 from mover.repo.backend.s3client import RetryPolicy, S3Options, parse_s3_url
-from mover.errors import RepoError
 from mover.velero.objectstore import LocalStore, ObjectStore, S3Store
 
 AWS_PROVIDERS = ("aws", "velero.io/aws")

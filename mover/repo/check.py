@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from collections.abc import Callable
 
+from mover.errors import RepoError
 from mover.repo import pack as packfmt
 from mover.repo.backend import FileType, Handle
 from mover.repo.blob import BlobType, PackedBlob
-from mover.errors import RepoError
 from mover.repo.index import Index, decode_index_file
 from mover.repo.repository import Repository
-
 
 # restic 0.14's words after its index hints: both findings are harmless, and restic (which reads
 # this format) can tidy them up; the mover has no command that rewrites packs or indexes

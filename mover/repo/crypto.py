@@ -16,8 +16,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
-from mover.repo import libcrypto
 from mover.errors import IntegrityError
+from mover.repo import libcrypto
 
 IV_SIZE = 16
 MAC_SIZE = 16

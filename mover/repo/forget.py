@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from collections.abc import Callable, Iterable
 
-from mover.repo.backend import FileType, Handle
 from mover.errors import RepoError
+from mover.repo.backend import FileType, Handle
 from mover.repo.lock import Lock
 from mover.view.snapshot import Snapshot
 

@@ -18,11 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mover.golang import gojson
-
-from mover.golang import gotime
-from mover.repo.backend import Backend, FileType, Handle
 from mover.errors import BackendError, IntegrityError, NotARepository, RepoError, WrongPassword
+from mover.golang import gojson, gotime
+from mover.repo.backend import Backend, FileType, Handle
 from mover.repo.identity import hostname, username
 from mover.repo.scrypt import scrypt
 

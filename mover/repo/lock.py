@@ -14,12 +14,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-from mover.golang import gojson
-
-from mover.golang import gotime
-from mover.repo.identity import hostname, username
-from mover.repo.backend import FileType, Handle
 from mover.errors import LockedError, RepoError
+from mover.golang import gojson, gotime
+from mover.repo.backend import FileType, Handle
+from mover.repo.identity import hostname, username
 
 STALE_AFTER_NS = 30 * 60 * 10**9
 REFRESH_EVERY_S = 5 * 60

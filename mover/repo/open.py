@@ -9,8 +9,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from mover.repo import keyfile
-from mover.repo import malloc  # noqa: F401 - glibc's settings, before the first thread starts
+from mover.repo import (
+    keyfile,
+    malloc,  # noqa: F401 - glibc's settings, before the first thread starts
+)
 from mover.repo.backend import Backend
 from mover.repo.backend.local import LocalBackend
 

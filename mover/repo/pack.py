@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import struct
 
+from mover.errors import IntegrityError
 from mover.repo.blob import BlobType, PackedBlob
 from mover.repo.crypto import OVERHEAD, Key
-from mover.errors import IntegrityError
 
 ENTRY_PLAIN = 37  # type(1) length(4) id(32)
 ENTRY_COMPRESSED = 41  # type(1) length(4) raw_length(4) id(32)

@@ -20,23 +20,23 @@ a pack being deleted.
 from __future__ import annotations
 
 import hashlib
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
-from collections.abc import Callable, Iterable, Iterator
 
+from mover.errors import IntegrityError, RepoError
+from mover.progress import Counters
 from mover.repo import compression
 from mover.repo import pack as packfmt
 from mover.repo.backend import FileType, Handle
 from mover.repo.blob import BlobType, PackedBlob
-from mover.errors import IntegrityError, RepoError
 from mover.repo.index import decode_index_file, encode_index_file
 from mover.repo.lock import Lock
 from mover.repo.pack import PackBuilder
-from mover.view.snapshot import Snapshot
 from mover.repo.tree import decode_tree
-from mover.progress import Counters
+from mover.view.snapshot import Snapshot
 
 INDEX_MAX_BLOBS = 50000  # restic 0.14 starts a new index file at this many blobs
 READ_AHEAD = 2  # packs being read and verified while the current one is copied

@@ -13,23 +13,26 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 
-from mover.repo import compression, keyfile, polynomial
-
+from mover.errors import IntegrityError, NotFound, RepoError
 from mover.golang import gojson
-from mover.repo import malloc  # noqa: F401 - glibc's settings, applied on import (see there)
+from mover.repo import (
+    compression,
+    keyfile,
+    malloc,  # noqa: F401 - glibc's settings, applied on import (see there)
+    polynomial,
+)
 from mover.repo.backend import Backend, FileType, Handle
 from mover.repo.backend.local import LocalBackend
 from mover.repo.blob import BlobType, PackedBlob
 from mover.repo.crypto import Key
-from mover.errors import IntegrityError, NotFound, RepoError
 from mover.repo.index import Index, encode_index_file
 from mover.repo.pack import PackBuilder
-from mover.view.snapshot import Snapshot
 from mover.repo.tree import decode_tree, encode_tree
 from mover.view.node import Node
+from mover.view.snapshot import Snapshot
 
 PACK_SIZE = 16 * 1024 * 1024  # restic 0.14's default target
 INDEX_EVERY_PACKS = 256  # write an index part during long backups, so a crash keeps the work

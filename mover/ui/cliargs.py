@@ -14,8 +14,8 @@ import json
 import os
 import signal
 import sys
-from typing import NoReturn, Protocol, TypeVar
 from collections.abc import Callable, Collection
+from typing import NoReturn, Protocol, TypeVar
 
 from mover.errors import RepoError
 

@@ -14,9 +14,9 @@ import time
 import unicodedata
 from typing import TYPE_CHECKING, Any
 
+from mover.progress import human_duration
 from mover.repo.open import Opening
 from mover.ui import cliargs
-from mover.progress import human_duration
 
 if TYPE_CHECKING:
     from mover.repo.forget import KeepReason

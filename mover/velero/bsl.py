@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from mover.errors import IntegrityError, NotARepository, NotFound, RepoError
 from mover.repo.backend.base import Backend
 from mover.repo.view import RepositoryView
-from mover.view import BlobCache, Snapshot, SnapshotView
 from mover.velero import layout, volumes
 from mover.velero.objects import (
     Backup,
@@ -41,6 +40,7 @@ from mover.velero.repopassword import (
 )
 from mover.velero.tarball import BackupContents
 from mover.velero.volumes import BackupVolume
+from mover.view import BlobCache, Snapshot, SnapshotView
 
 if TYPE_CHECKING:
     from mover.repo.backend.s3client import S3Options

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
-from mover.velero import labels as velero_labels
 
+from mover.velero import labels as velero_labels
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from mover.errors import BackendError, NotFound, RepoError
 from mover.repo.backend.base import Backend
 from mover.repo.backend.local import LocalBackend, write_atomic
-from mover.errors import BackendError, NotFound, RepoError
 
 if TYPE_CHECKING:  # boto3 is slow to import: only S3 users pay for it
     from mover.repo.backend.s3client import S3Location, S3Options

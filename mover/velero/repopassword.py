@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from mover.ui.cliargs import read_password_file
-from mover.repo.backend.base import Backend
 from mover.errors import RepoError, WrongPassword
+from mover.repo.backend.base import Backend
 from mover.repo.repository import Repository
+from mover.ui.cliargs import read_password_file
 
 T = TypeVar("T")
 DEFAULT_PASSWORD = "static-passw0rd"

@@ -22,8 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from mover.golang import gojson
 from mover.errors import IntegrityError, NotFound
+from mover.golang import gojson
 
 FORMAT_VERSION = "1.1.0"
 VERSION_FILE = "metadata/version"

@@ -16,8 +16,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from mover.golang import gojson
 from mover.errors import RepoError
+from mover.golang import gojson
 from mover.velero import layout
 from mover.velero.objects import (
     Backup,

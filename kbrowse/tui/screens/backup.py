@@ -22,14 +22,14 @@ from kbrowse.tui.screens.browser import BrowserScreen
 from kbrowse.tui.ui_thread import deliver
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
-from mover.progress import human_bytes
 from mover.errors import RepoError, WrongPassword
-from mover.view.snapshot import Snapshot
-from mover.view import SnapshotView
+from mover.progress import human_bytes
 from mover.velero.bsl import BucketView
 from mover.velero.objects import Backup
 from mover.velero.tarball import BackupContents, ResourceRef
 from mover.velero.volumes import BackupVolume
+from mover.view import SnapshotView
+from mover.view.snapshot import Snapshot
 
 PREVIEW_DELAY = 0.05
 CLUSTER_LABEL = "(cluster)"  # the "namespace" of cluster-scoped objects

@@ -18,8 +18,8 @@ from kbrowse.bucket import printers as bucketfmt
 from kbrowse.tui.preview_content import TextLines, note
 from kbrowse.tui.screens.backup import BackupScreen
 from kbrowse.tui.screens.listscreen import LIST_BINDINGS, ListScreen
-from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
 from kbrowse.tui.ui_thread import deliver
+from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
 from mover.errors import RepoError
 from mover.velero.bsl import BucketView
 from mover.velero.objects import Backup

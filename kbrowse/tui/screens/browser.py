@@ -14,8 +14,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Tree
 from textual.worker import get_current_worker
 
-from kbrowse.fuse.mountpoint import MountError
 from kbrowse.browse import snappath
+from kbrowse.fuse.mountpoint import MountError
 from kbrowse.tui.fmt import (
     display_name,
     mode_string,
@@ -35,9 +35,9 @@ from kbrowse.tui.widgets.facts import Facts
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
 from mover.errors import NotFound, RepoError
-from mover.view.snapshot import Snapshot
-from mover.view.node import Node
 from mover.view import SnapshotView
+from mover.view.node import Node
+from mover.view.snapshot import Snapshot
 
 PREVIEW_DELAY = 0.05  # holding an arrow key should not start a read per row passed
 

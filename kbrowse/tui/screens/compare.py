@@ -25,10 +25,10 @@ from kbrowse.browse.diff import (
 from kbrowse.tui.fmt import display_name, node_type, snapshot_time
 from kbrowse.tui.ui_thread import deliver
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
-from mover.progress import human_bytes
 from mover.errors import RepoError
-from mover.view.snapshot import Snapshot
+from mover.progress import human_bytes
 from mover.view import SnapshotView
+from mover.view.snapshot import Snapshot
 
 MARKS = {ADDED: "+", REMOVED: "-", CHANGED: "M", METADATA: "U"}
 STYLES = {ADDED: "green", REMOVED: "red", CHANGED: "yellow", METADATA: "dim"}

@@ -13,13 +13,13 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 from textual.worker import get_current_worker
 
-from kbrowse.tui.fmt import display_name, node_type, size_text
 from kbrowse.browse.search import Walker, matcher
+from kbrowse.tui.fmt import display_name, node_type, size_text
 from kbrowse.tui.ui_thread import deliver
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
-from mover.view.snapshot import Snapshot
-from mover.view.node import Node
 from mover.view import SnapshotView
+from mover.view.node import Node
+from mover.view.snapshot import Snapshot
 
 TYPING_PAUSE = 0.15  # wait for the next key before starting a walk
 FLUSH_EVERY = 0.1  # seconds between batches of results sent to the table

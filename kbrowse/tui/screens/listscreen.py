@@ -19,9 +19,9 @@ from textual.events import DescendantBlur, DescendantFocus, Key
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
+from kbrowse.tui.ui_thread import deliver
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
-from kbrowse.tui.ui_thread import deliver
 from mover.errors import RepoError
 
 T = TypeVar("T")

@@ -27,11 +27,11 @@ from kbrowse.browse import snappath
 from kbrowse.tui.fmt import counted, display_name
 from kbrowse.tui.restore_job import OVERWRITE, SKIP, RestoreOutcome, restore_entry
 from kbrowse.tui.ui_thread import deliver
-from mover.progress import Counters, human_bytes
 from mover.errors import RepoError
-from mover.view.snapshot import Snapshot
+from mover.progress import Counters, human_bytes
 from mover.view.node import Node
 from mover.view.protocol import SnapshotView
+from mover.view.snapshot import Snapshot
 
 RESTORE_DIR = "kbrowse-restore"
 TICK = 0.1  # progress refresh, seconds

@@ -23,20 +23,21 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from mover.kube.items.actions import ItemAction, default_actions
+from mover.errors import RepoError
+from mover.golang.duration import format_duration, parse_duration
 from mover.kube.framework.client import KubeError, Obj
-from mover.kube.items.collect import Collector, uses_scoped_filters
 from mover.kube.framework.controller import Context, Controller
-from mover.velero.filters import IncludesExcludes, selector_problems
+from mover.kube.framework.status import patch_status
+from mover.kube.items.actions import ItemAction, default_actions
+from mover.kube.items.collect import Collector, uses_scoped_filters
 from mover.kube.oplog import OperationLog
 from mover.kube.podvolumes import Abandoned, Stopped, VolumeBackups
 from mover.kube.resources import BACKUP_REPOSITORIES, BACKUPS, BSLS, POD_VOLUME_BACKUPS, ResourceIndex
-from mover.kube.framework.status import patch_status
 from mover.kube.storage import StoreCache
-from mover.errors import RepoError
+from mover.velero import labels as velero_labels
 from mover.velero import layout
 from mover.velero.bsl import BucketView
-from mover.golang.duration import format_duration, parse_duration
+from mover.velero.filters import IncludesExcludes, selector_problems
 from mover.velero.objects import (
     Backup,
     BackupSpec,
@@ -48,7 +49,6 @@ from mover.velero.objectstore import ObjectStore
 from mover.velero.podvolumes import volume_info
 from mover.velero.tarball import FORMAT_VERSION, BackedUpItem
 from mover.velero.writer import BackupRecord, write_backup
-from mover.velero import labels as velero_labels
 
 DEFAULT_TTL = timedelta(hours=720)
 ATTEMPT_ANNOTATION = "mover.kbrowse.io/attempt"

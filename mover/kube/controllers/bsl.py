@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from mover.errors import RepoError
+from mover.golang.duration import parse_duration
 from mover.kube.framework.client import Obj
 from mover.kube.framework.controller import Context, Controller
-from mover.kube.resources import BSLS
 from mover.kube.framework.status import patch_status
+from mover.kube.resources import BSLS
 from mover.kube.storage import StoreCache
 from mover.repo.backend.s3client import RetryPolicy
-from mover.errors import RepoError
 from mover.velero import layout
-from mover.golang.duration import parse_duration
 from mover.velero.objects import BackupStorageLocation, decode, format_time
 
 AVAILABLE, UNAVAILABLE = "Available", "Unavailable"

@@ -11,8 +11,8 @@ from datetime import timedelta
 
 from mover.kube.framework.client import KubeError, Obj
 from mover.kube.framework.controller import Context, Controller
-from mover.kube.resources import BACKUPS, BSLS, DOWNLOAD_REQUESTS, RESTORES
 from mover.kube.framework.status import patch_status
+from mover.kube.resources import BACKUPS, BSLS, DOWNLOAD_REQUESTS, RESTORES
 from mover.kube.storage import StoreCache, download_url
 from mover.velero import layout
 from mover.velero.objects import format_time, parse_time

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from mover.errors import RepoError
 from mover.kube.framework.client import KubeError, Obj, Resource
 from mover.kube.framework.controller import Context, Controller
-from mover.kube.resources import BACKUPS, BSLS, DELETE_BACKUP_REQUESTS, RESTORES
 from mover.kube.framework.status import patch_status
 from mover.kube.repositories import forget_volume_snapshots
+from mover.kube.resources import BACKUPS, BSLS, DELETE_BACKUP_REQUESTS, RESTORES
 from mover.kube.storage import StoreCache
-from mover.errors import RepoError
 from mover.velero import layout
 from mover.velero.bsl import BucketView
 from mover.velero.objects import DeleteBackupRequest, decode, parse_time

@@ -17,10 +17,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mover.errors import RepoError
 from mover.kube.framework.client import Kube, KubeError, Obj, Resource
 from mover.kube.framework.controller import Context, Controller
-from mover.velero.filters import IncludesExcludes, labels_match
+from mover.kube.framework.status import patch_status
+from mover.kube.items.restore import NON_RESTORABLE, changes, priority, reset, transform
 from mover.kube.oplog import OperationLog
+from mover.kube.podvolumes import Abandoned, Stopped, VolumeRestores
 from mover.kube.resources import (
     BACKUPS,
     BSLS,
@@ -31,12 +34,10 @@ from mover.kube.resources import (
     ResourceIndex,
     wait_established,
 )
-from mover.kube.items.restore import NON_RESTORABLE, changes, priority, reset, transform
-from mover.kube.podvolumes import Abandoned, Stopped, VolumeRestores
-from mover.kube.framework.status import patch_status
 from mover.kube.storage import StoreCache
-from mover.errors import RepoError
+from mover.velero import labels as velero_labels
 from mover.velero.bsl import BucketView
+from mover.velero.filters import IncludesExcludes, labels_match
 from mover.velero.objects import (
     Restore,
     RestoreSpec,
@@ -46,7 +47,6 @@ from mover.velero.objects import (
 from mover.velero.podvolumes import RESTORE_HELPER_IMAGE
 from mover.velero.tarball import BackupContents, ResourceRef
 from mover.velero.writer import RestoreRecord, write_restore
-from mover.velero import labels as velero_labels
 
 POLICIES = ("", "none", "update")
 NO_SOURCE = "either a backup or schedule must be specified as a source for the restore, but not both"

@@ -15,12 +15,13 @@ from datetime import datetime
 from mover.kube.controllers.backup import validation_errors
 from mover.kube.framework.client import KubeError, Obj
 from mover.kube.framework.controller import Context, Controller
-from mover.velero.cron import CronError, parse
-from mover.kube.resources import BACKUPS, SCHEDULES
 from mover.kube.framework.status import patch_status
-from mover.velero.objects import Schedule, decode, format_time
+from mover.kube.resources import BACKUPS, SCHEDULES
 from mover.velero import labels as velero_labels
+from mover.velero.cron import CronError, parse
+from mover.velero.objects import Schedule, decode, format_time
 from mover.velero.requests import scheduled_backup_name
+
 
 class ScheduleController(Controller):
     resource = SCHEDULES

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from mover.errors import RepoError
 from mover.kube.controllers.backup import SYNCED_ANNOTATION
 from mover.kube.controllers.bsl import AVAILABLE, period
 from mover.kube.framework.client import KubeError, Obj
 from mover.kube.framework.controller import Context, Controller
-from mover.kube.resources import BACKUPS, BSLS
 from mover.kube.framework.status import patch_status
+from mover.kube.resources import BACKUPS, BSLS
 from mover.kube.storage import StoreCache
-from mover.errors import RepoError
+from mover.velero import labels as velero_labels
 from mover.velero import layout
 from mover.velero.bsl import BucketView
 from mover.velero.objects import BackupStorageLocation, decode, format_time
-from mover.velero import labels as velero_labels
 
 _KEPT_METADATA = ("name", "labels", "annotations")
 

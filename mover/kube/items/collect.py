@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mover.kube.items.actions import ActionContext, Item, ItemAction
 from mover.kube.framework.client import Kube, KubeError, Obj, Resource
-from mover.velero.filters import IncludesExcludes, excluded_by_label, labels_match
+from mover.kube.items.actions import ActionContext, Item, ItemAction
 from mover.kube.oplog import OperationLog
 from mover.kube.resources import ResourceIndex
+from mover.velero.filters import IncludesExcludes, excluded_by_label, labels_match
 from mover.velero.objects import Backup, BackupSpec
 from mover.velero.tarball import ResourceRef
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from mover.errors import NotFound
 

@@ -8,8 +8,8 @@ import re
 import secrets
 from collections.abc import Iterator
 
-from mover.repo.backend.base import Backend, FileType, Handle, Layout
 from mover.errors import BackendError, NotFound, RepoError
+from mover.repo.backend.base import Backend, FileType, Handle, Layout
 
 _ID = re.compile(r"^[0-9a-f]{64}$")
 _DIRS = ("data", "index", "keys", "locks", "snapshots")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+from mover.errors import RepoError
 from mover.repo.backend.base import Backend, FileType, Handle, Layout
 from mover.repo.backend.s3client import (
     BucketNotFound,
@@ -22,7 +23,6 @@ from mover.repo.backend.s3client import (
     parse_s3_url,
     resolve_region,
 )
-from mover.errors import RepoError
 
 # Re-exported: callers name the S3 pieces through the backend module.
 __all__ = [
