@@ -9,6 +9,7 @@ volumes keep their files one level down, in ``mount``.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -19,12 +20,17 @@ from mover.errors import RepoError
 from mover.kube.framework.client import Kube, KubeError, Obj
 from mover.kube.framework.controller import Context, Controller
 from mover.kube.framework.status import patch_status
-from mover.kube.resources import PVCS
+from mover.kube.repositories import open_repository
+from mover.kube.resources import BSLS, PVCS
 from mover.kube.storage import StoreCache
-from mover.progress import Counters
+from mover.progress import Counters, human_bytes
+from mover.repo.view import RepositoryView
 from mover.velero.objects import format_time
 from mover.velero.podvolumes import claim_name, volume_dir_name
+from mover.view.protocol import RestoreResult, SnapshotView
+from mover.view.snapshot import Snapshot
 
+log = logging.getLogger("mover.kube")
 PROGRESS_EVERY = 1.0  # seconds between progress writes (Velero's objects promise at most 2)
 CSI_PLUGIN = "kubernetes.io~csi"
 MAX_ATTEMPTS = 3  # runs of one volume cut short by agent restarts before it is marked Failed
@@ -45,8 +51,9 @@ class Agent:
         self.slots = threading.BoundedSemaphore(self.concurrency)
 
 
-def volume_path(kube: Kube, kubelet_root: str, pod: Obj, volume: str) -> str:
-    """The directory holding ``pod``'s volume ``volume`` on this node; RepoError if it is not there."""
+def volume_path(kube: Kube, kubelet_root: str, pod: Obj, volume: str, block: bool = False) -> str:
+    """The directory holding ``pod``'s volume ``volume`` on this node, or with ``block`` the
+    device the kubelet mapped for it (``volumeDevices/<plugin>/<pv>``); RepoError if it is not there."""
     meta = pod["metadata"]
     claim = claim_name(pod, volume)
     pvc = None
@@ -58,14 +65,16 @@ def volume_path(kube: Kube, kubelet_root: str, pod: Obj, volume: str) -> str:
     dirname = volume_dir_name(pod, volume, pvc)
     if not dirname:
         raise RepoError(f"claim {meta['namespace']}/{claim} of volume {volume} is not bound to a volume")
-    volumes = os.path.join(kubelet_root, "pods", meta.get("uid", ""), "volumes")
+    volumes = os.path.join(kubelet_root, "pods", meta.get("uid", ""), "volumeDevices" if block else "volumes")
     try:
         plugins = sorted(os.listdir(volumes))
     except OSError:
         plugins = []
     for plugin in plugins:
         path = os.path.join(volumes, plugin, dirname)
-        if os.path.isdir(path):
+        if block and os.path.exists(path) and not os.path.isdir(path):
+            return path
+        if not block and os.path.isdir(path):
             return os.path.join(path, "mount") if plugin == CSI_PLUGIN else path
     raise RepoError(f"volume {volume} of pod {meta['namespace']}/{meta['name']} is not on this node: no "
                     f"{os.path.join(volumes, '*', dirname)}")
@@ -84,6 +93,82 @@ class VolumeController(Controller):
     def _finish(self, name: str, phase: str, message: str = "", **status: Any) -> None:
         self._patch(name, {"phase": phase, "message": message or None,
                            "completionTimestamp": format_time(self.ctx.clock()), **status})
+
+    def _restore_volume(self, name: str, spec: dict[str, Any], path: str, block: bool = False) -> dict[str, int] | None:
+        """Restore the object's snapshot (``spec``: backupStorageLocation, sourceNamespace,
+        snapshotID) into the directory ``path``, or with ``block`` its one file onto the device
+        ``path``, writing the object's progress meanwhile. The final progress; None when the
+        object was cancelled or deleted; RepoError for what went wrong (also an agent stop)."""
+        location = spec.get("backupStorageLocation", "")
+        bsl = self.ctx.kube.get_or_none(BSLS, self.ctx.namespace, location)
+        if bsl is None:
+            raise RepoError(f"backup storage location {location} not found")
+        counters, cancel = Counters(), threading.Event()
+
+        def unwanted() -> bool:
+            cached = self.ctx.cached(self.resource, name)
+            return cached is None or bool(cached["spec"].get("cancel"))
+
+        view = RepositoryView(open_repository(self.ctx.kube, self.agent.stores, bsl, spec.get("sourceNamespace", "")))
+        try:
+            with view.read_lock():
+                snap = view.find_snapshot(spec.get("snapshotID", ""))
+                with Reporter(lambda status: self._patch(name, status), counters, unwanted, cancel,
+                              self.ctx.stop) as reporter:
+                    if block:
+                        result = write_device(view, snap, path, counters, cancel)
+                    else:
+                        result = view.restore(view.root(snap), path, counters, cancel=cancel)
+        finally:
+            view.close()
+        if result.cancelled and self.ctx.stop.is_set():
+            raise RepoError("the node agent stopped while restoring this volume")
+        if result.cancelled:
+            return None
+        if result.errors:
+            raise RepoError(f"{len(result.errors)} entries could not be restored: {'; '.join(result.errors[:3])}")
+        log.info("%s %s: snapshot %s into %s, %s in %.1fs", self.resource.kind, name, snap.short_id, path,
+                 human_bytes(counters.bytes), counters.elapsed())
+        return reporter.final()
+
+
+def write_device(view: SnapshotView, snap: Snapshot, device: str, counters: Counters,
+                 cancel: threading.Event) -> RestoreResult:
+    """Write the one file of a block volume's snapshot onto ``device``, from its first byte,
+    in place (a device is neither truncated nor replaced); RepoError when the snapshot is not
+    one file or the device is too small for it."""
+    entries = view.list_dir(view.root(snap))
+    if len(entries) != 1 or entries[0].type != "file":
+        raise RepoError(f"snapshot {snap.short_id} holds {len(entries)} entries, not the one device file of a "
+                        "block volume: restore it onto a file-system volume")
+    node = entries[0]
+    counters.add_total(1, node.size)
+    counters.scanning = False
+    result = RestoreResult()
+    try:
+        fd = os.open(device, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise RepoError(f"cannot open the device {device}: {exc.strerror}") from None
+    try:
+        size = os.lseek(fd, 0, os.SEEK_END)
+        if size < node.size:
+            raise RepoError(f"the device {device} has {size} bytes, fewer than the {node.size} of snapshot "
+                            f"{snap.short_id}: restore onto a volume at least that large")
+        offset = 0
+        for chunk in view.iter_content(node):
+            if cancel.is_set():
+                result.cancelled = True
+                return result
+            offset += os.pwrite(fd, chunk, offset)
+            counters.done(nbytes=len(chunk))
+        os.fsync(fd)
+    except OSError as exc:
+        raise RepoError(f"cannot write the device {device}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    counters.done(files=1)
+    result.files, result.bytes = 1, offset
+    return result
 
 
 def attempt(obj: Obj) -> int:

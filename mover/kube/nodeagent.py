@@ -1,10 +1,11 @@
-"""`mover node-agent`: the PodVolumeBackup and PodVolumeRestore controllers of one node, in one
-process (Velero's node-agent DaemonSet), moving the data of pod volumes on that node."""
+"""`mover node-agent`: the PodVolumeBackup, PodVolumeRestore and DataDownload controllers of one
+node, in one process (Velero's node-agent DaemonSet), moving the data of volumes on that node."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mover.kube.controllers.datadownload import DataDownloadController
 from mover.kube.controllers.podvolumebackup import PodVolumeBackupController
 from mover.kube.controllers.podvolumerestore import PodVolumeRestoreController
 from mover.kube.datapath import Agent
@@ -31,6 +32,7 @@ class NodeAgent:
         agent = self.agent
         self.manager.add(lambda ctx: PodVolumeBackupController(ctx, agent), workers=options.concurrency)
         self.manager.add(lambda ctx: PodVolumeRestoreController(ctx, agent), workers=options.concurrency)
+        self.manager.add(lambda ctx: DataDownloadController(ctx, agent), workers=options.concurrency)
 
     def start(self) -> NodeAgent:
         self.manager.start()

@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from mover.kube.framework.client import Kube, KubeError, Obj
+from mover.kube.framework.client import Kube, Obj
 from mover.kube.framework.status import patch_status
 from mover.kube.nodeagent import NodeAgent, NodeAgentOptions
 from mover.kube.resources import (
@@ -50,6 +49,7 @@ from tests.support.velero_env import (
     NS,
     PVCS,
     PVS,
+    Watch,
     phase,
     running_server,
     velero_object,
@@ -351,33 +351,11 @@ def database(kube: Kube, kubelet: Kubelet, mib: int = 160) -> Obj:
     return pod
 
 
-class Watch:
-    """Every change of the PodVolumeBackups, as a watch delivers them."""
-
-    def __init__(self, kube: Kube) -> None:
-        self.events: list[Obj] = []
-        self._stream = kube.watch(POD_VOLUME_BACKUPS, NS, kube.list(POD_VOLUME_BACKUPS, NS)["resourceVersion"], 60)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for event in self._stream:
-                self.events.append(event["object"])
-        except KubeError:
-            pass
-
-    def close(self) -> list[Obj]:
-        self._stream.close()
-        self._thread.join(5)
-        return self.events
-
-
 def test_opt_out_backs_up_every_volume_but_the_excluded_and_progress_rises(
         kube: Kube, location: str, kubelet: Kubelet, s3_server: S3Server, tmp_path: Path) -> None:
     database(kube, kubelet)
     with running_server(kube), node_agent(kube, kubelet):
-        watch = Watch(kube)
+        watch = Watch(kube, POD_VOLUME_BACKUPS)
         fs_backup(kube, "nightly-1", "db")
         b = wait_phase(kube, BACKUPS, "nightly-1", timeout=120)
         events = watch.close()
@@ -560,7 +538,7 @@ def test_the_agent_moves_volumes_side_by_side_up_to_its_bound(kube: Kube, locati
         pod = kubelet.start(kube.create(PODS, "batch", pod_body(f"job-{i}", [CACHE])))
         big_file(kubelet.volume_dir(pod, "cache"), 120)
     with running_server(kube), node_agent(kube, kubelet, concurrency=2):
-        watch = Watch(kube)
+        watch = Watch(kube, POD_VOLUME_BACKUPS)
         fs_backup(kube, "b", "batch")
         b = wait_phase(kube, BACKUPS, "b", timeout=120)
         events = watch.close()

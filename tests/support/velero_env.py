@@ -18,7 +18,7 @@ from typing import Any
 
 from mover.deploy import crds
 from mover.deploy.apply import apply
-from mover.kube.framework.client import Kube, Resource
+from mover.kube.framework.client import Kube, KubeError, Obj, Resource
 from mover.kube.resources import BSLS, NAMESPACES, SECRETS
 from mover.kube.server import Server, ServerOptions
 from tests.support.s3server import S3Server
@@ -121,3 +121,25 @@ def wait_phase(kube: Kube, res: Resource, name: str, phases: tuple[str, ...] = F
                timeout: float = 20.0) -> dict[str, Any]:
     return wait_for(lambda: kube.get_or_none(res, NS, name), lambda o: phase(o) in phases, timeout,
                     f"{res.kind} {name} to reach {'/'.join(phases)}")
+
+
+class Watch:
+    """Every change of one resource in the server's namespace, as a watch delivers them."""
+
+    def __init__(self, kube: Kube, resource: Resource) -> None:
+        self.events: list[Obj] = []
+        self._stream = kube.watch(resource, NS, kube.list(resource, NS)["resourceVersion"], 60)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for event in self._stream:
+                self.events.append(event["object"])
+        except KubeError:
+            pass
+
+    def close(self) -> list[Obj]:
+        self._stream.close()
+        self._thread.join(5)
+        return self.events

@@ -13,16 +13,11 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 
 from mover.errors import RepoError
-from mover.kube.datapath import Reporter, VolumeController, volume_path
+from mover.kube.datapath import VolumeController, volume_path
 from mover.kube.framework.client import KubeError, Obj
-from mover.kube.repositories import open_repository
-from mover.kube.resources import BSLS, POD_VOLUME_RESTORES, PODS
-from mover.progress import Counters, human_bytes
-from mover.repo.repository import Repository
-from mover.repo.view import RepositoryView
+from mover.kube.resources import POD_VOLUME_RESTORES, PODS
 from mover.velero import labels
 from mover.velero.objects import format_time
 from mover.velero.podvolumes import FINAL_PHASES, MARKER_DIR, init_container_running
@@ -70,23 +65,11 @@ class PodVolumeRestoreController(VolumeController):
         with self.agent.slots:
             try:
                 path = volume_path(self.ctx.kube, self.agent.kubelet_root, pod, spec.get("volume", ""))
-                location = spec.get("backupStorageLocation", "")
-                bsl = self.ctx.kube.get_or_none(BSLS, self.ctx.namespace, location)
-                if bsl is None:
-                    raise RepoError(f"backup storage location {location} not found")
-                repo = open_repository(self.ctx.kube, self.agent.stores, bsl, spec.get("sourceNamespace", ""))
-                try:
-                    progress, problems, cancelled = self._restore(name, repo, spec.get("snapshotID", ""), path)
-                finally:
-                    repo.close()
-                if cancelled and self.ctx.stop.is_set():
-                    raise RepoError("the node agent stopped while restoring this volume")
-                if cancelled:
+                progress = self._restore_volume(name, spec, path)
+                if progress is None:
                     if self.ctx.kube.get_or_none(POD_VOLUME_RESTORES, self.ctx.namespace, name) is not None:
                         self._finish(name, "Canceled", "the pod volume restore was canceled")
                     return
-                if problems:
-                    raise RepoError(f"{len(problems)} entries could not be restored: {'; '.join(problems[:3])}")
                 write_marker(path, restore_uid)
             except (RepoError, OSError, KubeError) as exc:
                 message = getattr(exc, "message", None) or str(exc)
@@ -95,24 +78,6 @@ class PodVolumeRestoreController(VolumeController):
                 return
             # Written while the slot is held: a finished volume never looks like a running one.
             self._finish(name, "Completed", progress=progress)
-
-    def _restore(self, name: str, repo: Repository, snapshot_id: str, path: str) -> tuple[dict, list[str], bool]:
-        counters, cancel = Counters(), threading.Event()
-
-        def unwanted() -> bool:
-            cached = self.ctx.cached(POD_VOLUME_RESTORES, name)
-            return cached is None or bool(cached["spec"].get("cancel"))
-
-        view = RepositoryView(repo)
-        with view.read_lock():
-            snap = view.find_snapshot(snapshot_id)
-            with Reporter(lambda status: self._patch(name, status), counters, unwanted, cancel,
-                          self.ctx.stop) as reporter:
-                result = view.restore(view.root(snap), path, counters, cancel=cancel)
-            if result.ok:
-                log.info("pod volume restore %s: snapshot %s into %s, %s in %.1fs", name, snap.short_id, path,
-                         human_bytes(counters.bytes), counters.elapsed())
-            return reporter.final(), result.errors, result.cancelled
 
 
 def write_marker(volume: str, restore_uid: str) -> None:

@@ -28,6 +28,7 @@ from mover.kube.resources import (
     BACKUPS,
     BSLS,
     CRDS,
+    DATA_DOWNLOADS,
     NAMESPACES,
     POD_VOLUME_RESTORES,
     RESTORES,
@@ -35,6 +36,7 @@ from mover.kube.resources import (
     wait_established,
 )
 from mover.kube.storage import StoreCache
+from mover.kube.volumedownloads import DATA_UPLOADS, VolumeDownloads
 from mover.velero import labels as velero_labels
 from mover.velero.bsl import BucketView
 from mover.velero.filters import IncludesExcludes, labels_match
@@ -62,7 +64,7 @@ class Planned:
 
 class RestoreController(Controller):
     resource = RESTORES
-    reads = (BSLS, BACKUPS, POD_VOLUME_RESTORES)
+    reads = (BSLS, BACKUPS, POD_VOLUME_RESTORES, DATA_DOWNLOADS)
 
     def __init__(self, ctx: Context, stores: StoreCache, helper_image: str = RESTORE_HELPER_IMAGE,
                  pod_volume_timeout: float = 4 * 3600.0) -> None:
@@ -153,14 +155,21 @@ class RestoreController(Controller):
             bucket = BucketView(store)
             contents = bucket.contents(backup_name)
             volumes = VolumeRestores(self.ctx, obj, bucket.pod_volume_backups(backup_name), log, self.helper_image)
+            downloads = VolumeDownloads(self.ctx, obj, contents, log)
             applier = _Applier(self.ctx.kube, obj, backup_name, log,
-                               lambda status: self._patch(name, status), volumes)
+                               lambda status: self._patch(name, status), volumes, downloads)
             applier.run(contents)
+            uid = obj["metadata"].get("uid")
+
+            def wanted() -> bool:
+                return (self.ctx.cached(RESTORES, name) or {}).get("metadata", {}).get("uid") == uid
+
             if volumes.names:
                 log.info(f"Waiting for {len(volumes.names)} pod volume restores to complete")
-                uid = obj["metadata"].get("uid")
-                volumes.wait(lambda: (self.ctx.cached(RESTORES, name) or {}).get("metadata", {}).get("uid") == uid,
-                             self.pod_volume_timeout)
+                volumes.wait(wanted, self.pod_volume_timeout)
+            if downloads.names:
+                log.info(f"Waiting for {len(downloads.names)} data downloads to complete")
+                downloads.wait(wanted)
             phase = "PartiallyFailed" if log.errors else "Completed"
             log.info(f"Restore {phase.lower()}: restored {applier.restored} items out of an estimated total "
                      f"of {applier.total}")
@@ -174,7 +183,7 @@ class RestoreController(Controller):
         except Stopped:
             log.info("server stopping while pod volumes are restored")
         except Abandoned:
-            log.info("restore deleted while its pod volumes were restored; their restores are canceled")
+            log.info("restore deleted while its volumes were restored; their restores are canceled")
         except (RepoError, KubeError) as exc:
             self._fail(obj, log, str(exc))
 
@@ -188,9 +197,10 @@ class _Applier:
     """One restore's work: choose the items, order them, create or reconcile each."""
 
     def __init__(self, kube: Kube, restore: Obj, backup: str, log: OperationLog, write_status: Any,
-                 volumes: VolumeRestores) -> None:
+                 volumes: VolumeRestores, downloads: VolumeDownloads) -> None:
         self.kube = kube
         self.volumes = volumes
+        self.downloads = downloads
         self.restore_name = restore["metadata"]["name"]
         self.spec = decode(Restore, restore).spec
         self.backup = backup
@@ -230,6 +240,8 @@ class _Applier:
         for ref in contents.refs():
             if ref.resource in NON_RESTORABLE or not res_filter.should_include(ref.resource):
                 continue
+            if ref.resource == DATA_UPLOADS:
+                continue  # what they hold is restored through data downloads, not as objects
             obj = contents.get(ref)
             if ref.namespace:
                 if not ns_filter.should_include(ref.namespace):
@@ -296,9 +308,12 @@ class _Applier:
                             claim_volume_kept=keep_volume)
         desired["apiVersion"] = step.obj.get("apiVersion") or res.api_version
         volumes = self.volumes.prepare(ref.namespace, desired) if ref.resource == "pods" else []
+        upload = self.downloads.prepare(ref.namespace, desired) if ref.resource == "persistentvolumeclaims" else None
         created = self._apply(res, desired, step)
         if created is not None and volumes:
             self.volumes.start(created, volumes)
+        if created is not None and upload is not None:
+            self.downloads.start(created, upload)
         if ref.resource == CRDS.qualified:
             # Its custom resources come later in the order: wait until they are served.
             try:
@@ -327,6 +342,11 @@ class _Applier:
     def _restore_volume(self, step: Planned) -> bool:
         """A volume without a snapshot can only be restored by reusing the original (Retain)."""
         spec = step.obj.get("spec") or {}
+        claim = spec.get("claimRef") or {}
+        if self.downloads.moved(claim.get("namespace", ""), claim.get("name", "")):
+            self.log.info(f"persistent volume {step.ref.name} is not restored: its data was moved by a data "
+                          "upload, and its claim gets the volume the data download fills")
+            return False
         if self._volume(step.ref.name) is not None:
             self.log.info(f"persistent volume {step.ref.name} already exists in the cluster; not restored")
             return False
@@ -334,7 +354,6 @@ class _Applier:
             self.log.info(f"persistent volume {step.ref.name} has reclaim policy Delete and no snapshot; not "
                           "restored (its claim gets a new volume)")
             return False
-        claim = spec.get("claimRef") or {}
         if claim.get("namespace"):
             claim["namespace"] = self.mapping.get(claim["namespace"], claim["namespace"])
         for field in ("uid", "resourceVersion"):

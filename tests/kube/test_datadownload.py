@@ -1,0 +1,479 @@
+"""Restoring data-moved CSI volumes (DataDownload): `mover server` with `mover node-agent` on the
+Kubernetes API double and SeaweedFS.
+
+The backup is made here as a finished Velero backup with data movement leaves it: a restic
+snapshot of each volume in ``restic/<namespace>``, and in the bucket the tarball (claims,
+volumes and the completed DataUploads) with the ``-volumeinfo`` entries. The tests play the
+cluster's other actors: the CSI provisioner (a volume is a folder, or for a block volume a
+file, under ``disks/``), the volume binder, the scheduler and the kubelet (which links a
+pod's volume directory or device to its disk).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from mover.archiver.pipeline import Archiver
+from mover.kube.framework.client import Kube, KubeError, Obj
+from mover.kube.framework.status import patch_status
+from mover.kube.nodeagent import NodeAgent, NodeAgentOptions
+from mover.kube.repositories import ensure_password_secret, open_repository
+from mover.kube.resources import BACKUPS, BSLS, DATA_DOWNLOADS, DATA_UPLOADS, PODS, RESTORES
+from mover.kube.storage import SecretFiles, StoreCache, open_location
+from mover.progress import Counters
+from mover.repo.lock import Lock
+from mover.velero.datadownload import DYNAMIC_PV_RESTORE
+from mover.velero.objects import (
+    CSI_SNAPSHOT,
+    Backup,
+    BackupSpec,
+    BackupStatus,
+    ObjectMeta,
+    SnapshotDataMovementInfo,
+    VolumeInfo,
+)
+from mover.velero.tarball import BackedUpItem
+from mover.velero.writer import BackupRecord, write_backup
+from tests.support.kubeapi.fixtures import KubeApi, kube_api  # noqa: F401 - fixture
+from tests.support.treekit import assert_same_tree, make_full_tree
+from tests.support.velero_env import NS, PVCS, PVS, Watch, phase, running_server, velero_object, wait_for, wait_phase
+
+NODE = "node-a"
+DRIVER = "csi.example.com"
+MIB = 1 << 20
+
+
+# -- the cluster's other actors, played by the test ---------------------------------------------
+
+def _bytes(quantity: str) -> int:
+    units = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
+    return int(quantity[:-2]) * units[quantity[-2:]] if quantity[-2:] in units else int(quantity)
+
+
+class Cluster:
+    """Provisioner, binder, scheduler and kubelet of one node, in a thread. Everything they
+    saw in the server's namespace is kept, to show the helpers came and went."""
+
+    def __init__(self, kube: Kube, root: Path) -> None:
+        self.kube = kube
+        self.disks = root / "disks"
+        self.kubelet = root / "kubelet"
+        self.disks.mkdir(parents=True)
+        (self.kubelet / "pods").mkdir(parents=True)
+        self.seen: dict[str, Obj] = {}  # "Kind/name" in the server's namespace -> as first seen
+        self.schedule = True
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> Cluster:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.05):
+            try:
+                self._provision_and_bind()
+                self._run_pods()
+            except KubeError:
+                pass  # an object changed under us: the next round sees the new state
+
+    def _provision_and_bind(self) -> None:
+        claims = self.kube.list(PVCS, None)["items"]  # read before the volumes: see _bind
+        for claim in claims:
+            if claim["metadata"]["namespace"] == NS:
+                self.seen.setdefault(f"PersistentVolumeClaim/{claim['metadata']['name']}", claim)
+            spec = claim["spec"]
+            if not spec.get("volumeName") and not spec.get("selector") and not claim["metadata"].get(
+                    "deletionTimestamp"):
+                self._provision(claim)
+        by_key = {(c["metadata"]["namespace"], c["metadata"]["name"]): c for c in claims}
+        for pv in self.kube.list(PVS, None)["items"]:
+            self._bind(self.kube.get(PVS, None, pv["metadata"]["name"]), by_key)
+
+    def _provision(self, claim: Obj) -> None:
+        meta, spec = claim["metadata"], claim["spec"]
+        name = f"pvc-{meta['uid']}"
+        size = _bytes(spec["resources"]["requests"]["storage"])
+        block = spec.get("volumeMode") == "Block"
+        disk = self.disks / name
+        if block:
+            with open(disk, "wb") as f:
+                f.truncate(size)
+        else:
+            disk.mkdir()
+        self.kube.create(PVS, None, {"metadata": {"name": name}, "spec": {
+            "capacity": {"storage": spec["resources"]["requests"]["storage"]}, "accessModes": spec["accessModes"],
+            "volumeMode": spec.get("volumeMode", "Filesystem"), "persistentVolumeReclaimPolicy": "Delete",
+            "storageClassName": spec.get("storageClassName"), "csi": {"driver": DRIVER, "volumeHandle": name},
+            "claimRef": {"kind": "PersistentVolumeClaim", "namespace": meta["namespace"], "name": meta["name"],
+                         "uid": meta["uid"]}}})
+
+    def _bind(self, pv: Obj, claims: dict[tuple[str, str], Obj]) -> None:
+        """The PV controller: bind a volume to the claim its claimRef names (when the claim's
+        selector matches it), release or delete a volume whose claim is gone."""
+        name, ref = pv["metadata"]["name"], pv["spec"].get("claimRef") or {}
+        if not ref:
+            return
+        claim = claims.get((ref.get("namespace"), ref.get("name")))
+        if claim is not None and claim["metadata"]["uid"] == ref.get("uid"):
+            bound_to = claim["spec"].get("volumeName")
+            wanted = ((claim["spec"].get("selector") or {}).get("matchLabels") or {}).items()
+            if not bound_to and wanted <= (pv["metadata"].get("labels") or {}).items():
+                self.kube.patch(PVCS, ref["namespace"], ref["name"], {"spec": {"volumeName": name}})
+                bound_to = name
+            if bound_to == name:
+                patch_status(self.kube, PVCS, ref["namespace"], ref["name"], {"phase": "Bound"})
+                if phase(pv) != "Bound":
+                    patch_status(self.kube, PVS, None, name, {"phase": "Bound"})
+        elif claim is None or claim["metadata"]["uid"] != ref.get("uid"):
+            if pv["spec"].get("persistentVolumeReclaimPolicy") == "Delete":
+                self.kube.delete(PVS, None, name)
+                disk = self.disks / name
+                if disk.is_dir():
+                    disk.rename(self.disks / f"deleted-{name}")
+                else:
+                    disk.unlink()
+            elif phase(pv) != "Released":
+                patch_status(self.kube, PVS, None, name, {"phase": "Released"})
+
+    def _run_pods(self) -> None:
+        for pod in self.kube.list(PODS, NS)["items"]:
+            self.seen.setdefault(f"Pod/{pod['metadata']['name']}", pod)
+            if pod["spec"].get("nodeName") or not self.schedule:
+                continue
+            volumes = {}
+            for volume in pod["spec"].get("volumes") or []:
+                claim = self.kube.get_or_none(PVCS, NS, volume["persistentVolumeClaim"]["claimName"])
+                if claim is None or phase(claim) != "Bound":
+                    break
+                volumes[volume["name"]] = claim["spec"]["volumeName"]
+            else:
+                self._start(pod, volumes)
+
+    def _start(self, pod: Obj, volumes: dict[str, str]) -> None:
+        pod = self.kube.patch(PODS, NS, pod["metadata"]["name"], {"spec": {"nodeName": NODE}})
+        base = self.kubelet / "pods" / pod["metadata"]["uid"]
+        devices = {d["name"] for c in pod["spec"]["containers"] for d in c.get("volumeDevices") or []}
+        for volume, pv in volumes.items():
+            if volume in devices:
+                link = base / "volumeDevices" / "kubernetes.io~csi" / pv
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(self.disks / pv)
+            else:
+                (base / "volumes" / "kubernetes.io~csi" / pv).mkdir(parents=True)
+                (base / "volumes" / "kubernetes.io~csi" / pv / "mount").symlink_to(self.disks / pv)
+        patch_status(self.kube, PODS, NS, pod["metadata"]["name"], {"phase": "Running"})
+
+    def disk_of(self, namespace: str, claim: str) -> Path:
+        return self.disks / self.kube.get(PVCS, namespace, claim)["spec"]["volumeName"]
+
+
+@contextmanager
+def agent_and_server(kube: Kube, cluster: Cluster) -> Iterator[None]:
+    agent = NodeAgent(kube, NodeAgentOptions(node_name=NODE, kubelet_root=str(cluster.kubelet), namespace=NS,
+                                             concurrency=2, resync=0.5, watch_seconds=5)).start()
+    try:
+        with running_server(kube):
+            yield
+    finally:
+        agent.stop(grace=10)
+
+
+# -- the backup, as Velero's data movement leaves it ------------------------------------------------
+
+class Volume:
+    def __init__(self, claim: str, source: Path, block: bool = False, size: str = "64Mi",
+                 storage_class: str = "csi-standard", access: str = "ReadWriteOnce") -> None:
+        self.claim, self.source, self.block, self.size = claim, source, block, size
+        self.storage_class, self.access = storage_class, access
+        self.uid = str(uuid.uuid4())
+        self.snapshot = ""  # restic's short id, once backed up
+        self.recorded = ""  # the id its DataUpload records, when not that one
+
+
+def mixed_file(path: Path, mib: int, seed: int) -> None:
+    """Random, zero and repeated text stretches: what a disk image holds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rnd = random.Random(seed)
+    with open(path, "wb") as f:
+        for i in range(mib):
+            kind = i % 4
+            line = b"block %d of the disk\n" % i
+            f.write(rnd.randbytes(MIB) if kind < 2 else bytes(MIB) if kind == 2 else
+                    (line * (MIB // len(line) + 1))[:MIB])
+
+
+def moved_backup(kube: Kube, name: str, volumes: list[Volume], namespace: str = "shop") -> None:
+    """Back each volume up into ``restic/<namespace>`` and write the backup's files."""
+    ensure_password_secret(kube, NS)
+    bsl = kube.get(BSLS, NS, "default")
+    stores, backup_uid = StoreCache(), str(uuid.uuid4())
+    repo = open_repository(kube, stores, bsl, namespace, create=True)
+    try:
+        with Lock(repo, exclusive=False).acquire(confirm_before_write=True):
+            for vol in volumes:
+                tags = {"backup": name, "backup-uid": backup_uid, "ns": namespace, "pvc": vol.claim,
+                        "pvc-uid": vol.uid, "volume": vol.claim}
+                result = Archiver(repo, Counters()).backup([str(vol.source)], host="velero", contents_at_root=True,
+                                                           tags=[f"{k}={v}" for k, v in sorted(tags.items())])
+                vol.snapshot = result.snapshot.short_id
+    finally:
+        repo.close()
+        stores.close()
+    now = datetime.now(UTC).replace(microsecond=0)
+    items = [BackedUpItem("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": namespace, "labels": {"team": "shop"}}})]
+    infos = []
+    for vol in volumes:
+        pv = f"pvc-{vol.uid}"
+        items.append(BackedUpItem("persistentvolumeclaims", {
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": vol.claim, "namespace": namespace, "uid": vol.uid, "labels": {"app": "shop"},
+                         "annotations": {"pv.kubernetes.io/bind-completed": "yes"}},
+            "spec": {"accessModes": [vol.access], "resources": {"requests": {"storage": vol.size}},
+                     "storageClassName": vol.storage_class, "volumeMode": "Block" if vol.block else "Filesystem",
+                     "volumeName": pv},
+            "status": {"phase": "Bound"}}))
+        items.append(BackedUpItem("persistentvolumes", {
+            "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
+            "spec": {"capacity": {"storage": vol.size}, "accessModes": [vol.access],
+                     "persistentVolumeReclaimPolicy": "Delete", "storageClassName": vol.storage_class,
+                     "csi": {"driver": DRIVER, "volumeHandle": pv},
+                     "claimRef": {"namespace": namespace, "name": vol.claim, "uid": vol.uid}}}))
+        items.append(BackedUpItem("datauploads", {
+            "apiVersion": "velero.io/v2alpha1", "kind": "DataUpload",
+            "metadata": {"name": f"{name}-{vol.claim}", "namespace": NS,
+                         "labels": {"velero.io/backup-name": name, "velero.io/pvc-uid": vol.uid}},
+            "spec": {"snapshotType": "CSI", "csiSnapshot": {"volumeSnapshot": f"velero-{vol.claim}-x1",
+                                                            "storageClass": vol.storage_class},
+                     "sourcePVC": vol.claim, "sourceNamespace": namespace, "backupStorageLocation": "default",
+                     "datamover": "velero", "operationTimeout": "10m0s"},
+            "status": {"phase": "Completed", "snapshotID": vol.recorded or vol.snapshot, "node": NODE,
+                       "progress": {"totalBytes": 1, "bytesDone": 1}}}))
+        infos.append(VolumeInfo(
+            pvc_name=vol.claim, pvc_namespace=namespace, pv_name=pv, backup_method=CSI_SNAPSHOT,
+            snapshot_data_moved=True, result="succeeded", start_timestamp=now, completion_timestamp=now,
+            snapshot_data_movement_info=SnapshotDataMovementInfo(
+                data_mover="velero", uploader_type="restic", snapshot_handle=vol.snapshot, phase="Completed")))
+    backup = Backup(metadata=ObjectMeta(name=name, namespace=NS, uid=backup_uid, creation_timestamp=now),
+                    spec=BackupSpec(included_namespaces=[namespace], storage_location="default",
+                                    snapshot_move_data=True, ttl="720h0m0s"),
+                    status=BackupStatus(phase="Completed", version=1, format_version="1.1.0",
+                                        start_timestamp=now, completion_timestamp=now))
+    files = SecretFiles()
+    try:
+        write_backup(open_location(kube, bsl, files), BackupRecord(backup=backup, items=items, volume_infos=infos))
+    finally:
+        files.close()
+
+
+def restore(kube: Kube, name: str, backup: str, mapping: dict[str, str]) -> Obj:
+    # The sync controller brings the backup in from the bucket, as from another cluster.
+    wait_for(lambda: kube.get_or_none(BACKUPS, NS, backup), lambda b: b is not None, 30, f"backup {backup} synced")
+    return kube.create(RESTORES, NS, velero_object("Restore", name, {"backupName": backup,
+                                                                      "namespaceMapping": mapping}))
+
+
+def downloads_of(kube: Kube, restore_name: str) -> dict[str, Obj]:
+    """The restore's DataDownloads by target claim."""
+    items = kube.list(DATA_DOWNLOADS, NS, label_selector=f"velero.io/restore-name={restore_name}")["items"]
+    return {d["spec"]["targetVolume"]["pvc"]: d for d in items}
+
+
+def helpers_left(kube: Kube) -> list[str]:
+    return [f"{r.kind}/{o['metadata']['name']}" for r in (PODS, PVCS) for o in kube.list(r, NS)["items"]]
+
+
+def head(path: Path, n: int) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+@pytest.fixture
+def cluster(kube: Kube, tmp_path: Path) -> Iterator[Cluster]:
+    with Cluster(kube, tmp_path / "node") as c:
+        yield c
+
+
+# -- the round trip ------------------------------------------------------------------------------
+
+def test_a_data_moved_backup_restores_each_claim_through_a_data_download(
+        kube: Kube, location: str, cluster: Cluster, tmp_path: Path) -> None:
+    data, disk = tmp_path / "src" / "data", tmp_path / "src" / "disk"
+    make_full_tree(data)
+    mixed_file(data / "db" / "big.bin", 96, seed=1)
+    mixed_file(disk / "disk.img", 20, seed=2)
+    volumes = [Volume("data", data, size="256Mi"),
+               Volume("disk", disk, block=True, size="32Mi", storage_class="csi-rbd", access="ReadWriteMany")]
+    moved_backup(kube, "moved", volumes)
+    with agent_and_server(kube, cluster):
+        watch = Watch(kube, DATA_DOWNLOADS)
+        r = restore(kube, "r1", "moved", {"shop": "shop-2"})
+        r = wait_phase(kube, RESTORES, "r1", timeout=90)
+        events = watch.close()
+    assert phase(r) == "Completed", r["status"]
+
+    # One DataDownload per claim, as Velero's: the snapshot, where it came from, where it goes.
+    dds = downloads_of(kube, "r1")
+    assert sorted(dds) == ["data", "disk"]
+    for vol in volumes:
+        dd = dds[vol.claim]
+        assert dd["apiVersion"] == "velero.io/v2alpha1"
+        assert dd["spec"]["snapshotID"] == vol.snapshot and dd["spec"]["sourceNamespace"] == "shop"
+        assert dd["spec"]["targetVolume"]["namespace"] == "shop-2"
+        assert dd["spec"]["backupStorageLocation"] == "default" and dd["spec"]["datamover"] == "velero"
+        assert dd["spec"]["operationTimeout"] == "4h0m0s"
+        assert dd["metadata"]["labels"]["velero.io/restore-uid"] == r["metadata"]["uid"]
+        assert dd["metadata"]["ownerReferences"][0]["name"] == "r1"
+        status = dd["status"]
+        assert status["phase"] == "Completed" and status["node"] == NODE and status["acceptedByNode"] == NODE
+        assert status["progress"]["bytesDone"] == status["progress"]["totalBytes"] > 0
+        assert status["startTimestamp"] and status["completionTimestamp"]
+    assert dds["disk"]["status"]["progress"]["totalBytes"] == 20 * MIB
+
+    # Seen through the watch: every phase in order, and the big volume's bytes rising.
+    big = dds["data"]["metadata"]["name"]
+    seen = [(phase(e) or "New", (e.get("status") or {}).get("progress") or {}) for e in events
+            if e["metadata"]["name"] == big]
+    phases = [p for i, (p, _) in enumerate(seen) if i == 0 or seen[i - 1][0] != p]
+    assert phases == ["New", "Accepted", "Prepared", "InProgress", "Completed"], phases
+    done = [p.get("bytesDone", 0) for ph, p in seen if ph == "InProgress"]
+    total = seen[-1][1]["totalBytes"]
+    assert any(0 < d < total for d in done), done
+    assert done == sorted(done)
+
+    # The helpers came (a restore claim shaped like the target, a pod mounting it) and went.
+    for vol in volumes:
+        name = dds[vol.claim]["metadata"]["name"]
+        helper_claim, pod = cluster.seen[f"PersistentVolumeClaim/{name}"], cluster.seen[f"Pod/{name}"]
+        assert helper_claim["spec"]["accessModes"] == [vol.access]
+        assert helper_claim["spec"]["storageClassName"] == vol.storage_class
+        assert helper_claim["spec"]["volumeMode"] == ("Block" if vol.block else "Filesystem")
+        assert pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == name
+        container = pod["spec"]["containers"][0]
+        assert ("volumeDevices" in container) == vol.block and ("volumeMounts" in container) != vol.block
+    assert helpers_left(kube) == []
+
+    # The restored claims hold the volumes the downloads filled, handed over as Velero does.
+    for vol in volumes:
+        claim = kube.get(PVCS, "shop-2", vol.claim)
+        assert phase(claim) == "Bound"
+        pv = kube.get(PVS, None, claim["spec"]["volumeName"])
+        assert pv["metadata"]["name"] != f"pvc-{vol.uid}"  # a new volume, not the backed-up one
+        assert pv["spec"]["claimRef"]["uid"] == claim["metadata"]["uid"]
+        assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete"  # put back after the handover
+        label = claim["spec"]["selector"]["matchLabels"][DYNAMIC_PV_RESTORE]
+        assert pv["metadata"]["labels"][DYNAMIC_PV_RESTORE] == label
+        assert claim["metadata"]["labels"]["app"] == "shop"
+        assert "pv.kubernetes.io/bind-completed" not in (claim["metadata"].get("annotations") or {})
+    assert kube.get_or_none(PVS, None, f"pvc-{volumes[0].uid}") is None  # the old volumes are not restored
+    assert kube.list(DATA_UPLOADS, NS)["items"] == []  # nor the DataUploads
+
+    # Byte for byte: the tree on the file-system volume, the image on the block device (its
+    # tail still the zeros the provisioner gave it).
+    assert_same_tree(data, cluster.disk_of("shop-2", "data"))
+    device = cluster.disk_of("shop-2", "disk")
+    image = (disk / "disk.img").read_bytes()
+    assert os.path.getsize(device) == 32 * MIB
+    assert head(device, len(image)) == image
+    with open(device, "rb") as f:
+        f.seek(len(image))
+        assert f.read() == bytes(32 * MIB - len(image))
+
+
+def test_a_download_that_fails_fails_its_volume_with_the_reason_and_cleans_up(
+        kube: Kube, location: str, cluster: Cluster, tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "a.txt").write_bytes(b"one small file\n")
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "b.txt").write_bytes(b"not a device\n")
+    gone = Volume("gone", small)
+    not_block = Volume("raw", folder, block=True, size="1Mi")
+    gone.recorded = "deadbeef"  # pruned since: the upload names a snapshot the repository lacks
+    moved_backup(kube, "b", [gone, not_block])
+    with agent_and_server(kube, cluster):
+        restore(kube, "r", "b", {"shop": "shop-3"})
+        r = wait_phase(kube, RESTORES, "r", timeout=60)
+    assert phase(r) == "PartiallyFailed" and r["status"]["errors"] == 2, r["status"]
+    dds = downloads_of(kube, "r")
+    assert dds["gone"]["status"]["phase"] == "Failed"
+    assert "deadbeef" in dds["gone"]["status"]["message"], dds["gone"]["status"]
+    assert dds["raw"]["status"]["phase"] == "Failed"
+    assert "not the one device file of a block volume" in dds["raw"]["status"]["message"]
+    assert helpers_left(kube) == []
+    assert all(phase(kube.get(PVCS, "shop-3", c)) != "Bound" for c in ("gone", "raw"))
+
+
+def test_a_download_canceled_or_whose_restore_is_deleted_stops_and_cleans_up(
+        kube: Kube, location: str, cluster: Cluster, tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    mixed_file(disk / "disk.img", 320, seed=3)
+    moved_backup(kube, "big", [Volume("disk", disk, block=True, size="320Mi")])
+    with agent_and_server(kube, cluster):
+        restore(kube, "r1", "big", {"shop": "shop-4"})
+        dd = wait_for(lambda: downloads_of(kube, "r1").get("disk"), lambda d: phase(d) == "InProgress", 60,
+                      "the download under way")
+        kube.patch(DATA_DOWNLOADS, NS, dd["metadata"]["name"], {"spec": {"cancel": True}})
+        r = wait_phase(kube, RESTORES, "r1", timeout=60)
+        assert phase(r) == "PartiallyFailed" and r["status"]["errors"] == 1, r["status"]
+        dd = kube.get(DATA_DOWNLOADS, NS, dd["metadata"]["name"])
+        assert dd["status"]["phase"] == "Canceled" and dd["status"]["message"], dd["status"]
+        assert 0 < dd["status"]["progress"]["bytesDone"] < 320 * MIB
+        wait_for(lambda: helpers_left(kube), lambda left: left == [], 20, "the helpers gone")
+        assert phase(kube.get(PVCS, "shop-4", "disk")) != "Bound"
+
+        # Deleting the restore takes its downloads with it; the agent stops and cleans up.
+        restore(kube, "r2", "big", {"shop": "shop-5"})
+        dd = wait_for(lambda: downloads_of(kube, "r2").get("disk"), lambda d: phase(d) == "InProgress", 60,
+                      "the second download under way")
+        kube.delete(RESTORES, NS, "r2")
+        wait_for(lambda: (downloads_of(kube, "r2"), helpers_left(kube)), lambda v: v == ({}, []), 30,
+                 "the download and its helpers gone")
+    restored = [pv for pv in kube.list(PVS, None)["items"] if (pv["spec"].get("claimRef") or {}).get(
+        "namespace") in ("shop-4", "shop-5")]
+    assert restored == []  # no half-written volume was handed to a claim
+
+
+def test_a_restore_pod_that_never_runs_fails_the_download_after_the_prepare_timeout(
+        kube: Kube, location: str, cluster: Cluster, tmp_path: Path) -> None:
+    from mover.kube.controllers.datadownload import DataDownloadController
+    from mover.kube.datapath import Agent
+    from mover.kube.framework.controller import Manager
+
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "a.txt").write_bytes(b"x")
+    moved_backup(kube, "b", [Volume("data", small)])
+    cluster.schedule = False  # no node has room for the restore pod
+    manager = Manager(kube, NS, resync=0.5, watch_seconds=5)
+    agent = Agent(NODE, str(cluster.kubelet))
+    manager.add(lambda ctx: DataDownloadController(ctx, agent, prepare_timeout=1.0))
+    manager.start()
+    try:
+        with running_server(kube):
+            restore(kube, "r", "b", {"shop": "shop-6"})
+            r = wait_phase(kube, RESTORES, "r", timeout=60)
+    finally:
+        manager.stop(5)
+    assert phase(r) == "PartiallyFailed", r["status"]
+    (dd,) = downloads_of(kube, "r").values()
+    assert dd["status"]["phase"] == "Failed"
+    assert dd["status"]["message"] == (f"timed out after 1s waiting for the restore pod {NS}/{dd['metadata']['name']} "
+                                       "to run: it is not scheduled")
+    assert helpers_left(kube) == []
+
