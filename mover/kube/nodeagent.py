@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mover.kube.controllers.datadownload import DataDownloadController
+from mover.kube.controllers.datadownload import PREPARE_TIMEOUT, DataDownloadController
 from mover.kube.controllers.podvolumebackup import PodVolumeBackupController
 from mover.kube.controllers.podvolumerestore import PodVolumeRestoreController
 from mover.kube.datapath import Agent
@@ -21,6 +21,7 @@ class NodeAgentOptions:
     namespace: str = "velero"
     concurrency: int = 1  # volumes moved at once (backups and restores together)
     resync: float = 60.0
+    prepare_timeout: float = PREPARE_TIMEOUT  # seconds a data download's restore pod may take to run
     watch_seconds: int = WATCH_SECONDS
 
 
@@ -32,7 +33,8 @@ class NodeAgent:
         agent = self.agent
         self.manager.add(lambda ctx: PodVolumeBackupController(ctx, agent), workers=options.concurrency)
         self.manager.add(lambda ctx: PodVolumeRestoreController(ctx, agent), workers=options.concurrency)
-        self.manager.add(lambda ctx: DataDownloadController(ctx, agent), workers=options.concurrency)
+        self.manager.add(lambda ctx: DataDownloadController(ctx, agent, prepare_timeout=options.prepare_timeout),
+                         workers=options.concurrency)
 
     def start(self) -> NodeAgent:
         self.manager.start()

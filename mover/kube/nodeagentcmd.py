@@ -32,9 +32,9 @@ def _positive(text: str) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("node-agent", help="run the node agent: back up and restore the volumes of pods on "
-                                          "this node (PodVolumeBackups, PodVolumeRestores)",
-                       description="Watch PodVolumeBackups and PodVolumeRestores in one namespace and move "
-                                   "the data of the pod volumes on this node.")
+                                          "this node (PodVolumeBackups, PodVolumeRestores, DataDownloads)",
+                       description="Watch PodVolumeBackups, PodVolumeRestores and DataDownloads in one namespace "
+                                   "and move the data of the volumes on this node.")
     add_kube_options(p)
     p.add_argument("--node-name", default=os.environ.get("NODE_NAME") or "", metavar="NODE",
                    help="the node this agent serves (default: $NODE_NAME)")
@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="volumes backed up or restored at once (default 1)")
     p.add_argument("--resync-period", type=_duration, default=_duration("1m"), metavar="DURATION",
                    help="how often every object is looked at again (default 1m)")
+    p.add_argument("--data-mover-prepare-timeout", type=_duration, default=_duration("30m"), metavar="DURATION",
+                   help="how long a data download's restore pod may take to run before the download fails "
+                        "(default 30m)")
     p.add_argument("--node-agent-configmap", default="", metavar="NAME",
                    help="the node agent's config map in its namespace (Velero's format: backup-PVC "
                         "settings per storage class); checked at start")
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         _check_config(kube, args.namespace, args.node_agent_configmap)
     options = NodeAgentOptions(node_name=args.node_name, kubelet_root=args.kubelet_root,
                                namespace=args.namespace, concurrency=args.concurrency,
-                               resync=args.resync_period.total_seconds())
+                               resync=args.resync_period.total_seconds(),
+                               prepare_timeout=args.data_mover_prepare_timeout.total_seconds())
     agent = NodeAgent(kube, options)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.request_stop())

@@ -27,7 +27,6 @@ Obj = dict[str, Any]
 API_V2ALPHA1 = "velero.io/v2alpha1"
 DYNAMIC_PV_RESTORE = "velero.io/dynamic-pv-restore"  # the label joining a restored claim to its volume
 DATA_DOWNLOAD_LABEL = "velero.io/data-download"  # on the restore PVC and pod: whose helpers they are
-ASYNC_OPERATION_ID = "velero.io/async-operation-id"
 FINAL_PHASES = ("Completed", "Failed", "Canceled")
 RESTORE_VOLUME = "restore-data"  # the restore pod's volume name
 BLOCK_DEVICE_PATH = "/dev/restore"  # where the restore pod sees a block volume
@@ -140,9 +139,9 @@ def claim_for_download(pvc: Obj, selector_value: str) -> None:
     spec.pop("volumeName", None)
     spec.pop("dataSource", None)
     spec.pop("dataSourceRef", None)
-    selector = spec.setdefault("selector", {}) or {}
+    selector = spec.get("selector") or {}
+    selector["matchLabels"] = {**(selector.get("matchLabels") or {}), DYNAMIC_PV_RESTORE: selector_value}
     spec["selector"] = selector
-    selector.setdefault("matchLabels", {})[DYNAMIC_PV_RESTORE] = selector_value
 
 
 def is_block(pvc: Obj) -> bool:

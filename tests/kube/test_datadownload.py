@@ -26,11 +26,12 @@ from mover.archiver.pipeline import Archiver
 from mover.kube.framework.client import Kube, KubeError, Obj
 from mover.kube.framework.status import patch_status
 from mover.kube.nodeagent import NodeAgent, NodeAgentOptions
-from mover.kube.repositories import ensure_password_secret, open_repository
+from mover.kube.repositories import ensure_password_secret, open_repository, repository_password
 from mover.kube.resources import BACKUPS, BSLS, DATA_DOWNLOADS, DATA_UPLOADS, PODS, RESTORES
 from mover.kube.storage import SecretFiles, StoreCache, open_location
 from mover.progress import Counters
 from mover.repo.lock import Lock
+from mover.velero.bsl import BucketView
 from mover.velero.datadownload import DYNAMIC_PV_RESTORE
 from mover.velero.objects import (
     CSI_SNAPSHOT,
@@ -41,6 +42,7 @@ from mover.velero.objects import (
     SnapshotDataMovementInfo,
     VolumeInfo,
 )
+from mover.velero.repopassword import fixed
 from mover.velero.tarball import BackedUpItem
 from mover.velero.writer import BackupRecord, write_backup
 from tests.support.kubeapi.fixtures import KubeApi, kube_api  # noqa: F401 - fixture
@@ -182,9 +184,10 @@ class Cluster:
 
 
 @contextmanager
-def agent_and_server(kube: Kube, cluster: Cluster) -> Iterator[None]:
+def agent_and_server(kube: Kube, cluster: Cluster, prepare_timeout: float = 60.0) -> Iterator[None]:
     agent = NodeAgent(kube, NodeAgentOptions(node_name=NODE, kubelet_root=str(cluster.kubelet), namespace=NS,
-                                             concurrency=2, resync=0.5, watch_seconds=5)).start()
+                                             concurrency=2, resync=0.5, watch_seconds=5,
+                                             prepare_timeout=prepare_timeout)).start()
     try:
         with running_server(kube):
             yield
@@ -297,6 +300,18 @@ def helpers_left(kube: Kube) -> list[str]:
     return [f"{r.kind}/{o['metadata']['name']}" for r in (PODS, PVCS) for o in kube.list(r, NS)["items"]]
 
 
+@contextmanager
+def bucket_view(kube: Kube) -> Iterator[BucketView]:
+    files = SecretFiles()  # kept while the view is open: each repository's client reads them
+    bucket = BucketView(open_location(kube, kube.get(BSLS, NS, "default"), files),
+                        passwords=[fixed("the server's", repository_password(kube, NS))])
+    try:
+        yield bucket
+    finally:
+        bucket.close()
+        files.close()
+
+
 def head(path: Path, n: int) -> bytes:
     with open(path, "rb") as f:
         return f.read(n)
@@ -314,11 +329,18 @@ def test_a_data_moved_backup_restores_each_claim_through_a_data_download(
         kube: Kube, location: str, cluster: Cluster, tmp_path: Path) -> None:
     data, disk = tmp_path / "src" / "data", tmp_path / "src" / "disk"
     make_full_tree(data)
-    mixed_file(data / "db" / "big.bin", 96, seed=1)
+    mixed_file(data / "db" / "big.bin", 160, seed=1)
     mixed_file(disk / "disk.img", 20, seed=2)
     volumes = [Volume("data", data, size="256Mi"),
                Volume("disk", disk, block=True, size="32Mi", storage_class="csi-rbd", access="ReadWriteMany")]
     moved_backup(kube, "moved", volumes)
+    # The bucket's view of the backup (what kbrowse reads) shows the block volume as its one file.
+    with bucket_view(kube) as bucket:
+        (block,) = [v for v in bucket.volumes("moved") if v.volume == "disk"]
+        view, snap = bucket.volume_snapshot("moved", block)
+        (image_node,) = view.list_dir(view.root(snap))
+        assert (image_node.name, image_node.type, image_node.size) == ("disk.img", "file", 20 * MIB)
+        assert b"".join(view.iter_content(image_node)) == (disk / "disk.img").read_bytes()
     with agent_and_server(kube, cluster):
         watch = Watch(kube, DATA_DOWNLOADS)
         r = restore(kube, "r1", "moved", {"shop": "shop-2"})
@@ -451,25 +473,14 @@ def test_a_download_canceled_or_whose_restore_is_deleted_stops_and_cleans_up(
 
 def test_a_restore_pod_that_never_runs_fails_the_download_after_the_prepare_timeout(
         kube: Kube, location: str, cluster: Cluster, tmp_path: Path) -> None:
-    from mover.kube.controllers.datadownload import DataDownloadController
-    from mover.kube.datapath import Agent
-    from mover.kube.framework.controller import Manager
-
     small = tmp_path / "small"
     small.mkdir()
     (small / "a.txt").write_bytes(b"x")
     moved_backup(kube, "b", [Volume("data", small)])
     cluster.schedule = False  # no node has room for the restore pod
-    manager = Manager(kube, NS, resync=0.5, watch_seconds=5)
-    agent = Agent(NODE, str(cluster.kubelet))
-    manager.add(lambda ctx: DataDownloadController(ctx, agent, prepare_timeout=1.0))
-    manager.start()
-    try:
-        with running_server(kube):
-            restore(kube, "r", "b", {"shop": "shop-6"})
-            r = wait_phase(kube, RESTORES, "r", timeout=60)
-    finally:
-        manager.stop(5)
+    with agent_and_server(kube, cluster, prepare_timeout=1.0):
+        restore(kube, "r", "b", {"shop": "shop-6"})
+        r = wait_phase(kube, RESTORES, "r", timeout=60)
     assert phase(r) == "PartiallyFailed", r["status"]
     (dd,) = downloads_of(kube, "r").values()
     assert dd["status"]["phase"] == "Failed"

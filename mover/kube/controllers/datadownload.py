@@ -83,7 +83,7 @@ class DataDownloadController(VolumeController):
     # New -> Accepted: expose the volume
 
     def _accept(self, obj: Obj) -> float | None:
-        name, spec = obj["metadata"]["name"], obj["spec"]
+        name = obj["metadata"]["name"]
         try:
             accepted = self._patch(name, {"phase": "Accepted", "acceptedByNode": self.agent.node,
                                           "acceptedTimestamp": format_time(self.ctx.clock())},
@@ -92,13 +92,16 @@ class DataDownloadController(VolumeController):
             if exc.conflict or exc.not_found:
                 return None  # another agent took it, or it is gone
             raise
-        target = spec.get("targetVolume") or {}
+        return self._expose(accepted)
+
+    def _expose(self, obj: Obj) -> float | None:
+        """Create the restore PVC and pod (those already there are kept)."""
+        name, target = obj["metadata"]["name"], obj["spec"].get("targetVolume") or {}
         try:
             claim = self.ctx.kube.get_or_none(PVCS, target.get("namespace"), target.get("pvc", ""))
             if claim is None:
                 raise RepoError(f"target claim {target.get('namespace')}/{target.get('pvc')} not found")
-            for res, body in ((PVCS, restore_pvc(accepted, claim)),
-                              (PODS, restore_pod(accepted, is_block(claim), self.image))):
+            for res, body in ((PVCS, restore_pvc(obj, claim)), (PODS, restore_pod(obj, is_block(claim), self.image))):
                 try:
                     self.ctx.kube.create(res, self.ctx.namespace, body)
                 except KubeError as exc:
@@ -126,6 +129,12 @@ class DataDownloadController(VolumeController):
                 raise
             self._run(prepared)
             return None
+        if pod is None and accepted_here:
+            return self._expose(obj)  # this agent stopped while it exposed the volume
+        if status.get("phase") == "Failed" and accepted_here:
+            self._end(name, "Failed", f"the restore pod {self.ctx.namespace}/{name} failed: "
+                                      f"{status.get('message') or status.get('reason') or 'no reason given'}")
+            return None
         accepted = parse_time((obj.get("status") or {}).get("acceptedTimestamp"))
         if accepted_here and accepted is not None and \
                 (self.ctx.clock() - accepted).total_seconds() > self.prepare_timeout:
@@ -145,6 +154,11 @@ class DataDownloadController(VolumeController):
             try:
                 self._patch(name, {"phase": "InProgress", "startTimestamp": format_time(self.ctx.clock())},
                             obj["metadata"]["resourceVersion"])
+            except KubeError as exc:
+                if exc.conflict or exc.not_found:
+                    return  # changed meanwhile (canceled, say): the next reconcile sees how
+                raise
+            try:
                 claim = self.ctx.kube.get(PVCS, target.get("namespace"), target.get("pvc", ""))
                 pod = self.ctx.kube.get(PODS, self.ctx.namespace, name)
                 block = is_block(claim)
