@@ -45,6 +45,7 @@ class VolumeDownloads:
                 if result is not None:
                     self.uploads[(result.source_namespace, result.source_pvc)] = result
         self.names: list[str] = []
+        self.completed = 0
 
     def moved(self, namespace: str, claim: str) -> bool:
         """Whether the backed-up claim ``namespace/claim`` has its data in a DataUpload."""
@@ -72,6 +73,12 @@ class VolumeDownloads:
                       f"claim {meta['namespace']}/{meta['name']}", namespace=meta["namespace"])
         self.names.append(created["metadata"]["name"])
 
+    def status(self) -> dict[str, int]:
+        """The restore's item-operation counts, as Velero keeps them for its data downloads."""
+        return {"restoreItemOperationsAttempted": len(self.names),
+                "restoreItemOperationsCompleted": self.completed,
+                "restoreItemOperationsFailed": len(self.names) - self.completed}
+
     def wait(self, wanted: Callable[[], bool]) -> None:
         """Until every download ends; each one that did not complete is an error of the restore."""
         finished = wait_all(self.ctx, DATA_DOWNLOADS, self.names, wanted, timeout_seconds(self.timeout))
@@ -80,7 +87,9 @@ class VolumeDownloads:
                 self.log.error(f"data download {name} was deleted before it finished")
                 continue
             status, target = dd.get("status") or {}, dd["spec"].get("targetVolume") or {}
-            if status.get("phase") != "Completed":
+            if status.get("phase") == "Completed":
+                self.completed += 1
+            else:
                 self.log.error(f"data download {name} of claim {target.get('namespace')}/{target.get('pvc')} "
                                f"{status.get('phase', '').lower() or 'failed'}: {status.get('message') or '-'}",
                                namespace=target.get("namespace"))

@@ -347,6 +347,7 @@ def test_a_data_moved_backup_restores_each_claim_through_a_data_download(
         r = wait_phase(kube, RESTORES, "r1", timeout=90)
         events = watch.close()
     assert phase(r) == "Completed", r["status"]
+    assert (r["status"]["restoreItemOperationsAttempted"], r["status"]["restoreItemOperationsCompleted"]) == (2, 2)
 
     # One DataDownload per claim, as Velero's: the snapshot, where it came from, where it goes.
     dds = downloads_of(kube, "r1")
@@ -432,6 +433,7 @@ def test_a_download_that_fails_fails_its_volume_with_the_reason_and_cleans_up(
         restore(kube, "r", "b", {"shop": "shop-3"})
         r = wait_phase(kube, RESTORES, "r", timeout=60)
     assert phase(r) == "PartiallyFailed" and r["status"]["errors"] == 2, r["status"]
+    assert r["status"]["restoreItemOperationsFailed"] == 2
     dds = downloads_of(kube, "r")
     assert dds["gone"]["status"]["phase"] == "Failed"
     assert "deadbeef" in dds["gone"]["status"]["message"], dds["gone"]["status"]

@@ -169,13 +169,14 @@ class RestoreController(Controller):
                 volumes.wait(wanted, self.pod_volume_timeout)
             if downloads.names:
                 log.info(f"Waiting for {len(downloads.names)} data downloads to complete")
+                self._patch(name, {"restoreItemOperationsAttempted": len(downloads.names)})
                 downloads.wait(wanted)
             phase = "PartiallyFailed" if log.errors else "Completed"
             log.info(f"Restore {phase.lower()}: restored {applier.restored} items out of an estimated total "
                      f"of {applier.total}")
             status = {"phase": phase, "completionTimestamp": format_time(self.ctx.clock()),
                       "progress": {"totalItems": applier.total, "itemsRestored": applier.restored},
-                      **log.counts()}
+                      **(downloads.status() if downloads.names else {}), **log.counts()}
             record = decode(Restore, {**obj, "status": {**(obj.get("status") or {}), **status}})
             write_restore(store, RestoreRecord(restore=record, log=log.text(), results=log.results(),
                                                resource_list=applier.resource_list))
