@@ -184,15 +184,20 @@ class Cluster:
 
 
 @contextmanager
-def agent_and_server(kube: Kube, cluster: Cluster, prepare_timeout: float = 60.0) -> Iterator[None]:
+def node_agent(kube: Kube, cluster: Cluster, prepare_timeout: float = 60.0) -> Iterator[None]:
     agent = NodeAgent(kube, NodeAgentOptions(node_name=NODE, kubelet_root=str(cluster.kubelet), namespace=NS,
                                              concurrency=2, resync=0.5, watch_seconds=5,
                                              prepare_timeout=prepare_timeout)).start()
     try:
-        with running_server(kube):
-            yield
+        yield
     finally:
         agent.stop(grace=10)
+
+
+@contextmanager
+def agent_and_server(kube: Kube, cluster: Cluster, prepare_timeout: float = 60.0) -> Iterator[None]:
+    with node_agent(kube, cluster, prepare_timeout), running_server(kube):
+        yield
 
 
 # -- the backup, as Velero's data movement leaves it ------------------------------------------------
@@ -443,33 +448,47 @@ def test_a_download_that_fails_fails_its_volume_with_the_reason_and_cleans_up(
     assert all(phase(kube.get(PVCS, "shop-3", c)) != "Bound" for c in ("gone", "raw"))
 
 
-def test_a_download_canceled_or_whose_restore_is_deleted_stops_and_cleans_up(
+def under_way(kube: Kube, restore_name: str) -> Obj:
+    return wait_for(lambda: downloads_of(kube, restore_name).get("disk"), lambda d: phase(d) == "InProgress", 60,
+                    f"the download of {restore_name} under way")
+
+
+def test_a_download_canceled_stopped_or_whose_restore_is_deleted_ends_and_cleans_up(
         kube: Kube, location: str, cluster: Cluster, tmp_path: Path) -> None:
     disk = tmp_path / "disk"
     mixed_file(disk / "disk.img", 320, seed=3)
     moved_backup(kube, "big", [Volume("disk", disk, block=True, size="320Mi")])
-    with agent_and_server(kube, cluster):
-        restore(kube, "r1", "big", {"shop": "shop-4"})
-        dd = wait_for(lambda: downloads_of(kube, "r1").get("disk"), lambda d: phase(d) == "InProgress", 60,
-                      "the download under way")
-        kube.patch(DATA_DOWNLOADS, NS, dd["metadata"]["name"], {"spec": {"cancel": True}})
-        r = wait_phase(kube, RESTORES, "r1", timeout=60)
-        assert phase(r) == "PartiallyFailed" and r["status"]["errors"] == 1, r["status"]
-        dd = kube.get(DATA_DOWNLOADS, NS, dd["metadata"]["name"])
-        assert dd["status"]["phase"] == "Canceled" and dd["status"]["message"], dd["status"]
-        assert 0 < dd["status"]["progress"]["bytesDone"] < 320 * MIB
-        wait_for(lambda: helpers_left(kube), lambda left: left == [], 20, "the helpers gone")
-        assert phase(kube.get(PVCS, "shop-4", "disk")) != "Bound"
+    with running_server(kube):
+        with node_agent(kube, cluster):  # stopped mid-download, the server still running
+            restore(kube, "r1", "big", {"shop": "shop-4"})
+            dd = under_way(kube, "r1")
+            kube.patch(DATA_DOWNLOADS, NS, dd["metadata"]["name"], {"spec": {"cancel": True}})
+            r = wait_phase(kube, RESTORES, "r1", timeout=60)
+            assert phase(r) == "PartiallyFailed" and r["status"]["errors"] == 1, r["status"]
+            dd = kube.get(DATA_DOWNLOADS, NS, dd["metadata"]["name"])
+            assert dd["status"]["phase"] == "Canceled" and dd["status"]["message"], dd["status"]
+            assert 0 < dd["status"]["progress"]["bytesDone"] < 320 * MIB
+            wait_for(lambda: helpers_left(kube), lambda left: left == [], 20, "the helpers gone")
+            assert phase(kube.get(PVCS, "shop-4", "disk")) != "Bound"
 
-        # Deleting the restore takes its downloads with it; the agent stops and cleans up.
-        restore(kube, "r2", "big", {"shop": "shop-5"})
-        dd = wait_for(lambda: downloads_of(kube, "r2").get("disk"), lambda d: phase(d) == "InProgress", 60,
-                      "the second download under way")
-        kube.delete(RESTORES, NS, "r2")
-        wait_for(lambda: (downloads_of(kube, "r2"), helpers_left(kube)), lambda v: v == ({}, []), 30,
-                 "the download and its helpers gone")
+            # Deleting the restore takes its downloads with it; the agent stops and cleans up.
+            restore(kube, "r2", "big", {"shop": "shop-5"})
+            under_way(kube, "r2")
+            kube.delete(RESTORES, NS, "r2")
+            wait_for(lambda: (downloads_of(kube, "r2"), helpers_left(kube)), lambda v: v == ({}, []), 30,
+                     "the download and its helpers gone")
+
+            # The agent stops (SIGTERM) mid-download: the download fails with the reason, nothing is left.
+            restore(kube, "r3", "big", {"shop": "shop-6"})
+            dd = under_way(kube, "r3")
+        r = wait_phase(kube, RESTORES, "r3", timeout=60)
+    assert phase(r) == "PartiallyFailed", r["status"]
+    dd = kube.get(DATA_DOWNLOADS, NS, dd["metadata"]["name"])
+    assert dd["status"]["phase"] == "Failed"
+    assert dd["status"]["message"] == "the node agent stopped while restoring this volume"
+    assert helpers_left(kube) == []
     restored = [pv for pv in kube.list(PVS, None)["items"] if (pv["spec"].get("claimRef") or {}).get(
-        "namespace") in ("shop-4", "shop-5")]
+        "namespace") in ("shop-4", "shop-5", "shop-6")]
     assert restored == []  # no half-written volume was handed to a claim
 
 
@@ -481,7 +500,7 @@ def test_a_restore_pod_that_never_runs_fails_the_download_after_the_prepare_time
     moved_backup(kube, "b", [Volume("data", small)])
     cluster.schedule = False  # no node has room for the restore pod
     with agent_and_server(kube, cluster, prepare_timeout=1.0):
-        restore(kube, "r", "b", {"shop": "shop-6"})
+        restore(kube, "r", "b", {"shop": "shop-7"})
         r = wait_phase(kube, RESTORES, "r", timeout=60)
     assert phase(r) == "PartiallyFailed", r["status"]
     (dd,) = downloads_of(kube, "r").values()
