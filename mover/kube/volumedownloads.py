@@ -39,7 +39,12 @@ class VolumeDownloads:
         self.log = log
         self.timeout = (restore.get("spec") or {}).get("itemOperationTimeout") or DEFAULT_OPERATION_TIMEOUT
         self.uploads: dict[tuple[str, str], DataUploadResult] = {}
-        for ref in contents.refs():
+        refs = contents.refs()
+        if (restore.get("spec") or {}).get("restorePVs") is False:
+            # As Velero's CSI claim action: the claims are restored, each gets a new, empty volume.
+            log.info("restorePVs is false: volume data moved by data uploads is not restored")
+            refs = []
+        for ref in refs:
             if ref.resource == DATA_UPLOADS:
                 result = upload_result(contents.get(ref))
                 if result is not None:

@@ -492,6 +492,23 @@ def test_a_download_canceled_stopped_or_whose_restore_is_deleted_ends_and_cleans
     assert restored == []  # no half-written volume was handed to a claim
 
 
+def test_restore_pvs_false_restores_the_claims_without_their_data(kube: Kube, location: str, cluster: Cluster,
+                                                                   tmp_path: Path) -> None:
+    (tmp_path / "small").mkdir()
+    (tmp_path / "small" / "a.txt").write_bytes(b"x")
+    moved_backup(kube, "b", [Volume("data", tmp_path / "small")])
+    with running_server(kube):
+        wait_for(lambda: kube.get_or_none(BACKUPS, NS, "b"), lambda b: b is not None, 30, "backup b synced")
+        kube.create(RESTORES, NS, velero_object("Restore", "r", {"backupName": "b", "restorePVs": False,
+                                                                  "namespaceMapping": {"shop": "shop-8"}}))
+        r = wait_phase(kube, RESTORES, "r", timeout=60)
+    assert phase(r) == "Completed", r["status"]
+    assert downloads_of(kube, "r") == {}
+    claim = kube.get(PVCS, "shop-8", "data")
+    assert "selector" not in claim["spec"]  # the provisioner gives it a new, empty volume
+    assert kube.list(DATA_UPLOADS, NS)["items"] == []
+
+
 def test_a_restore_pod_that_never_runs_fails_the_download_after_the_prepare_timeout(
         kube: Kube, location: str, cluster: Cluster, tmp_path: Path) -> None:
     small = tmp_path / "small"
