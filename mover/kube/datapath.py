@@ -1,12 +1,13 @@
-"""What the node agent's two controllers share: where a pod volume's files are on this node,
-the bound on concurrent volume transfers, their status writes, and a reporter that writes a transfer's progress
-while it runs and notices when it is no longer wanted.
+"""What the node agent's controllers share: where a pod volume's files (or device) are on this
+node, the bound on concurrent volume transfers, their status writes, the restore of a snapshot
+into a volume, and a reporter that writes a transfer's progress while it runs and notices when
+it is no longer wanted.
 
 The kubelet keeps a pod's volumes at ``<kubelet-root>/pods/<pod-uid>/volumes/<plugin>/<dir>``:
 ``<dir>`` is the persistent volume's name for a claim, the volume's name otherwise; CSI
-volumes keep their files one level down, in ``mount``.
+volumes keep their files one level down, in ``mount``. A block volume (``volumeMode: Block``)
+is the device at ``<kubelet-root>/pods/<pod-uid>/volumeDevices/<plugin>/<pv>``.
 """
-
 from __future__ import annotations
 
 import logging
