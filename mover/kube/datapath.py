@@ -8,6 +8,7 @@ The kubelet keeps a pod's volumes at ``<kubelet-root>/pods/<pod-uid>/volumes/<pl
 volumes keep their files one level down, in ``mount``. A block volume (``volumeMode: Block``)
 is the device at ``<kubelet-root>/pods/<pod-uid>/volumeDevices/<plugin>/<pv>``.
 """
+
 from __future__ import annotations
 
 import logging
