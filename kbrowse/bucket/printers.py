@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from kbrowse.bucket.paths import volume_parts
 from mover.golang import duration
 from mover.golang.tabwriter import tabwrite
 from mover.velero.objects import (
@@ -441,8 +442,7 @@ def _describe_volumes(out: _Describer, d: BackupDetails) -> None:
             out.printf(f"\t\t\tSnapshot ID:\t{v.snapshot_id}\n")
             out.printf(f"\t\t\tSize (bytes):\t{v.size}\n")
             out.printf(f"\t\t\tResult:\t{v.result}\n")
-            if v.pod:
-                out.printf(f"\t\t\tPath:\t{d.backup.name}/volumes/{v.label}\n")
+            out.printf(f"\t\t\tPath:\t{d.backup.name}/volumes/{'/'.join(volume_parts(v))}\n")
 
 
 def _describe_csi(out: _Describer, i: VolumeInfo) -> None:
