@@ -118,7 +118,7 @@ class ClusterListScreen(ListScreen[T]):
 
     def store_changed(self, changes: Changes) -> None:
         """A batch of watch events (on the UI thread); only screens showing them redraw."""
-        if not (self.alive and any(kind in changes for kind in self.KINDS)):
+        if not (any(kind in changes for kind in self.KINDS) and self.alive):
             return
         self.now = now()
         self.show_items(self.collect(), live=True)

@@ -18,13 +18,14 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.events import DescendantBlur, DescendantFocus, Key
+from textual.events import Key
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 from textual.worker import get_current_worker
 
 from kbrowse.tui.preview_content import TextLines, note
 from kbrowse.tui.ui_thread import deliver
+from kbrowse.tui.widgets.footer import Footer
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
 from mover.errors import RepoError
@@ -109,10 +110,13 @@ class ListScreen(Screen[None], Generic[T]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(placeholder=self.FILTER_HINT, id=self.FILTER_ID, select_on_focus=False)
-        yield VirtualTable(self.COLUMNS, self.row, self.style, empty_text=self.LOADING, id=self.TABLE_ID,
-                           classes="list-table" + (" with-pane" if self.PANE else ""))
+        # Kept: the screen reaches them on every watch batch, and a query walks the DOM.
+        self._table = VirtualTable(self.COLUMNS, self.row, self.style, empty_text=self.LOADING, id=self.TABLE_ID,
+                                   classes="list-table" + (" with-pane" if self.PANE else ""))
+        yield self._table
         if self.PANE:
-            yield Preview(id="describe")
+            self._pane = Preview(id="describe")
+            yield self._pane
         yield Static(id="status")
         yield Footer()
 
@@ -133,11 +137,11 @@ class ListScreen(Screen[None], Generic[T]):
     @property
     def alive(self) -> bool:
         """Composed, and not being taken down (widgets go before the screen's unmount)."""
-        return self.ready and bool(self.query(f"#{self.TABLE_ID}"))
+        return self.ready and self._table.is_attached
 
     @property
     def table(self) -> VirtualTable:
-        return self.query_one(f"#{self.TABLE_ID}", VirtualTable)
+        return self._table
 
     @property
     def filter_input(self) -> Input:
@@ -145,7 +149,7 @@ class ListScreen(Screen[None], Generic[T]):
 
     @property
     def pane(self) -> Preview:
-        return self.query_one("#describe", Preview)
+        return self._pane
 
     @property
     def current(self) -> T | None:
@@ -256,12 +260,6 @@ class ListScreen(Screen[None], Generic[T]):
             event.stop()
             self.filter_input.focus()
             self.filter_input.insert_text_at_cursor(event.character)
-
-    def on_descendant_focus(self, _event: DescendantFocus) -> None:
-        self.refresh_bindings()
-
-    def on_descendant_blur(self, _event: DescendantBlur) -> None:
-        self.refresh_bindings()
 
     def _pane_focused(self) -> bool:
         return self.PANE and self.pane.has_focus

@@ -12,12 +12,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, OptionList
+from textual.widgets import Button, Header, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from kbrowse.tui.discover import Source, find_clusters, find_locations, find_sources
 from kbrowse.tui.screens.snapshots import SnapshotsScreen
 from kbrowse.tui.ui_thread import deliver
+from kbrowse.tui.widgets.footer import Footer
 from mover.errors import RepoError
 from mover.opener import open_view
 from mover.view import SnapshotView
