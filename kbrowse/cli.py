@@ -244,9 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dest", metavar="DEST",
                    help="directory that receives a directory's contents (created if missing); "
                         "for a file, a directory to put it in or the new file's path")
-    s = sub.add_parser("demo", help="back up a sample volume into a local repository and show it",
-                       description="Build ./kbrowse-demo: a sample volume, a local repository "
-                                   "with two snapshots made by the mover in-process.")
+    s = sub.add_parser("demo", help="build a local Velero bucket with two backups and show it",
+                       description="Build ./kbrowse-demo/bucket: two Velero backups of a sample "
+                                   "namespace (resources, a pod volume by file-system backup, a "
+                                   "claim by CSI snapshot data movement), written by the mover "
+                                   "in-process; then open the app on it. No cluster needed.")
     s.add_argument("--dir", default="kbrowse-demo", help="where to put the demo (default: %(default)s)")
     mountcmd.register(sub)
     clustercmd.register(sub)  # backup, restore, schedule, backup-location, repo: leaves set `handler`
@@ -256,24 +258,24 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from kbrowse.demo import DEMO_PASSWORD, run_demo
-    from mover.opener import open_view
+    from kbrowse.bucket import commands as bucketcmd
+    from kbrowse.demo import BACKUPS, FS_VOLUME, NAMESPACE, POD, run_demo
+    from mover.velero.bsl import BucketView
 
     demo = run_demo(Path(args.dir))
-    view = open_view(str(demo.repo_path), DEMO_PASSWORD)
-    try:
-        print(f"\nrepository {demo.repo_path} (password in {demo.password_file}):\n")
-        cmd_snapshots(args, view)
-        print("\nkbrowse ls -l latest:/")
-        args.target, args.long, args.recursive = "latest:/", True, False
-        cmd_ls(args, view)
-    finally:
-        view.close()
-    print(f"\ntry: kbrowse -r {demo.repo_path} --password-file {demo.password_file} cat latest:/config/app.yaml")
+    bsl = str(demo.bucket)
+    with BucketView.open(bsl) as bucket:
+        print(f"\nVelero bucket {bsl}, no cluster needed:\n")
+        args.output = "table"
+        bucketcmd.cmd_backups(args, bucket)
+    latest = BACKUPS[-1]
+    print(f"\ntry: kbrowse --bsl {bsl} describe {latest}\n     kbrowse --bsl {bsl} cat "
+          f"{latest}/volumes/{NAMESPACE}/{POD}/{FS_VOLUME}:/config/app.yaml")
     if sys.stdin.isatty() and sys.stdout.isatty():
         from kbrowse.tui.app import run_tui  # Textual takes ~0.5 s to import: only for the app
 
-        run_tui(open_view(str(demo.repo_path), DEMO_PASSWORD), str(demo.repo_path))
+        with BucketView.open(bsl) as bucket:
+            run_tui(None, bsl, bucket=bucket)
     return 0
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate screenshots/*.svg: build the demo repository, drive the app, save what it draws.
+"""Regenerate screenshots/*.svg: build the demo bucket, drive the app, save what it draws.
 
     python scripts/screenshots.py [OUTDIR]
 
@@ -47,7 +47,8 @@ async def until(pilot: Pilot, cond: Callable[[], object], timeout: float = 20.0)
     end = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > end:
-            raise SystemExit(f"screenshots: timed out waiting for {cond.__qualname__}")
+            raise SystemExit(f"screenshots: timed out waiting for {cond.__qualname__} on "
+                             f"{type(pilot.app.screen).__name__}")
         await asyncio.sleep(0.02)
     await pilot.pause()
 
@@ -119,29 +120,37 @@ async def shoot_app(view: RepositoryView, repo: Repository, out: Path) -> None:
         save("restore-done")
 
 
-async def shoot_bucket(bucket: BucketView, out: Path) -> None:
-    """Bucket mode on a Velero-shaped bucket: the backups, then one backup's YAML and volumes."""
-    app = KbrowseApp(bucket=bucket, source_label="velero bucket (local copy)")
+async def shoot_backups(bucket: BucketView, out: Path, names: tuple[str, str], backup_name: str,
+                        resource: tuple[str, str, str], label: str = "", scroll_to: str = "") -> None:
+    """Bucket mode: the backups with ``backup_name`` described (scrolled to the line
+    ``scroll_to``), then that backup's volumes and the YAML of ``resource``."""
+    app = KbrowseApp(bucket=bucket, source_label=label)
+
+    def save(name: str) -> None:
+        app.save_screenshot(f"{name}.svg", str(out))
+        print(f"wrote {out / name}.svg")
+
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: isinstance(app.screen, BackupsScreen) and app.screen.table.items)
         screen = app.screen
-        screen.table.select_where(lambda b: b.name == "web-backup")
+        screen.table.select_where(lambda b: b.name == backup_name)
         describe = screen.query_one("#describe", Preview)
-        await until(pilot, lambda: describe.border_title == "Describe web-backup" and not describe.pending)
-        save = lambda name: (app.save_screenshot(f"{name}.svg", str(out)),
-                             print(f"wrote {out / name}.svg"))
-        save("bucket")
+        await until(pilot, lambda: describe.border_title == f"Describe {backup_name}" and not describe.pending)
+        if scroll_to:
+            describe.scroll_to(y=describe.plain.split("\n").index(scroll_to) - 1, animate=False)
+            await pilot.pause()
+        save(names[0])
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, BackupScreen) and app.screen.contents)
         backup = app.screen
         volumes = backup.query_one("#volumes")
         await until(pilot, lambda: volumes.items)
-        backup.select_resource("deployments.apps", "shop", "web")
+        backup.select_resource(*resource)
         yaml = backup.query_one("#yaml", Preview)
-        await until(pilot, lambda: yaml.border_title == "web" and not yaml.pending)
+        await until(pilot, lambda: yaml.border_title == resource[2] and not yaml.pending)
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
-        save("bucket-backup")
+        save(names[1])
 
 
 def build_bucket(where: Path) -> BucketView:
@@ -172,8 +181,9 @@ async def shoot_cluster(out: Path) -> None:
     from kbrowse.tui.screens.backup_form import BackupFormScreen
     from kbrowse.tui.screens.cluster_backups import ClusterBackupsScreen
     from kbrowse.tui.screens.movement import MovementScreen
+    from kbrowse.tui.screens.restores import RestoresScreen
     from mover.kube.framework.client import Kube, load_api_client
-    from mover.kube.resources import BACKUPS, BSLS
+    from mover.kube.resources import BACKUPS, BSLS, RESTORES
     from tests.kube.test_controllers import make_app
     from tests.support.kubeapi import KubeApiServer
     from tests.support.kubeapi.fixtures import write_kubeconfig
@@ -234,6 +244,24 @@ async def shoot_cluster(out: Path) -> None:
             await pilot.press("ctrl+s")
             await pilot.pause()
             save("cluster-new-backup")
+            await pilot.press("escape")
+            kube.create(RESTORES, NS, velero_object("Restore", "shop-copy", {
+                "backupName": "shop-nightly", "namespaceMapping": {"shop": "shop-copy"}}))
+            wait_phase(kube, RESTORES, "shop-copy")
+            await pilot.press("2")
+            await until(pilot, lambda: isinstance(app.screen, RestoresScreen) and app.screen.table.items)
+            describe = app.screen.query_one("#describe", Preview)
+            def described() -> bool:  # finished, with the resource list downloaded
+                text = " ".join(describe.plain.split())
+                return (describe.border_title == "Describe shop-copy" and not describe.pending
+                        and "Phase: Completed" in text and "list not found" not in text)
+
+            try:
+                await until(pilot, described)
+            except SystemExit:
+                print(describe.border_title, describe.plain[:2000])
+                raise
+            save("cluster-restores")
     server.stop()
 
 
@@ -290,9 +318,15 @@ def main() -> None:
     finally:
         view.close()
     asyncio.run(shoot_picker(out))
+    # `kbrowse demo`: a pod volume and a claim moved by the data mover, and the DataUpload
+    with BucketView.open(str(demo.bucket)) as demo_bucket:
+        asyncio.run(shoot_backups(demo_bucket, out, ("demo-backups", "demo-backup"), "shop-daily-2",
+                                  ("datauploads.velero.io", "velero", "shop-daily-2-x7k2p"),
+                                  scroll_to="Backup Volumes:"))
     bucket = build_bucket(WORK / "velero")
     try:
-        asyncio.run(shoot_bucket(bucket, out))
+        asyncio.run(shoot_backups(bucket, out, ("bucket", "bucket-backup"), "web-backup",
+                                  ("deployments.apps", "shop", "web"), "velero bucket (local copy)"))
     finally:
         bucket.close()
     asyncio.run(shoot_cluster(out))

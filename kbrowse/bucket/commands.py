@@ -17,7 +17,7 @@ import yaml
 
 from kbrowse.browse.pathspec import Target
 from kbrowse.bucket import printers as bucketfmt
-from kbrowse.bucket.paths import CLUSTER, RESOURCES, VOLUMES, BackupPath
+from kbrowse.bucket.paths import CLUSTER, RESOURCES, VOLUMES, BackupPath, browsable, volume_parts
 from mover.errors import NotFound, RepoError
 from mover.ui.cliargs import UsageError, print_json
 from mover.velero.bsl import BucketView
@@ -108,7 +108,7 @@ def cmd_logs(args: argparse.Namespace, bucket: BucketView) -> int:
 
 def volume_target(bucket: BucketView, p: BackupPath) -> tuple[SnapshotView, Target]:
     """The snapshot entry a ``BACKUP/volumes/NS/POD/VOLUME[:PATH]`` path names."""
-    vol = bucket.find_volume(p.backup, *p.parts)
+    vol = bucket.find_volume(p.backup, *p.volume_key)
     view, snap = bucket.volume_snapshot(p.backup, vol)
     return view, Target(snap, p.inner, view.lookup(snap, p.inner))
 
@@ -131,12 +131,11 @@ def children(bucket: BucketView, p: BackupPath) -> list[str]:
             return names
         contents.get(ResourceRef(p.parts[0], p.namespace, p.parts[2]))  # NotFound if missing
         return [p.parts[2]]
-    vols = [v for v in bucket.volumes(p.backup) if v.pod]
-    level = [v for v in vols if (v.namespace, v.pod)[: len(p.parts)] == p.parts]
+    level = [volume_parts(v) for v in browsable(bucket.volumes(p.backup))]
+    level = [parts for parts in level if parts[: len(p.parts)] == p.parts]
     if p.parts and not level:
-        raise NotFound(f"backup {p.backup} has no pod volumes under {'/'.join(p.parts)}")
-    column = len(p.parts)
-    return sorted({(v.namespace, v.pod, v.volume)[column] for v in level})
+        raise NotFound(f"backup {p.backup} has no volumes under {'/'.join(p.parts)}")
+    return sorted({parts[len(p.parts)] for parts in level})
 
 
 def ls_level(args: argparse.Namespace, bucket: BucketView, p: BackupPath) -> int:

@@ -2,6 +2,7 @@
 
     BACKUP[/resources[/RESOURCE[.GROUP][/NAMESPACE[/NAME]]]]    NAMESPACE "_cluster": cluster scope
     BACKUP/volumes[/NAMESPACE[/POD[/VOLUME[:PATH]]]]            PATH inside the volume's snapshot
+    BACKUP/volumes/NAMESPACE/_pvc/CLAIM[:PATH]                  a claim moved from its CSI snapshot
 
 Pure parsing; ``BACKUP/volumes/ns/pod/vol/etc/x`` is the same as ``.../vol:/etc/x`` (a volume
 name never holds "/").
@@ -13,11 +14,24 @@ from dataclasses import dataclass
 
 from kbrowse.browse.pathspec import normalise
 from mover.ui.cliargs import UsageError
+from mover.velero.volumes import BackupVolume
 
 RESOURCES = "resources"
 VOLUMES = "volumes"
 CLUSTER = "_cluster"  # pods and namespaces cannot be named so: it never clashes
+CLAIMS = "_pvc"  # in a pod's place: the volumes of no pod (CSI snapshot data movement)
 _FORM = "BACKUP[/resources[/RESOURCE/NAMESPACE/NAME]] or BACKUP/volumes[/NAMESPACE/POD/VOLUME[:PATH]]"
+
+
+def volume_parts(vol: BackupVolume) -> tuple[str, str, str]:
+    """Namespace, pod (or :data:`CLAIMS`) and volume: where a volume sits below ``volumes/``."""
+    return vol.namespace, vol.pod or CLAIMS, vol.volume
+
+
+def browsable(vols: list[BackupVolume]) -> list[BackupVolume]:
+    """The volumes a path can name: every pod volume, and the claims whose data is in the
+    bucket (a CSI snapshot kept only in the storage system has nothing to list)."""
+    return [v for v in vols if v.pod or v.repository]
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,12 @@ class BackupPath:
         """The resource namespace part, "" for cluster scope."""
         ns = self.parts[1]
         return "" if ns == CLUSTER else ns
+
+    @property
+    def volume_key(self) -> tuple[str, str, str]:
+        """(namespace, pod, volume) as :meth:`BucketView.find_volume` takes them."""
+        ns, pod, vol = self.parts
+        return ns, "" if pod == CLAIMS else pod, vol
 
     @property
     def is_volume(self) -> bool:

@@ -10,7 +10,6 @@ snapshot id and size, so the operator can go straight to ``kbrowse cp``.
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from kbrowse.bucket.paths import volume_parts
 from mover.golang import duration
 from mover.golang.tabwriter import tabwrite
 from mover.velero.objects import (
@@ -93,17 +93,27 @@ def status(backup: Backup) -> str:
     return backup.status.phase or "New"
 
 
-def _by_prefix_and_time(a: Backup, b: Backup) -> int:
-    """Velero's sortBackupsByPrefixAndTimestamp: by name, but backups of one schedule
-    (a 14-digit timestamp suffix) newest first."""
-    ma, mb = _SCHEDULED.search(a.name), _SCHEDULED.search(b.name)
-    if ma and mb and a.name[: ma.start()] == b.name[: mb.start()]:
-        return (a.name < b.name) - (a.name > b.name)
-    return (a.name > b.name) - (a.name < b.name)
+_NEWEST_FIRST = str.maketrans("0123456789", "9876543210")
 
 
 def sort_backups(backups: list[Backup]) -> list[Backup]:
-    return sorted(backups, key=functools.cmp_to_key(_by_prefix_and_time))
+    """Velero's sortBackupsByPrefixAndTimestamp: by name, but backups of one schedule (a
+    14-digit timestamp suffix) newest first. As a sort key (the app sorts the whole list again
+    on each batch of watch events): a schedule's backups sit where the first of their names
+    does, in reverse timestamp order."""
+    prefixes = [m.string[: m.start()] if (m := _SCHEDULED.search(b.name)) else None for b in backups]
+    first: dict[str, str] = {}
+    for b, prefix in zip(backups, prefixes, strict=True):
+        if prefix is not None and b.name < first.get(prefix, "\U0010ffff"):
+            first[prefix] = b.name
+
+    def key(i: int) -> tuple[str, str]:
+        name, prefix = backups[i].name, prefixes[i]
+        if prefix is None:
+            return name, ""
+        return first[prefix], name[len(prefix) + 1:].translate(_NEWEST_FIRST)
+
+    return [backups[i] for i in sorted(range(len(backups)), key=key)]
 
 
 def backup_table(backups: list[Backup], now: datetime) -> str:
@@ -441,8 +451,7 @@ def _describe_volumes(out: _Describer, d: BackupDetails) -> None:
             out.printf(f"\t\t\tSnapshot ID:\t{v.snapshot_id}\n")
             out.printf(f"\t\t\tSize (bytes):\t{v.size}\n")
             out.printf(f"\t\t\tResult:\t{v.result}\n")
-            if v.pod:
-                out.printf(f"\t\t\tPath:\t{d.backup.name}/volumes/{v.label}\n")
+            out.printf(f"\t\t\tPath:\t{d.backup.name}/volumes/{'/'.join(volume_parts(v))}\n")
 
 
 def _describe_csi(out: _Describer, i: VolumeInfo) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from kbrowse.cluster import printers
@@ -76,15 +77,28 @@ def restore_create(args: argparse.Namespace) -> int:
     return submit(RESTORE, args, restore_object(args))
 
 
-def pod_volume_restores(api: Any, args: argparse.Namespace, name: str) -> list[Obj]:
+def pod_volume_restores(api: Any, ns: str, name: str) -> list[Obj]:
     from mover.kube.framework.client import KubeError
     from mover.kube.resources import POD_VOLUME_RESTORES
     from mover.velero import labels
 
     try:
-        return api.list(POD_VOLUME_RESTORES, namespace(args), label_selector=f"{labels.RESTORE_NAME}={name}")["items"]
+        return api.list(POD_VOLUME_RESTORES, ns, label_selector=f"{labels.RESTORE_NAME}={name}")["items"]
     except KubeError:
         return []  # no PodVolumeRestore CRD: no file-system restores either
+
+
+def describe_restore(api: Any, ns: str, restore: Obj, note: Callable[[str], None] | None = None,
+                     cancelled: Callable[[], bool] | None = None) -> str:
+    """`velero restore describe --details` of one restore: the object, its results and
+    resource list through DownloadRequests, its PodVolumeRestores (also the app's describe
+    pane, which takes the notes and stops waiting once ``cancelled()``)."""
+    name, status = restore["metadata"]["name"], restore.get("status") or {}
+    finished = status.get("phase") in ("Completed", "PartiallyFailed", "Failed")
+    results = fetch_file(api, ns, "RestoreResults", name, note, cancelled) \
+        if status.get("errors") or status.get("warnings") else None
+    resources = fetch_file(api, ns, "RestoreResourceList", name, note, cancelled) if finished else None
+    return printers.describe_restore(restore, results, resources, pod_volume_restores(api, ns, name))
 
 
 @api_errors
@@ -97,12 +111,7 @@ def restore_describe(args: argparse.Namespace) -> int:
     for i, restore in enumerate(sorted(restores, key=lambda r: r["metadata"]["name"])):
         if i:
             print()
-        name, status = restore["metadata"]["name"], restore.get("status") or {}
-        finished = status.get("phase") in ("Completed", "PartiallyFailed", "Failed")
-        results = fetch_file(api, namespace(args), "RestoreResults", name) \
-            if status.get("errors") or status.get("warnings") else None
-        resources = fetch_file(api, namespace(args), "RestoreResourceList", name) if finished else None
-        sys.stdout.write(printers.describe_restore(restore, results, resources, pod_volume_restores(api, args, name)))
+        sys.stdout.write(describe_restore(api, namespace(args), restore))
     return 0
 
 

@@ -1,6 +1,7 @@
 """What a mount of a Velero bucket (`kbrowse mount --bsl B`) shows:
 
     backups/<backup>/volumes/<namespace>/<pod>/<volume>/            the volume's snapshot tree
+    backups/<backup>/volumes/<namespace>/_pvc/<claim>/             a claim moved by the data mover
     backups/<backup>/resources/<resource>[.<group>]/<namespace>/<name>.yaml
                                                     (namespace _cluster: cluster-scoped objects)
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from kbrowse.bucket.paths import CLUSTER, RESOURCES, VOLUMES
+from kbrowse.bucket.paths import CLUSTER, RESOURCES, VOLUMES, browsable, volume_parts
 from kbrowse.bucket.printers import to_yaml
 from kbrowse.fuse.tree import Entry, LazyDir, LazySnapshot, SnapEntry, TextFile, VDir, vdir
 from mover.velero.bsl import BucketView
@@ -91,10 +92,9 @@ def _yaml_file(bucket: BucketView, backup: str, ref: ResourceRef,
 
 def _volumes(bucket: BucketView, backup: str, mtime: Callable[[], int]) -> dict[bytes, Entry]:
     tree: dict[str, dict[str, dict[bytes, Entry]]] = {}
-    for vol in bucket.volumes(backup):
-        if vol.pod:  # volumes without a pod (CSI, native snapshots) have no data in the bucket
-            pods = tree.setdefault(vol.namespace, {}).setdefault(vol.pod, {})
-            pods[_name(vol.volume)] = _volume_dir(bucket, backup, vol, mtime)
+    for vol in browsable(bucket.volumes(backup)):
+        ns, pod, name = volume_parts(vol)
+        tree.setdefault(ns, {}).setdefault(pod, {})[_name(name)] = _volume_dir(bucket, backup, vol, mtime)
     t = mtime()
     return {_name(ns): vdir({_name(pod): vdir(vols, t) for pod, vols in pods.items()}, t)
             for ns, pods in tree.items()}

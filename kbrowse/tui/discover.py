@@ -19,7 +19,8 @@ class Source:
     location: str
     password: str | None = None  # known without asking (a password file, $RESTIC_PASSWORD)
     context: str | None = None  # a cluster: the kubeconfig context (or IN_CLUSTER)
-    bsl: str | None = None  # a storage location of that cluster, opened as a bucket
+    bsl: str | None = None  # a storage location of that cluster (or, with no context, a
+    # bucket directory), opened as a bucket
 
 
 def _read_password(path: str | Path) -> str | None:
@@ -42,9 +43,9 @@ def find_sources(env: Mapping[str, str] | None = None, cwd: str | Path = ".") ->
             pw = env["RESTIC_PASSWORD"]
         found.append(Source(f"$RESTIC_REPOSITORY  {loc}", loc, pw))
     demo = Path(cwd) / DEMO_DIR
-    if (demo / "repo" / "config").exists():
-        found.append(Source(f"demo repository  {demo / 'repo'}", str(demo / "repo"),
-                            _read_password(demo / "password")))
+    if (demo / "bucket" / "backups").is_dir():
+        found.append(Source(f"demo bucket  {demo / 'bucket'}", str(demo / "bucket"),
+                            bsl=str(demo / "bucket")))
     return found
 
 

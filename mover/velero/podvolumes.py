@@ -8,6 +8,7 @@ Objects are the JSON the API server speaks (dicts), as the controllers handle th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from mover import __version__
@@ -18,6 +19,7 @@ from mover.velero.objects import (
     PodVolumeInfo,
     VolumeInfo,
 )
+from mover.view.snapshot import Snapshot
 
 Obj = dict[str, Any]
 
@@ -128,6 +130,15 @@ def new_pod_volume_backup(backup: Obj, pod: Obj, volume: str, repo_id: str, pvc:
         "repoIdentifier": repo_id,
         "uploaderType": UPLOADER,
     }}
+
+
+def latest_of_same_volume(snapshots: Iterable[Snapshot], tags: dict[str, str]) -> Snapshot | None:
+    """The parent of a pod volume's snapshot: the latest of the same claim (tag ``pvc-uid``),
+    or of the same pod volume for volumes without a claim."""
+    keys = ("pvc-uid",) if tags.get("pvc-uid") else ("ns", "pod", "volume")
+    wanted = {f"{k}={tags.get(k, '')}" for k in keys}
+    same = [s for s in snapshots if wanted <= set(s.tags)]
+    return max(same, key=lambda s: (s.time, s.id)) if same else None
 
 
 def new_pod_volume_restore(restore: Obj, pod: Obj, pvb: PodVolumeBackup, repo_id: str) -> Obj:

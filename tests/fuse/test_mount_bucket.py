@@ -287,3 +287,20 @@ def test_bad_bucket_mount_is_a_one_line_error(built: BuiltBucket, env: dict[str,
     err = proc.stderr.decode()
     assert proc.returncode != 0 and err.count("\n") == 1 and "Traceback" not in err, err
     assert not _is_mounted(mp)
+
+
+def test_the_demo_s_data_mover_claim_is_a_directory_of_the_mount(
+        tmp_path: Path, env: dict[str, str], monkeypatch_module: None) -> None:
+    """A claim moved from its CSI snapshot has no pod: it sits under volumes/<ns>/_pvc/."""
+    from kbrowse.demo import run_demo
+
+    demo = run_demo(tmp_path / "demo")
+    mp = tmp_path / "m"
+    with mounted(_mount_cmd(demo.bucket, mp, "--foreground"), mp) as m:
+        vols = m.path / "backups/shop-daily-1/volumes/shop"
+        assert sorted(os.listdir(vols)) == ["_pvc", "web-0"]
+        assert os.listdir(vols / "_pvc") == ["db-data"]
+        assert os.listdir(vols / "_pvc/db-data/pgdata/pg_wal") == ["000000010000000000000001"]
+        conf = vols / "_pvc/db-data/pgdata/postgresql.conf"
+        assert conf.read_bytes() == (demo.db_source / "pgdata/postgresql.conf").read_bytes()
+        assert "workers: 4" in (vols / "web-0/data/config/app.yaml").read_text()  # before day 2's edit

@@ -126,6 +126,18 @@ async def test_restore_from_the_form_with_a_namespace_mapping(cluster: Kube, ses
             for r in app.screen.table.items), timeout=30, what="the restore to complete on screen")
         row = app.screen.row(app.screen.current)
         assert row[:3] == ["shop-copy", "shop-1", "Completed"]
+        # the pane followed the restore to its end: `velero restore describe --details`
+        pane = app.screen.pane
+
+        def described() -> str:
+            return " ".join(pane.plain.split()) if pane.border_title == "Describe shop-copy" else ""
+
+        await until(pilot, lambda: "Phase: Completed" in described() and "Resource List:" in described()
+                    and "not found" not in described(), timeout=15, what="the restore's describe")
+        text = described()
+        assert "Backup: shop-1" in text and "Namespace mappings: shop=shop-copy" in text
+        assert "apps/v1/Deployment: - shop-copy/web" in text  # the resource list, downloaded
+        assert pane.border_subtitle == "velero restore describe --details"
     restore = cluster.get(RESTORES, NS, "shop-copy")
     assert restore["spec"]["namespaceMapping"] == {"shop": "shop-copy"}
     assert cluster.get(DEPLOYMENTS, "shop-copy", "web")["metadata"]["labels"]["velero.io/restore-name"] == "shop-copy"

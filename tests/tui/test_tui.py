@@ -22,6 +22,7 @@ from kbrowse.tui.app import KbrowseApp
 from kbrowse.browse.diff import ADDED, CHANGED
 from kbrowse.fuse.mountpoint import MountError, load_fs
 from kbrowse.tui.preview_content import HexLines, TextLines
+from kbrowse.tui.screens.backups import BackupsScreen
 from kbrowse.tui.screens.browser import BrowserScreen
 from kbrowse.tui.screens.compare import CompareScreen
 from kbrowse.tui.screens.find import FindScreen
@@ -41,6 +42,7 @@ from mover.repo.view import RepositoryView
 from tests.support.tuikit import shows
 
 SIZE = (140, 40)
+SNAPSHOTS = 4  # the demo repository: a pod volume and a data upload, in each of two backups
 
 
 @pytest.fixture(scope="module")
@@ -123,23 +125,23 @@ async def show(pilot, app: KbrowseApp, path: str) -> Node:
 async def test_snapshots_listed_newest_first_and_filtered(view: RepositoryView) -> None:
     app = KbrowseApp(view, "demo")
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: shows(app, SnapshotsScreen) and len(app.screen.table.items) == 2)
+        await until(pilot, lambda: shows(app, SnapshotsScreen) and len(app.screen.table.items) == SNAPSHOTS)
         screen = app.screen
         table = screen.table
-        assert screen.current.tags == ["demo", "day=2"]
+        assert {"backup=shop-daily-2", "volume=data"} <= set(screen.current.tags)
         assert table.has_focus
         assert screen.row(table.items[0])[0] == screen.current.short_id
 
-        await pilot.press("slash", *"day=1")
-        assert screen.query_one("#filter", Input).value == "day=1"
-        assert len(table.items) == 1 and screen.current.tags == ["demo", "day=1"]
+        await pilot.press("slash", *"backup=shop-daily-1")
+        assert screen.query_one("#filter", Input).value == "backup=shop-daily-1"
+        assert len(table.items) == 1 and "backup=shop-daily-1" in screen.current.tags
         await pilot.press("escape")
-        assert len(table.items) == 2 and table.has_focus
+        assert len(table.items) == SNAPSHOTS and table.has_focus
         await pilot.press(*"demo-day=2")  # typing on the table filters too ("d" is not bound)
         assert screen.query_one("#filter", Input).value == "demo-day=2"
         assert len(table.items) == 0
         await pilot.press("escape")
-        assert len(table.items) == 2
+        assert len(table.items) == SNAPSHOTS
         await pilot.press("slash", *screen.all[0].id.hex()[20:30])  # the full id matches, not only the short one
         assert [s.id for s in table.items] == [screen.all[0].id]
 
@@ -148,7 +150,7 @@ async def test_snapshots_listed_newest_first_and_filtered(view: RepositoryView) 
 async def test_snapshots_sort_by_key_and_header_click(view: RepositoryView) -> None:
     app = KbrowseApp(view, "demo")
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: shows(app, SnapshotsScreen) and len(app.screen.table.items) == 2)
+        await until(pilot, lambda: shows(app, SnapshotsScreen) and len(app.screen.table.items) == SNAPSHOTS)
         screen = app.screen
         table = screen.table
         oldest_first = sorted(screen.snapshots, key=lambda s: (s.time, s.id))
@@ -167,7 +169,7 @@ async def test_enter_opens_the_browser_on_the_newest_snapshot(view: RepositoryVi
     app = KbrowseApp(view, "demo")
     async with app.run_test(size=SIZE) as pilot:
         browser = await open_browser(pilot, app)
-        assert browser.snapshot.tags == ["demo", "day=2"]
+        assert {"backup=shop-daily-2", "volume=data"} <= set(browser.snapshot.tags)
         assert names(app) == ["config", "data", "logs", "README.md", "app.py"]  # folders first
         await pilot.press("escape")
         assert isinstance(app.screen, SnapshotsScreen)
@@ -417,7 +419,7 @@ async def test_compare_with_parent_shows_the_demo_changes(view: RepositoryView) 
         await pilot.press("c")
         await until(pilot, lambda: shows(app, CompareScreen) and app.screen.done)
         compare = app.screen
-        assert compare.parent_snapshot.tags == ["demo", "day=1"]
+        assert {"backup=shop-daily-1", "volume=data"} <= set(compare.parent_snapshot.tags)
         changes = {(c.kind, c.path) for c in compare.query_one(VirtualTable).items}
         assert changes == {(CHANGED, "/config/app.yaml"), (CHANGED, "/data/app.db"),
                            (ADDED, "/logs/access-2026-11-08.log")}
@@ -434,11 +436,12 @@ async def test_compare_with_parent_shows_the_demo_changes(view: RepositoryView) 
 async def test_compare_from_the_snapshots_screen(view: RepositoryView) -> None:
     app = KbrowseApp(view, "demo")
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: shows(app, SnapshotsScreen) and len(app.screen.table.items) == 2)
-        await pilot.press("down", "c")  # the oldest snapshot has no parent
+        await until(pilot, lambda: shows(app, SnapshotsScreen) and len(app.screen.table.items) == SNAPSHOTS)
+        # newest first: the pod volume's and the data upload's snapshots of each backup
+        await pilot.press("down", "down", "c")  # the pod volume's first snapshot has no parent
         await until(pilot, lambda: shows(app, CompareScreen))
         assert "has no parent" in text_of(app.screen.query_one("#compare-summary"))
-        await pilot.press("escape", "up", "c")
+        await pilot.press("escape", "up", "up", "c")
         await until(pilot, lambda: shows(app, CompareScreen) and app.screen.done)
         app.screen.query_one(VirtualTable).select_where(lambda c: c.path.endswith("08.log"))
         await pilot.press("enter")  # opens a browser on that snapshot
@@ -548,8 +551,8 @@ async def test_source_picker_offers_the_demo_and_env(demo: Demo, no_env_repo,
         assert app.screen.query_one("#password", Input).has_focus
         assert app.screen.query_one("#location", Input).value == str(demo.repo_path)
         options.focus()
-        await pilot.press("down", "enter")  # the demo: its password file is read
-        await until(pilot, lambda: shows(app, SnapshotsScreen) and len(app.screen.table.items) == 2)
+        await pilot.press("down", "enter")  # the demo bucket: Velero's default password opens it
+        await until(pilot, lambda: shows(app, BackupsScreen) and len(app.screen.table.items) == 2)
         await pilot.press("escape")
         assert isinstance(app.screen, SourcePickerScreen)
 
@@ -841,3 +844,46 @@ async def test_a_result_for_a_screen_the_user_left_is_dropped(view: RepositoryVi
         await asyncio.to_thread(deliver, browser, ran.append, "left")
         await pilot.pause()
         assert ran == ["shown"]
+
+
+# ---- the demo bucket ---------------------------------------------------------------------------
+
+
+@drive
+async def test_demo_bucket_shows_backups_both_volumes_files_and_yaml(demo: Demo) -> None:
+    bucket = BucketView.open(str(demo.bucket))  # Velero's default password: nothing to give
+    app = KbrowseApp(bucket=bucket)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await backups_ready(pilot, app)
+            assert [b.name for b in screen.table.items] == ["shop-daily-1", "shop-daily-2"]
+            backup = await open_backup(pilot, app, "shop-daily-2")
+            assert backup.select_resource("datauploads.velero.io", "velero", "shop-daily-2-x7k2p")
+            yaml_pane = backup.query_one("#yaml", Preview)
+            await until(pilot, lambda: yaml_pane.border_title == "shop-daily-2-x7k2p"
+                        and not yaml_pane.pending, what="the DataUpload's YAML")
+            assert "kind: DataUpload" in yaml_pane.plain and "sourcePVC: db-data" in yaml_pane.plain
+
+            volumes = backup.query_one("#volumes", VirtualTable)
+            assert [v.label for v in volumes.items] == ["shop/db-data", "shop/web-0/data"]
+            assert [volumes.formatter(v)[2] for v in volumes.items] == ["CSISnapshot", "PodVolumeBackup"]
+            volumes.focus()
+            volumes.select_where(lambda v: v.label == "shop/db-data")
+            await pilot.press("enter")
+            await until(pilot, lambda: shows(app, VolumeBrowserScreen) and listing(app).items,
+                        what="the data-mover volume's browser")
+            assert names(app) == ["pgdata"]
+            await show(pilot, app, "/pgdata/postgresql.conf")
+            assert "wal_level = replica" in app.screen.query_one(Preview).plain
+            await pilot.press("escape")
+            await until(pilot, lambda: shows(app, BackupScreen))
+
+            volumes.focus()
+            volumes.select_where(lambda v: v.label == "shop/web-0/data")
+            await pilot.press("enter")
+            await until(pilot, lambda: shows(app, VolumeBrowserScreen) and listing(app).items,
+                        what="the pod volume's browser")
+            await show(pilot, app, "/config/app.yaml")
+            assert "workers: 8" in app.screen.query_one(Preview).plain  # the second day's edit
+    finally:
+        bucket.close()

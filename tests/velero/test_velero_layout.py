@@ -125,9 +125,11 @@ def _backup(name: str, **status: object) -> Backup:
 
 
 def test_backup_get_order_status_and_expiry() -> None:
-    names = ["daily-20240101000000", "b", "daily-20240301000000", "a", "daily-20240201000000"]
+    names = ["daily-20240101000000", "b", "weekly-20240101000000", "daily-20240301000000", "a",
+             "daily-db", "daily-20240201000000", "weekly-20240108000000", "daily"]
     assert [b.name for b in bucketfmt.sort_backups([_backup(n) for n in names])] == [
-        "a", "b", "daily-20240301000000", "daily-20240201000000", "daily-20240101000000"]
+        "a", "b", "daily", "daily-20240301000000", "daily-20240201000000", "daily-20240101000000",
+        "daily-db", "weekly-20240108000000", "weekly-20240101000000"]
     b = _backup("b")
     assert bucketfmt.status(b) == "New"
     assert bucketfmt.time_from_now(bucketfmt.expiration(b), NOW) == "29d"  # creation + TTL

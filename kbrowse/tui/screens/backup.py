@@ -13,13 +13,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Tree
+from textual.widgets import Header, Tree
 from textual.worker import get_current_worker
 
 from kbrowse.bucket.printers import to_yaml
 from kbrowse.tui.preview_content import TextLines, highlight, note
 from kbrowse.tui.screens.browser import BrowserScreen
 from kbrowse.tui.ui_thread import deliver
+from kbrowse.tui.widgets.footer import Footer
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
 from mover.errors import RepoError, WrongPassword

@@ -3,28 +3,20 @@ filter-as-you-type and the highlighted backup's ``velero backup describe`` below
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import ClassVar
 
 from rich.markup import escape
-from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.binding import Binding, BindingType
 from textual.widgets import Input
-from textual.worker import get_current_worker
 
 from kbrowse.bucket import printers as bucketfmt
-from kbrowse.tui.preview_content import TextLines, note
 from kbrowse.tui.screens.backup import BackupScreen
 from kbrowse.tui.screens.listscreen import LIST_BINDINGS, ListScreen
-from kbrowse.tui.ui_thread import deliver
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
-from mover.errors import RepoError
 from mover.velero.bsl import BucketView
 from mover.velero.objects import Backup
-
-DESCRIBE_DELAY = 0.05  # holding an arrow key should not read every backup passed
 
 
 def now() -> datetime:
@@ -65,18 +57,6 @@ BACKUP_COLUMNS: list[Column[Backup]] = [
 ]
 
 
-def describe_lines(text: str) -> TextLines:
-    """``describe`` output for the pane: headings ("Phase:", "Resource List:") in bold."""
-    lines = []
-    for raw in text.rstrip("\n").split("\n"):
-        line = Text(raw.expandtabs(8), no_wrap=True)
-        head, sep, _ = raw.partition(":")
-        if sep and head and not head[0].isspace():
-            line.stylize("bold", 0, len(head) + 1)
-        lines.append(line)
-    return TextLines(lines, numbered=False)
-
-
 class BackupsScreen(ListScreen[Backup]):
     """The backups of a bucket; the cluster's Backups screen shares the table and the pane."""
 
@@ -93,13 +73,13 @@ class BackupsScreen(ListScreen[Backup]):
     FILTER_ID = "backup-filter"
     TABLE_TITLE = "Backups"
     PANE = True
+    DESCRIBES = "velero backup describe --details"
     LOADING = "reading backups…"
     EMPTY = "no backups in this location"
 
     def __init__(self, bucket: BucketView | None = None, source_label: str = "") -> None:
         super().__init__(source_label or (bucket.location() if bucket is not None else ""))
         self.bucket = bucket
-        self.described: str | None = None  # the backup whose describe text the pane shows
         self.now = now()
 
     def on_mount(self) -> None:
@@ -130,23 +110,7 @@ class BackupsScreen(ListScreen[Backup]):
         self.now = now()
         super().show_items(bucketfmt.sort_backups(items), live)
 
-    def emptied(self) -> None:
-        self.described = None
-        self.pane.message("No backup to describe.", "Describe")
-
     # ---- describe ------------------------------------------------------------------------
-
-    @on(VirtualTable.Highlighted)
-    def _highlighted(self, event: VirtualTable.Highlighted) -> None:
-        b: Backup | None = event.item
-        if b is None or b.name == self.described:
-            return
-        self._start_describe(b)
-
-    def _start_describe(self, b: Backup) -> None:
-        self.described = b.name
-        self.pane.reading(f"Describe {b.name}")
-        self._describe(b)
 
     def details(self, b: Backup) -> bucketfmt.BackupDetails:
         """Everything `describe` shows of ``b`` (read in a worker thread)."""
@@ -159,22 +123,8 @@ class BackupsScreen(ListScreen[Backup]):
             volume_infos=bucket.volume_infos(name), volumes=bucket.volumes(name),
             logs_hint=f"kbrowse --bsl {bucket.location()} logs {name}")
 
-    @work(thread=True, exclusive=True, group="describe")
-    def _describe(self, b: Backup) -> None:
-        time.sleep(DESCRIBE_DELAY)
-        worker = get_current_worker()
-        if worker.is_cancelled:
-            return
-        try:
-            lines = describe_lines(bucketfmt.describe_backup(self.details(b)))
-        except RepoError as e:
-            lines = note(f"Cannot describe backup {b.name}: {e}")
-        if not worker.is_cancelled:
-            deliver(self, self._described, b.name, lines)
-
-    def _described(self, name: str, lines: TextLines) -> None:
-        if self.described == name:
-            self.pane.show(lines, f"Describe {name}", "velero backup describe --details")
+    def describe(self, b: Backup) -> str:
+        return bucketfmt.describe_backup(self.details(b))
 
     # ---- open ----------------------------------------------------------------------------
 

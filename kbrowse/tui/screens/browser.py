@@ -11,7 +11,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Tree
+from textual.widgets import Header, Tree
 from textual.worker import get_current_worker
 
 from kbrowse.browse import snappath
@@ -32,6 +32,7 @@ from kbrowse.tui.screens.restore import RestoreScreen, default_target
 from kbrowse.tui.ui_thread import deliver
 from kbrowse.tui.widgets.dir_tree import DirRef, DirTree
 from kbrowse.tui.widgets.facts import Facts
+from kbrowse.tui.widgets.footer import Footer
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
 from mover.errors import NotFound, RepoError

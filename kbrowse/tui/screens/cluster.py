@@ -14,6 +14,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Static
+from textual.worker import get_current_worker
 
 from kbrowse.cluster.session import ClusterSession
 from kbrowse.cluster.store import Changes
@@ -22,6 +23,7 @@ from kbrowse.tui.ui_thread import deliver
 from mover.errors import RepoError
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # (key, tab label): the digit keys 1..6 follow this order.
 TABS = [("backups", "Backups"), ("restores", "Restores"), ("schedules", "Schedules"),
@@ -83,6 +85,7 @@ class ClusterListScreen(ListScreen[T]):
         super().__init__(source_label=session.label)
         self.session = session
         self.now = now()
+        self._described_version: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(tab_line(self.TAB), id="cluster-tabs")
@@ -115,9 +118,35 @@ class ClusterListScreen(ListScreen[T]):
 
     def store_changed(self, changes: Changes) -> None:
         """A batch of watch events (on the UI thread); only screens showing them redraw."""
-        if self.alive and any(kind in changes for kind in self.KINDS):
-            self.now = now()
-            self.show_items(self.collect(), live=True)
+        if not (any(kind in changes for kind in self.KINDS) and self.alive):
+            return
+        self.now = now()
+        self.show_items(self.collect(), live=True)
+        item = self.current
+        # The pane follows the highlighted object as it changes (phase, counts, errors).
+        if self.PANE and item is not None and self.key(item) == self.described \
+                and any(self.key(item) in changes.get(kind, ()) for kind in self.KINDS) \
+                and self.version(item) != self._described_version:
+            self.start_describe(item)
+
+    def version(self, item: T) -> str:
+        """The object's resourceVersion: the pane describes it again when it changes."""
+        return ""
+
+    def start_describe(self, item: T) -> None:
+        self._described_version = self.version(item)
+        super().start_describe(item)
+
+    def gather(self, read: Callable[[Callable[[str], None], Callable[[], bool]], R]) -> R:
+        """``read(note, cancelled)`` in the describe worker (files come through DownloadRequests,
+        which it stops waiting for once the worker is cancelled); its notes become warnings."""
+        notes: list[str] = []
+        worker = get_current_worker()
+        result = read(notes.append, lambda: worker.is_cancelled)
+        if not worker.is_cancelled:
+            for message in notes:
+                self.app.call_from_thread(self.notify, escape(message), severity="warning", timeout=8)
+        return result
 
     def store_error(self, kind: str, message: str) -> None:
         if not self.alive or kind not in self.KINDS:

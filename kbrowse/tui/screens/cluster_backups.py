@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from rich.markup import escape
 from rich.text import Text
 from textual import work
 from textual.binding import Binding, BindingType
@@ -16,7 +15,6 @@ from textual.worker import get_current_worker
 from kbrowse.bucket.printers import BackupDetails
 from kbrowse.cluster.backup import backup_details
 from kbrowse.cluster.session import ClusterSession
-from kbrowse.cluster.store import Changes
 from kbrowse.cluster.wait import FINAL, download
 from kbrowse.tui.preview_content import TextLines, note
 from kbrowse.tui.screens.backup import BackupScreen
@@ -52,7 +50,6 @@ class ClusterBackupsScreen(ClusterListScreen[Backup], BackupsScreen):
     def __init__(self, session: ClusterSession) -> None:
         super().__init__(session)
         self.select_next: str | None = None  # a backup just made: the cursor goes to it when it shows
-        self._described_version: str | None = None
 
     # ---- live updates ----------------------------------------------------------------------
 
@@ -61,32 +58,14 @@ class ClusterBackupsScreen(ClusterListScreen[Backup], BackupsScreen):
         if self.select_next is not None and self.table.select_where(lambda b: b.name == self.select_next):
             self.select_next = None
 
-    def store_changed(self, changes: Changes) -> None:
-        super().store_changed(changes)
-        if not self.alive:
-            return
-        b = self.current
-        # The pane follows the highlighted backup as it changes (phase, counts, errors).
-        if b is not None and b.name in changes.get("backups", ()) and b.name == self.described \
-                and _version(b) != self._described_version:
-            self.described = None
-            self._start_describe(b)
-
     # ---- describe and logs -----------------------------------------------------------------
 
-    def _start_describe(self, b: Backup) -> None:
-        self._described_version = _version(b)
-        super()._start_describe(b)
+    def version(self, b: Backup) -> str:
+        return (b.raw.get("metadata") or {}).get("resourceVersion", "")
 
     def details(self, b: Backup) -> BackupDetails:
-        notes: list[str] = []
-        worker = get_current_worker()
-        details = backup_details(self.session.kube, self.session.namespace, b.raw, notes.append,
-                                           lambda: worker.is_cancelled)
-        if not worker.is_cancelled:
-            for message in notes:
-                self.app.call_from_thread(self.notify, escape(message), severity="warning", timeout=8)
-        return details
+        return self.gather(lambda note, cancelled: backup_details(
+            self.session.kube, self.session.namespace, b.raw, note, cancelled))
 
     def action_logs(self) -> None:
         b = self.current
@@ -168,6 +147,3 @@ class ClusterBackupsScreen(ClusterListScreen[Backup], BackupsScreen):
         self.request(f"delete backup {b.name}", lambda: self.session.create(DELETE_BACKUP_REQUESTS, delete_backup_request(b.raw)),
                      lambda _obj: self.notify(f'Request to delete backup "{b.name}" submitted.', timeout=5))
 
-
-def _version(b: Backup) -> str:
-    return (b.raw.get("metadata") or {}).get("resourceVersion", "")

@@ -10,7 +10,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 from textual.worker import get_current_worker
 
 from kbrowse.browse.diff import (
@@ -24,6 +24,7 @@ from kbrowse.browse.diff import (
 )
 from kbrowse.tui.fmt import display_name, node_type, snapshot_time
 from kbrowse.tui.ui_thread import deliver
+from kbrowse.tui.widgets.footer import Footer
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
 from mover.errors import RepoError
 from mover.progress import human_bytes

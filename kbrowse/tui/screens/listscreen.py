@@ -3,28 +3,48 @@ an optional pane below it, a status line; typing on the table starts the filter.
 
 Subclasses say what a row is (``COLUMNS``, ``row``, ``style``, ``key``) and where the items
 come from: ``fetch`` runs in a worker for sources read in one go (a repository, a bucket), or
-``show_items`` is called whenever a live source (the cluster's watches) changed.
+``show_items`` is called whenever a live source (the cluster's watches) changed. With ``PANE``,
+the highlighted item's ``describe`` text (read in a worker) fills the pane.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.events import DescendantBlur, DescendantFocus, Key
+from textual.events import Key
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
+from textual.worker import get_current_worker
 
+from kbrowse.tui.preview_content import TextLines, note
 from kbrowse.tui.ui_thread import deliver
+from kbrowse.tui.widgets.footer import Footer
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
 from mover.errors import RepoError
 
 T = TypeVar("T")
+
+DESCRIBE_DELAY = 0.05  # holding an arrow key should not describe every item passed
+
+
+def describe_lines(text: str) -> TextLines:
+    """``describe`` output for the pane: headings ("Phase:", "Resource List:") in bold."""
+    lines = []
+    for raw in text.rstrip("\n").split("\n"):
+        line = Text(raw.expandtabs(8), no_wrap=True)
+        head, sep, _ = raw.partition(":")
+        if sep and head and not head[0].isspace():
+            line.stylize("bold", 0, len(head) + 1)
+        lines.append(line)
+    return TextLines(lines, numbered=False)
 
 LIST_BINDINGS: list[BindingType] = [
     Binding("slash", "filter", "Filter", tooltip="Filter as you type"),
@@ -46,7 +66,8 @@ class ListScreen(Screen[None], Generic[T]):
     TABLE_ID = "list"
     FILTER_ID = "list-filter"
     TABLE_TITLE = ""
-    PANE = False  # a Preview (#describe) below the table
+    PANE = False  # a Preview (#describe) below the table, describing the highlighted item
+    DESCRIBES = ""  # the pane's subtitle: the command whose output it shows
     LOADING = "reading…"
     EMPTY = "nothing here"
     SORT: ClassVar[tuple[str, bool] | None] = None  # the first sort: (column key, reversed)
@@ -59,6 +80,7 @@ class ListScreen(Screen[None], Generic[T]):
         # Set once compose's widgets are mounted: live updates may arrive before that, and
         # querying a widget then fails (NoMatches), so they wait for on_mount to pull them.
         self.ready = False
+        self.described: object | None = None  # the key of the item the pane describes
 
     # ---- what a row is (subclasses) --------------------------------------------------------
 
@@ -76,6 +98,10 @@ class ListScreen(Screen[None], Generic[T]):
         """Read the items (in a worker thread); RepoError is shown as the reason."""
         raise NotImplementedError
 
+    def describe(self, item: T) -> str:
+        """The pane's text for ``item`` (in a worker thread); RepoError is shown as the reason."""
+        raise NotImplementedError
+
     def total_text(self, total: int) -> str:
         return f"{total:,} {self._noun(total)}" + (f" in {self.source_label}" if self.source_label else "")
 
@@ -84,10 +110,13 @@ class ListScreen(Screen[None], Generic[T]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(placeholder=self.FILTER_HINT, id=self.FILTER_ID, select_on_focus=False)
-        yield VirtualTable(self.COLUMNS, self.row, self.style, empty_text=self.LOADING, id=self.TABLE_ID,
-                           classes="list-table" + (" with-pane" if self.PANE else ""))
+        # Kept: the screen reaches them on every watch batch, and a query walks the DOM.
+        self._table = VirtualTable(self.COLUMNS, self.row, self.style, empty_text=self.LOADING, id=self.TABLE_ID,
+                                   classes="list-table" + (" with-pane" if self.PANE else ""))
+        yield self._table
         if self.PANE:
-            yield Preview(id="describe")
+            self._pane = Preview(id="describe")
+            yield self._pane
         yield Static(id="status")
         yield Footer()
 
@@ -108,11 +137,11 @@ class ListScreen(Screen[None], Generic[T]):
     @property
     def alive(self) -> bool:
         """Composed, and not being taken down (widgets go before the screen's unmount)."""
-        return self.ready and bool(self.query(f"#{self.TABLE_ID}"))
+        return self.ready and self._table.is_attached
 
     @property
     def table(self) -> VirtualTable:
-        return self.query_one(f"#{self.TABLE_ID}", VirtualTable)
+        return self._table
 
     @property
     def filter_input(self) -> Input:
@@ -120,7 +149,7 @@ class ListScreen(Screen[None], Generic[T]):
 
     @property
     def pane(self) -> Preview:
-        return self.query_one("#describe", Preview)
+        return self._pane
 
     @property
     def current(self) -> T | None:
@@ -171,7 +200,41 @@ class ListScreen(Screen[None], Generic[T]):
         self.update_status()
 
     def emptied(self) -> None:
-        """No row is left (a pane has nothing to show)."""
+        """No row is left: the pane has nothing to show."""
+        if self.PANE:
+            self.described = None
+            self.pane.message(f"No {self.NOUN} to describe.", "Describe")
+
+    # ---- the describe pane ------------------------------------------------------------------
+
+    @on(VirtualTable.Highlighted)
+    def _highlighted(self, event: VirtualTable.Highlighted) -> None:
+        item: T | None = event.item
+        if self.PANE and item is not None and self.key(item) != self.described:
+            self.start_describe(item)
+
+    def start_describe(self, item: T) -> None:
+        self.described = self.key(item)
+        self.pane.reading(f"Describe {self.key(item)}")
+        self._describe(item)
+
+    @work(thread=True, exclusive=True, group="describe")
+    def _describe(self, item: T) -> None:
+        time.sleep(DESCRIBE_DELAY)
+        worker = get_current_worker()
+        if worker.is_cancelled:
+            return
+        key = self.key(item)
+        try:
+            lines = describe_lines(self.describe(item))
+        except RepoError as e:
+            lines = note(f"Cannot describe {self.NOUN} {key}: {e}")
+        if not worker.is_cancelled:
+            deliver(self, self._described, key, lines)
+
+    def _described(self, key: object, lines: TextLines) -> None:
+        if self.described == key:
+            self.pane.show(lines, f"Describe {key}", self.DESCRIBES)
 
     def set_status(self, text: str) -> None:
         self.query_one("#status", Static).update(text)
@@ -197,12 +260,6 @@ class ListScreen(Screen[None], Generic[T]):
             event.stop()
             self.filter_input.focus()
             self.filter_input.insert_text_at_cursor(event.character)
-
-    def on_descendant_focus(self, _event: DescendantFocus) -> None:
-        self.refresh_bindings()
-
-    def on_descendant_blur(self, _event: DescendantBlur) -> None:
-        self.refresh_bindings()
 
     def _pane_focused(self) -> bool:
         return self.PANE and self.pane.has_focus

@@ -1,10 +1,12 @@
-"""The cluster's restores, as `velero restore get` lists them, kept current by the watch."""
+"""The cluster's restores, as `velero restore get` lists them, kept current by the watch; the
+describe pane as `velero restore describe --details` prints the highlighted one."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 from kbrowse.cluster.printers import restore_row
+from kbrowse.cluster.restore import describe_restore
 from kbrowse.tui.screens.cluster import ClusterListScreen, phase_style
 from kbrowse.tui.widgets.virtual_table import Column
 
@@ -23,6 +25,8 @@ class RestoresScreen(ClusterListScreen[Obj]):
     EMPTY = "no restores: r on a backup makes one"
     FILTER_HINT = "filter: type part of a name, backup, status or time"
     TABLE_TITLE = "Restores"
+    PANE = True
+    DESCRIBES = "velero restore describe --details"
     SORT = ("created", True)
     COLUMNS: ClassVar[list[Column[Obj]]] = [
         Column("name", "NAME"),
@@ -45,3 +49,14 @@ class RestoresScreen(ClusterListScreen[Obj]):
 
     def key(self, r: Obj) -> object:
         return r["metadata"]["name"]
+
+    def version(self, r: Obj) -> str:
+        return r["metadata"].get("resourceVersion", "")
+
+    def on_mount(self) -> None:
+        self.pane.message("Highlight a restore to describe it.", "Describe")
+        super().on_mount()
+
+    def describe(self, r: Obj) -> str:
+        return self.gather(lambda note, cancelled: describe_restore(
+            self.session.kube, self.session.namespace, r, note, cancelled))

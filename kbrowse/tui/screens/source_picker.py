@@ -12,12 +12,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, OptionList
+from textual.widgets import Button, Header, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from kbrowse.tui.discover import Source, find_clusters, find_locations, find_sources
 from kbrowse.tui.screens.snapshots import SnapshotsScreen
 from kbrowse.tui.ui_thread import deliver
+from kbrowse.tui.widgets.footer import Footer
 from mover.errors import RepoError
 from mover.opener import open_view
 from mover.view import SnapshotView
@@ -37,6 +38,7 @@ class SourcePickerScreen(Screen[None]):
         super().__init__()
         self.sources = find_sources()
         self._sessions: list[ClusterSession] = []  # behind the buckets of storage locations opened here
+        self._buckets: list[BucketView] = []  # bucket directories opened here
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -47,7 +49,7 @@ class SourcePickerScreen(Screen[None]):
                 yield OptionList(*[Option(Text(s.label), id=str(i)) for i, s in enumerate(self.sources)],
                                  id="sources")
             else:
-                yield Label("No repository found in $RESTIC_REPOSITORY or ./kbrowse-demo: "
+                yield Label("No repository found in $RESTIC_REPOSITORY, nor a bucket in ./kbrowse-demo: "
                             "type one below (or run `kbrowse demo`).", classes="hint")
             yield Label("Repository")
             yield Input(placeholder="/path/to/repo, or s3:http://host:9000/bucket/prefix", id="location")
@@ -66,6 +68,8 @@ class SourcePickerScreen(Screen[None]):
     def on_unmount(self) -> None:
         for session in self._sessions:
             session.close()
+        for bucket in self._buckets:
+            bucket.close()
 
     # ---- clusters: found in the background (importing the client, asking each server) --------
 
@@ -96,7 +100,7 @@ class SourcePickerScreen(Screen[None]):
     @on(OptionList.OptionSelected, "#sources")
     def _picked(self, event: OptionList.OptionSelected) -> None:
         src: Source = self.sources[int(event.option.id or 0)]
-        if src.context is not None:
+        if src.context is not None or src.bsl is not None:
             self.query_one("#picker").loading = True
             self._open_cluster(src)
             return
@@ -147,23 +151,34 @@ class SourcePickerScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="open-cluster")
     def _open_cluster(self, src: Source) -> None:
-        from kbrowse.cluster.session import ClusterSession, KubeTarget
+        """A cluster, a storage location of one, or (no context) a bucket directory."""
+        from mover.velero.bsl import BucketView
 
-        assert src.context is not None
+        session = None
         try:
-            session = ClusterSession.connect(KubeTarget(context=src.context))
-            bucket = None if src.bsl is None else session.bucket(src.bsl)
+            if src.context is None:
+                assert src.bsl is not None
+                bucket: BucketView | None = BucketView.open(src.bsl)
+            else:
+                from kbrowse.cluster.session import ClusterSession, KubeTarget
+
+                session = ClusterSession.connect(KubeTarget(context=src.context))
+                bucket = None if src.bsl is None else session.bucket(src.bsl)
         except RepoError as e:
             deliver(self, self._failed, str(e), f"Cannot open {src.bsl or src.context}")
             return
         deliver(self, self._cluster_opened, session, bucket, src)
 
-    def _cluster_opened(self, session: ClusterSession, bucket: BucketView | None, src: Source) -> None:
+    def _cluster_opened(self, session: ClusterSession | None, bucket: BucketView | None, src: Source) -> None:
         from kbrowse.tui.screens.backups import BackupsScreen
 
         self.query_one("#picker").loading = False
         if bucket is None:
             self.app.open_cluster(session)  # type: ignore[attr-defined]
+            return
+        if session is None:
+            self._buckets.append(bucket)
+            self.app.push_screen(BackupsScreen(bucket, bucket.location()))
             return
         self._sessions.append(session)
         self.app.push_screen(BackupsScreen(bucket, f"{src.bsl} · {bucket.location()}"))

@@ -34,7 +34,7 @@ from mover.progress import Counters, human_bytes
 from mover.repo.lock import Lock
 from mover.repo.repository import Repository
 from mover.velero.objects import format_time
-from mover.velero.podvolumes import FINAL_PHASES, SNAPSHOT_HOST
+from mover.velero.podvolumes import FINAL_PHASES, SNAPSHOT_HOST, latest_of_same_volume
 from mover.view.snapshot import Snapshot
 
 log = logging.getLogger("mover.kube")
@@ -116,7 +116,7 @@ class PodVolumeBackupController(VolumeController):
             return cached is None or bool(cached["spec"].get("cancel"))
 
         with Lock(repo, exclusive=False).acquire(confirm_before_write=True):
-            parent = latest_of_same_volume(repo, tags)
+            parent = latest_of_same_volume(repo.snapshots(), tags)
             archiver = Archiver(repo, counters, cancel=cancel,
                                 warn=lambda m: log.warning("pod volume backup %s: %s", name, m))
             with Reporter(lambda status: self._patch(name, status), counters, unwanted, cancel,
@@ -131,10 +131,3 @@ class PodVolumeBackupController(VolumeController):
             # What this backup added to the repository: nothing, for a volume that did not change.
             return result.snapshot, {**reporter.final(), "incrementalBytes": stats.data_added}
 
-
-def latest_of_same_volume(repo: Repository, tags: dict[str, str]) -> Snapshot | None:
-    """The parent: the latest snapshot of the same claim, or of the same pod volume."""
-    keys = ("pvc-uid",) if tags.get("pvc-uid") else ("ns", "pod", "volume")
-    wanted = {f"{k}={tags.get(k, '')}" for k in keys}
-    same = [s for s in repo.snapshots() if wanted <= set(s.tags)]
-    return max(same, key=lambda s: (s.time, s.id)) if same else None
