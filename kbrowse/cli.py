@@ -200,7 +200,7 @@ def bsl_commands() -> dict[str, Callable[[argparse.Namespace, BucketView], int]]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kbrowse.bucket import commands as bucketcmd
+    from kbrowse.bucket import options as bucketopts
     from kbrowse.cluster import commands as clustercmd
     from kbrowse.fuse import mountcmd
 
@@ -212,13 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
                "BACKUP[/resources[/RESOURCE[.GROUP]/NAMESPACE/NAME]] (NAMESPACE _cluster for "
                "cluster-scoped objects) or BACKUP/volumes[/NAMESPACE/POD/VOLUME[:PATH]].")
     cliargs.add_global_options(p, top=True)
-    bucketcmd.add_options(p, top=True)
+    bucketopts.add_options(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def cmd(name: str, help: str) -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help, description=help)
         cliargs.add_global_options(s, top=False)
-        bucketcmd.add_options(s, top=False)
+        bucketopts.add_options(s, top=False)
         return s
 
     cmd("snapshots", "list the snapshots")
@@ -326,7 +326,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
         run(PROG, lambda: open_app(args))
 
     def body() -> int:
-        from kbrowse.bucket import commands as bucketcmd
         from kbrowse.fuse import mountcmd
 
         if hasattr(args, "handler"):
@@ -341,6 +340,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
             commands = bsl_commands()
             if args.command not in commands:
                 raise UsageError(f"{args.command} works on a repository (-r), not on --bsl")
+            from kbrowse.bucket import commands as bucketcmd
+
             with bucketcmd.open_bucket(args) as bucket:
                 return commands[args.command](args, bucket)
         if args.command not in COMMANDS:

@@ -6,7 +6,6 @@ import argparse
 import sys
 from typing import Any
 
-from kbrowse.cluster import printers
 from kbrowse.cluster.kinds import (
     RESTORE,
     Group,
@@ -102,6 +101,8 @@ def restore_describe(args: argparse.Namespace) -> int:
         results = fetch_file(api, namespace(args), "RestoreResults", name) \
             if status.get("errors") or status.get("warnings") else None
         resources = fetch_file(api, namespace(args), "RestoreResourceList", name) if finished else None
+        from kbrowse.cluster import printers  # Velero's object types: only for describe
+
         sys.stdout.write(printers.describe_restore(restore, results, resources, pod_volume_restores(api, args, name)))
     return 0
 
