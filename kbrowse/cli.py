@@ -199,10 +199,11 @@ def bsl_commands() -> dict[str, Callable[[argparse.Namespace, BucketView], int]]
             "ls": bsl_ls, "cat": bsl_cat, "cp": bsl_cp}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(everything: bool = True) -> argparse.ArgumentParser:
+    """The command line; without ``everything``, the repository and bucket commands only: the
+    parsers of demo, mount and the cluster commands import their modules, which a repository
+    command does not otherwise need (help is always the whole parser's)."""
     from kbrowse.bucket import options as bucketopts
-    from kbrowse.cluster import commands as clustercmd
-    from kbrowse.fuse import mountcmd
 
     p = argparse.ArgumentParser(
         prog=PROG, description="Browse and restore backups in a restic-format repository (-r) "
@@ -244,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dest", metavar="DEST",
                    help="directory that receives a directory's contents (created if missing); "
                         "for a file, a directory to put it in or the new file's path")
+    if not everything:
+        return p
+    from kbrowse.cluster import commands as clustercmd
+    from kbrowse.fuse import mountcmd
+
     s = sub.add_parser("demo", help="back up a sample volume into a local repository and show it",
                        description="Build ./kbrowse-demo: a sample volume, a local repository "
                                    "with two snapshots made by the mover in-process.")
@@ -312,11 +318,14 @@ def open_app(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
+    from kbrowse.bucket.options import add_options
+
     argv = sys.argv[1:] if argv is None else argv
+    peek = cliargs.peek(argv, add_options)
     early = None
-    if not any(a == "--bsl" or a.startswith("--bsl=") for a in argv):
-        early = cliargs.open_early(argv, COMMANDS, ViewOpening)
-    parser = build_parser()
+    if peek is not None and not peek.bsl:
+        early = cliargs.open_early(peek, COMMANDS, ViewOpening)
+    parser = build_parser(everything=peek is None or peek.command not in COMMANDS or peek.help)
     restore_default_sigint()  # after the parser's imports: Ctrl-C there exits quietly
     args = parser.parse_args(argv)
     if args.command is None:
