@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import yaml
 
 from kbrowse.browse.pathspec import Target
+from kbrowse.bucket import paths as bucketpaths
 from kbrowse.bucket import printers as bucketfmt
 from kbrowse.bucket.paths import CLUSTER, RESOURCES, VOLUMES, BackupPath
 from mover.errors import NotFound, RepoError
@@ -80,8 +81,13 @@ def cmd_logs(args: argparse.Namespace, bucket: BucketView) -> int:
 
 def volume_target(bucket: BucketView, p: BackupPath) -> tuple[SnapshotView, Target]:
     """The snapshot entry a ``BACKUP/volumes/NS/POD/VOLUME[:PATH]`` path names."""
-    vol = bucket.find_volume(p.backup, *p.parts)
-    view, snap = bucket.volume_snapshot(p.backup, vol)
+    vol = bucket.find_volume(p.backup, *p.volume_key)
+    view, snap, top = bucket.volume_root(p.backup, vol)
+    if top.type != "dir":  # a block volume: the device's bytes, one file
+        if p.inner != "/":
+            raise NotFound(f"{p}: volume {vol.label} is a block device, read as one file: "
+                           "give no path inside it")
+        return view, Target(snap, "/" + top.name, top)
     return view, Target(snap, p.inner, view.lookup(snap, p.inner))
 
 
@@ -103,12 +109,14 @@ def children(bucket: BucketView, p: BackupPath) -> list[str]:
             return names
         contents.get(ResourceRef(p.parts[0], p.namespace, p.parts[2]))  # NotFound if missing
         return [p.parts[2]]
-    vols = [v for v in bucket.volumes(p.backup) if v.pod]
-    level = [v for v in vols if (v.namespace, v.pod)[: len(p.parts)] == p.parts]
+    keys = [(v.namespace, pod, v.volume) for v in bucket.volumes(p.backup)
+            if (pod := bucketpaths.pod_dir(v)) is not None]
+    level = [k for k in keys if k[: len(p.parts)] == p.parts]
     if p.parts and not level:
-        raise NotFound(f"backup {p.backup} has no pod volumes under {'/'.join(p.parts)}")
+        raise NotFound(f"backup {p.backup} has no volumes with data in the bucket under "
+                       f"{'/'.join(p.parts)}")
     column = len(p.parts)
-    return sorted({(v.namespace, v.pod, v.volume)[column] for v in level})
+    return sorted({k[column] for k in level})
 
 
 def ls_level(args: argparse.Namespace, bucket: BucketView, p: BackupPath) -> int:

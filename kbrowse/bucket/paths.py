@@ -2,6 +2,7 @@
 
     BACKUP[/resources[/RESOURCE[.GROUP][/NAMESPACE[/NAME]]]]    NAMESPACE "_cluster": cluster scope
     BACKUP/volumes[/NAMESPACE[/POD[/VOLUME[:PATH]]]]            PATH inside the volume's snapshot
+                                                                POD "_pvc": a PVC's moved data
 
 Pure parsing; ``BACKUP/volumes/ns/pod/vol/etc/x`` is the same as ``.../vol:/etc/x`` (a volume
 name never holds "/").
@@ -10,13 +11,20 @@ name never holds "/").
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kbrowse.browse.pathspec import normalise
 from mover.ui.cliargs import UsageError
 
+if TYPE_CHECKING:
+    from mover.velero.volumes import BackupVolume
+
 RESOURCES = "resources"
 VOLUMES = "volumes"
 CLUSTER = "_cluster"  # pods and namespaces cannot be named so: it never clashes
+# the pod level of a volume backed up without a pod (a CSI snapshot whose data Velero moved
+# into the bucket): BACKUP/volumes/NAMESPACE/_pvc/PVC
+PVC = "_pvc"
 _FORM = "BACKUP[/resources[/RESOURCE/NAMESPACE/NAME]] or BACKUP/volumes[/NAMESPACE/POD/VOLUME[:PATH]]"
 
 
@@ -32,6 +40,12 @@ class BackupPath:
         """The resource namespace part, "" for cluster scope."""
         ns = self.parts[1]
         return "" if ns == CLUSTER else ns
+
+    @property
+    def volume_key(self) -> tuple[str, str, str]:
+        """(namespace, pod, volume) as BucketView.find_volume takes them: pod "" for _pvc."""
+        ns, pod, volume = self.parts
+        return ns, "" if pod == PVC else pod, volume
 
     @property
     def is_volume(self) -> bool:
@@ -61,3 +75,11 @@ def parse(spec: str | None) -> BackupPath:
     if len(rest) > 3 or (colon and not (area == VOLUMES and len(rest) == 3)):
         raise UsageError(f"{spec!r}: expected {_FORM}")
     return BackupPath(backup, area, tuple(rest), normalise(inner))
+
+
+def pod_dir(vol: BackupVolume) -> str | None:
+    """The POD level a volume is found at; None when its data is not in the bucket and it has no
+    pod (a CSI snapshot left in the storage system, a native snapshot)."""
+    if vol.pod:
+        return vol.pod
+    return PVC if vol.repository is not None else None

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from kbrowse.bucket.paths import CLUSTER, RESOURCES, VOLUMES
+from kbrowse.bucket.paths import CLUSTER, RESOURCES, VOLUMES, pod_dir
 from kbrowse.bucket.printers import to_yaml
 from kbrowse.fuse.tree import Entry, LazyDir, LazySnapshot, SnapEntry, TextFile, VDir, vdir
 from mover.velero.bsl import BucketView
@@ -92,8 +92,9 @@ def _yaml_file(bucket: BucketView, backup: str, ref: ResourceRef,
 def _volumes(bucket: BucketView, backup: str, mtime: Callable[[], int]) -> dict[bytes, Entry]:
     tree: dict[str, dict[str, dict[bytes, Entry]]] = {}
     for vol in bucket.volumes(backup):
-        if vol.pod:  # volumes without a pod (CSI, native snapshots) have no data in the bucket
-            pods = tree.setdefault(vol.namespace, {}).setdefault(vol.pod, {})
+        pod = pod_dir(vol)
+        if pod is not None:
+            pods = tree.setdefault(vol.namespace, {}).setdefault(pod, {})
             pods[_name(vol.volume)] = _volume_dir(bucket, backup, vol, mtime)
     t = mtime()
     return {_name(ns): vdir({_name(pod): vdir(vols, t) for pod, vols in pods.items()}, t)
