@@ -16,6 +16,7 @@ from mover.velero.objectstore import LocalStore
 from mover.velero.repopassword import DEFAULT_PASSWORD
 from mover.velero.tarball import BackedUpItem
 from mover.velero.writer import BackupRecord, write_backup
+from tests.fuse.test_mount import _MISSING, mounted
 from tests.kopia.kopia_cli import Kopia, restore_differences
 from tests.support.treekit import make_full_tree
 from tests.support.velerobucket import STARTED, PodVolume, _backup, _items, _pvb, _volume_info
@@ -89,6 +90,13 @@ def test_velero_kopia_volumes(tmp_path: Path) -> None:
     cp = _kb(bsl, "cp", "kopia-web/volumes/shop/_pvc/disk", str(tmp_path / "disk.img"))
     assert cp.returncode == 0, cp.stderr.decode()
     assert (tmp_path / "disk.img").read_bytes() == cat.stdout
+
+    if _MISSING is None:  # the bucket mount has the same _pvc level
+        with mounted([sys.executable, "-m", "kbrowse.cli", "mount", "--foreground", "--bsl", str(bsl),
+                      "--kubeconfig", "/nonexistent", str(tmp_path / "mnt")], tmp_path / "mnt") as m:
+            pvcs = m.path / "backups/kopia-web/volumes/shop/_pvc"
+            assert sorted(os.listdir(pvcs)) == ["data", "disk"]
+            assert (pvcs / "data/db.bin").read_bytes() == (pvc_src / "db.bin").read_bytes()
 
 
 def _data_upload(pvc: str, snap: str, size: int) -> VolumeInfo:
