@@ -28,9 +28,10 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from typing import TYPE_CHECKING, NoReturn  # noqa: E402
 
 # Only what every command needs is imported here: `ls`, `cat`, `cp` and `snapshots` start
-# opening the repository (scrypt, which releases the GIL) before the parser, whose options come
-# from the bucket, mount and velero modules (~0.2 s of imports), is built, and before the
-# command imports its own modules; those imports then run while the key is derived.
+# opening the repository (scrypt, which releases the GIL) before the parser is built and before
+# the command imports its own modules; those imports then run while the key is derived. The
+# parser itself imports no command's modules (the bucket's options are apart from its reader),
+# and a repository command leaves out the demo, mount and cluster parsers.
 from mover.errors import RepoError  # noqa: E402
 from mover.opener import ViewOpening  # noqa: E402
 from mover.ui import cliargs  # noqa: E402
