@@ -28,9 +28,10 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from typing import TYPE_CHECKING, NoReturn  # noqa: E402
 
 # Only what every command needs is imported here: `ls`, `cat`, `cp` and `snapshots` start
-# opening the repository (scrypt, which releases the GIL) before the parser, whose options come
-# from the bucket, mount and velero modules (~0.2 s of imports), is built, and before the
-# command imports its own modules; those imports then run while the key is derived.
+# opening the repository (scrypt, which releases the GIL) before the parser is built and before
+# the command imports its own modules; those imports then run while the key is derived. The
+# parser itself imports no command's modules (the bucket's options are apart from its reader),
+# and a repository command leaves out the demo, mount and cluster parsers.
 from mover.errors import RepoError  # noqa: E402
 from mover.opener import ViewOpening  # noqa: E402
 from mover.ui import cliargs  # noqa: E402
@@ -199,10 +200,11 @@ def bsl_commands() -> dict[str, Callable[[argparse.Namespace, BucketView], int]]
             "ls": bsl_ls, "cat": bsl_cat, "cp": bsl_cp}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from kbrowse.bucket import commands as bucketcmd
-    from kbrowse.cluster import commands as clustercmd
-    from kbrowse.fuse import mountcmd
+def build_parser(everything: bool = True) -> argparse.ArgumentParser:
+    """The command line; without ``everything``, the repository and bucket commands only: the
+    parsers of demo, mount and the cluster commands import their modules, which a repository
+    command does not otherwise need (help is always the whole parser's)."""
+    from kbrowse.bucket import options as bucketopts
 
     p = argparse.ArgumentParser(
         prog=PROG, description="Browse and restore backups in a restic-format repository (-r) "
@@ -212,13 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
                "BACKUP[/resources[/RESOURCE[.GROUP]/NAMESPACE/NAME]] (NAMESPACE _cluster for "
                "cluster-scoped objects) or BACKUP/volumes[/NAMESPACE/POD/VOLUME[:PATH]].")
     cliargs.add_global_options(p, top=True)
-    bucketcmd.add_options(p, top=True)
+    bucketopts.add_options(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def cmd(name: str, help: str) -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help, description=help)
         cliargs.add_global_options(s, top=False)
-        bucketcmd.add_options(s, top=False)
+        bucketopts.add_options(s, top=False)
         return s
 
     cmd("snapshots", "list the snapshots")
@@ -244,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dest", metavar="DEST",
                    help="directory that receives a directory's contents (created if missing); "
                         "for a file, a directory to put it in or the new file's path")
+    if not everything:
+        return p
+    from kbrowse.cluster import commands as clustercmd
+    from kbrowse.fuse import mountcmd
+
     s = sub.add_parser("demo", help="build a local Velero bucket with two backups and show it",
                        description="Build ./kbrowse-demo/bucket: two Velero backups of a sample "
                                    "namespace (resources, a pod volume by file-system backup, a "
@@ -314,11 +321,14 @@ def open_app(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
+    from kbrowse.bucket.options import add_options
+
     argv = sys.argv[1:] if argv is None else argv
+    peek = cliargs.peek(argv, add_options)
     early = None
-    if not any(a == "--bsl" or a.startswith("--bsl=") for a in argv):
-        early = cliargs.open_early(argv, COMMANDS, ViewOpening)
-    parser = build_parser()
+    if peek is not None and not peek.bsl:
+        early = cliargs.open_early(peek, COMMANDS, ViewOpening)
+    parser = build_parser(everything=peek is None or peek.command not in COMMANDS or peek.help)
     restore_default_sigint()  # after the parser's imports: Ctrl-C there exits quietly
     args = parser.parse_args(argv)
     if args.command is None:
@@ -328,7 +338,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
         run(PROG, lambda: open_app(args))
 
     def body() -> int:
-        from kbrowse.bucket import commands as bucketcmd
         from kbrowse.fuse import mountcmd
 
         if hasattr(args, "handler"):
@@ -343,6 +352,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
             commands = bsl_commands()
             if args.command not in commands:
                 raise UsageError(f"{args.command} works on a repository (-r), not on --bsl")
+            from kbrowse.bucket import commands as bucketcmd
+
             with bucketcmd.open_bucket(args) as bucket:
                 return commands[args.command](args, bucket)
         if args.command not in COMMANDS:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from mover.repo.open import Opening
-
 if TYPE_CHECKING:
     from mover.kopia.open import Started
+    from mover.repo.open import Opening
     from mover.view import BlobCache, SnapshotView
 
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
@@ -43,6 +42,8 @@ class ViewOpening:
 
             self._kopia = start_opening(self.location, self.password)
             if self._kopia is None:
+                from mover.repo.open import Opening  # restic's key files: not read for kopia
+
                 self._opening = Opening(self.location, self.password)
         except BaseException as e:  # raised again in the caller's thread
             self._error = e

@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 from datetime import UTC, datetime
-from typing import Any
 
 import yaml
 
@@ -25,33 +24,6 @@ from mover.velero.objectstore import s3_options
 from mover.velero.repopassword import standard_sources
 from mover.velero.tarball import ResourceRef
 from mover.view import SnapshotView
-
-
-def add_options(p: argparse.ArgumentParser, top: bool) -> None:
-    """Bucket options, accepted before or after the subcommand (see cliargs)."""
-    def opt(*names: str, default: object = None, **kw: Any) -> None:
-        kw["default"] = default if top else argparse.SUPPRESS
-        p.add_argument(*names, **kw)
-
-    opt("--bsl", metavar="BSL",
-        help="a Velero backup storage location: s3:http://host:port/bucket/prefix, or a "
-             "directory with the same layout (no cluster needed)")
-    opt("--credentials-file", metavar="FILE",
-        help="S3 credentials, Velero style ([default] aws_access_key_id/aws_secret_access_key); "
-             "default: AWS_* variables, AWS_PROFILE, ~/.aws/credentials")
-    opt("--cacert", metavar="FILE", help="CA bundle for an S3 endpoint with a private CA")
-    opt("--insecure-skip-tls-verify", action="store_true", default=False,
-        help="do not verify the S3 endpoint's certificate")
-    opt("--repo-password-file", metavar="FILE",
-        help="password of the volume repositories (default: $RESTIC_PASSWORD_FILE, "
-             "$RESTIC_PASSWORD, else Velero's secret if a cluster is reachable, else "
-             "Velero's default)")
-    opt("-n", "--namespace", default="velero", metavar="NS",
-        help="Velero's namespace, for its repository secret (default: velero)")
-    opt("--kubeconfig", metavar="FILE", help="kubeconfig for the secret (default: $KUBECONFIG)")
-    opt("--kubecontext", "--context", dest="kubecontext", metavar="CONTEXT",
-        help="kubeconfig context (default: current); with no command, the app opens on that "
-             "cluster's backups")
 
 
 def open_bucket(args: argparse.Namespace) -> BucketView:
@@ -109,7 +81,12 @@ def cmd_logs(args: argparse.Namespace, bucket: BucketView) -> int:
 def volume_target(bucket: BucketView, p: BackupPath) -> tuple[SnapshotView, Target]:
     """The snapshot entry a ``BACKUP/volumes/NS/POD/VOLUME[:PATH]`` path names."""
     vol = bucket.find_volume(p.backup, *p.volume_key)
-    view, snap = bucket.volume_snapshot(p.backup, vol)
+    view, snap, top = bucket.volume_root(p.backup, vol)
+    if top.type != "dir":  # a block volume: the device's bytes, one file
+        if p.inner != "/":
+            raise NotFound(f"{p}: volume {vol.label} is a block device, read as one file: "
+                           "give no path inside it")
+        return view, Target(snap, "/" + top.name, top)
     return view, Target(snap, p.inner, view.lookup(snap, p.inner))
 
 

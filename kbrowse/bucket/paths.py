@@ -11,10 +11,13 @@ name never holds "/").
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kbrowse.browse.pathspec import normalise
 from mover.ui.cliargs import UsageError
-from mover.velero.volumes import BackupVolume
+
+if TYPE_CHECKING:
+    from mover.velero.volumes import BackupVolume
 
 RESOURCES = "resources"
 VOLUMES = "volumes"
@@ -81,3 +84,4 @@ def parse(spec: str | None) -> BackupPath:
     if len(rest) > 3 or (colon and not (area == VOLUMES and len(rest) == 3)):
         raise UsageError(f"{spec!r}: expected {_FORM}")
     return BackupPath(backup, area, tuple(rest), normalise(inner))
+

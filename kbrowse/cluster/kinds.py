@@ -18,9 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import yaml
-
-from kbrowse.cluster import printers
 from mover.errors import RepoError
 
 Obj = dict[str, Any]
@@ -33,10 +30,11 @@ class Kind:
     word: str  # the command group, and the noun in messages: "backup"
     title: str  # the object's kind: "Backup"
     resource_name: str  # its constant in mover.kube.resources (imported only when a command runs)
-    table: Callable[[list[Obj]], str]  # what `velero <word> get` prints
+    table_name: str  # its function in kbrowse.cluster.printers: what `velero <word> get` prints
     submitted: str = '{title} request "{name}" submitted successfully.'
     logs_pending: str = "logs for {word} {name} are not available until it's finished processing"
     runs: bool = True  # the server works on it after creation (a backup, a restore): --wait follows it
+    dated: bool = False  # the table shows ages: its function takes the time now too
 
     @property
     def resource(self) -> Any:
@@ -44,22 +42,23 @@ class Kind:
         # import it when they run, so `kbrowse --help` and the repository commands do not wait
         return getattr(importlib.import_module("mover.kube.resources"), self.resource_name)
 
+    def table(self, objs: list[Obj]) -> str:
+        # the printers import Velero's object types: only a command that prints waits for them,
+        # not the parser every kbrowse command builds
+        from kbrowse.cluster import printers
 
-def _backup_table(objs: list[Obj]) -> str:
-    from kbrowse.bucket.printers import backup_table
-    from mover.velero.objects import Backup, from_json
-
-    return backup_table([from_json(Backup, b, "Backup") for b in objs], now())
+        fn = getattr(printers, self.table_name)
+        return fn(objs, now()) if self.dated else fn(objs)
 
 
-BACKUP = Kind("backup", "Backup", "BACKUPS", _backup_table,
+BACKUP = Kind("backup", "Backup", "BACKUPS", "backup_table", dated=True,
               logs_pending="logs for backup {name} are not available until it's finished processing; "
                            "please wait until the backup has a phase of Completed or Failed and try again")
-RESTORE = Kind("restore", "Restore", "RESTORES", printers.restore_table)
-SCHEDULE = Kind("schedule", "Schedule", "SCHEDULES", lambda objs: printers.schedule_table(objs, now()),
+RESTORE = Kind("restore", "Restore", "RESTORES", "restore_table")
+SCHEDULE = Kind("schedule", "Schedule", "SCHEDULES", "schedule_table", dated=True,
                 submitted='{title} "{name}" created successfully.', runs=False)
-LOCATION = Kind("backup-location", "BackupStorageLocation", "BSLS", printers.location_table)
-REPOSITORY = Kind("repo", "BackupRepository", "BACKUP_REPOSITORIES", printers.repository_table, runs=False)
+LOCATION = Kind("backup-location", "BackupStorageLocation", "BSLS", "location_table")
+REPOSITORY = Kind("repo", "BackupRepository", "BACKUP_REPOSITORIES", "repository_table", runs=False)
 
 
 # -- plumbing ----------------------------------------------------------------------------------
@@ -113,6 +112,8 @@ def print_objects(objs: list[Obj], fmt: str, single: bool, kind: str) -> None:
     if fmt == "json":
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
+        import yaml
+
         sys.stdout.write(yaml.safe_dump(doc, sort_keys=False))
 
 

@@ -1,15 +1,16 @@
 """What the cluster-side commands print for restores, schedules and storage locations: the
 tables of `velero restore|schedule|backup-location get` and `velero restore describe`, with
-Velero's columns and formats. Backups use velerofmt, shared with the bucket commands."""
+Velero's columns and formats. Backups use the bucket commands' table."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from kbrowse.bucket import printers as bucketfmt
 from kbrowse.bucket.printers import NONE, go_time, label_selector, time_from_now
 from mover.golang.tabwriter import tabwrite
-from mover.velero.objects import parse_time
+from mover.velero.objects import Backup, from_json, parse_time
 
 Obj = dict[str, Any]
 ALL_NAMESPACES = "all namespaces found in the backup"
@@ -49,6 +50,11 @@ def restore_row(r: Obj) -> list[str]:
             _time(status.get("startTimestamp")), _time(status.get("completionTimestamp")),
             str(status.get("errors", 0)), str(status.get("warnings", 0)),
             _time(r["metadata"].get("creationTimestamp")), label_selector(spec.get("labelSelector"))]
+
+
+def backup_table(backups: list[Obj], now: datetime) -> str:
+    """`velero backup get`, from the Backup objects as the API returns them."""
+    return bucketfmt.backup_table([from_json(Backup, b, "Backup") for b in backups], now)
 
 
 def restore_table(restores: list[Obj]) -> str:

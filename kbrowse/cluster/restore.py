@@ -7,7 +7,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from kbrowse.cluster import printers
 from kbrowse.cluster.kinds import (
     RESTORE,
     Group,
@@ -98,6 +97,8 @@ def describe_restore(api: Any, ns: str, restore: Obj, note: Callable[[str], None
     results = fetch_file(api, ns, "RestoreResults", name, note, cancelled) \
         if status.get("errors") or status.get("warnings") else None
     resources = fetch_file(api, ns, "RestoreResourceList", name, note, cancelled) if finished else None
+    from kbrowse.cluster import printers  # Velero's object types: only for describe
+
     return printers.describe_restore(restore, results, resources, pod_volume_restores(api, ns, name))
 
 

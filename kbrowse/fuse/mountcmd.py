@@ -18,10 +18,7 @@ import time
 from collections.abc import Callable
 from types import ModuleType
 
-from kbrowse.bucket import commands as bucketcmd
-from kbrowse.fuse.mountpoint import MountError, check_mountpoint, fusermount, load_fs
-from kbrowse.fuse.tree import RepositoryTree, SnapEntry
-from mover.opener import open_view
+from kbrowse.bucket import options as bucketopts
 from mover.ui import cliargs
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -45,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp = subparsers.add_parser("mount", help="mount snapshots as a read-only filesystem",
                                description=desc)
     cliargs.add_global_options(sp, top=False)
-    bucketcmd.add_options(sp, top=False)
+    bucketopts.add_options(sp, top=False)
     sp.add_argument("mountpoint", metavar="MOUNTPOINT", help="an existing empty directory")
     sp.add_argument("snapshot", metavar="SNAPSHOT", nargs="?",
                     help="mount only this snapshot (id, id prefix or 'latest') at MOUNTPOINT")
@@ -67,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_mount(args: argparse.Namespace) -> int:
+    # the mount's modules are imported when it runs: every kbrowse command builds its parser
+    from kbrowse.fuse.mountpoint import check_mountpoint, load_fs
+
     if getattr(args, "bsl", None):
         if args.repo:
             raise cliargs.UsageError("give either -r/--repo (a repository) or --bsl (a bucket), "
@@ -84,6 +84,9 @@ def _serve(args: argparse.Namespace, mp: str, fs: ModuleType,
            on_ready: Callable[[], None] | None) -> int:
     if getattr(args, "bsl", None):
         return _serve_bucket(args, mp, fs, on_ready)
+    from kbrowse.fuse.tree import RepositoryTree, SnapEntry
+    from mover.opener import open_view
+
     view = open_view(cliargs.repo_location(args), cliargs.password(args),
                      cache_bytes=args.cache_size)
     try:
@@ -112,6 +115,7 @@ def _serve_bucket(args: argparse.Namespace, mp: str, fs: ModuleType,
                   on_ready: Callable[[], None] | None) -> int:
     """A Velero bucket: backups/<backup>/{volumes,resources}/..., loaded as it is looked into.
     No lock is taken in the volume repositories: the bucket is Velero's, and stays unwritten."""
+    from kbrowse.bucket import commands as bucketcmd  # the bucket reader: only for --bsl
     from kbrowse.fuse.bucket import BucketTree
 
     with bucketcmd.open_bucket(args) as bucket:
@@ -157,6 +161,8 @@ def _detach(ready_fd: int) -> None:
 
 
 def cmd_umount(args: argparse.Namespace) -> int:
+    from kbrowse.fuse.mountpoint import MountError, fusermount
+
     mp = os.path.abspath(args.mountpoint)
     try:
         os.stat(mp)

@@ -33,7 +33,6 @@ _MODE_BITS = 0o777 | GO_SETUID | GO_SETGID | GO_STICKY
 
 @dataclass
 class KopiaSnapshot(Snapshot):
-    source: str = field(default="", compare=False)  # user@host:path, as kopia prints it
     root_entry: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -102,9 +102,12 @@ class _QuietParser(argparse.ArgumentParser):
         raise argparse.ArgumentError(None, message)
 
 
-def peek(argv: list[str]) -> argparse.Namespace | None:
+def peek(argv: list[str], options: Callable[[argparse.ArgumentParser, bool], None] | None = None
+         ) -> argparse.Namespace | None:
     """The global options and the command name (``command``; ``help``: -h/--help anywhere),
-    read before the full parser is built, or None when they do not parse.
+    read before the full parser is built, or None when they do not parse. ``options`` adds a
+    CLI's other top-level options (as ``add_options(parser, top)``), so that their values are
+    not taken for the command.
 
     Building the full parser imports every command's module; this lets a command line decide
     what to build, and start opening the repository first (:func:`open_early`). The full parse
@@ -112,6 +115,8 @@ def peek(argv: list[str]) -> argparse.Namespace | None:
     """
     pre = _QuietParser(add_help=False)
     add_global_options(pre, top=True)
+    if options is not None:
+        options(pre, True)
     pre.add_argument("command", nargs="?")
     try:
         ns, _rest = pre.parse_known_args(argv)
@@ -121,12 +126,12 @@ def peek(argv: list[str]) -> argparse.Namespace | None:
     return ns
 
 
-def open_early(argv: list[str], commands: Collection[str],
+def open_early(ns: argparse.Namespace | None, commands: Collection[str],
                opener: Callable[[str, str], OpeningT]) -> OpeningT | None:
     """Start opening the repository (scrypt, ~0.5 s, releases the GIL) before the command line's
-    modules are imported, when ``argv`` names one of ``commands`` and gives the repository and
-    the password without a prompt. :func:`opening` takes it if the full parse agrees."""
-    ns = peek(argv)
+    modules are imported, when the command line (as :func:`peek` read it) names one of
+    ``commands`` and gives the repository and the password without a prompt. :func:`opening`
+    takes it if the full parse agrees."""
     if ns is None or ns.command not in commands or ns.help:
         return None
     try:

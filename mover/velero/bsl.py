@@ -38,9 +38,9 @@ from mover.velero.repopassword import (
     open_repository,
     open_with_password,
 )
-from mover.velero.tarball import BackupContents
+from mover.velero.tarball import BackupContents, ResourceRef
 from mover.velero.volumes import BackupVolume
-from mover.view import BlobCache, Snapshot, SnapshotView
+from mover.view import BlobCache, Node, Snapshot, SnapshotView
 
 if TYPE_CHECKING:
     from mover.repo.backend.s3client import S3Options
@@ -277,6 +277,30 @@ class BucketView:
                            f"is {where}")
         view = self.repository(vol.uploader, vol.namespace)
         return view, _find_snapshot(view, vol, name)
+
+    def volume_root(self, name: str, vol: BackupVolume) -> tuple[SnapshotView, Snapshot, Node]:
+        """Where a volume's data starts: its snapshot's root directory, or for a block volume
+        (a PVC of volumeMode Block, which Velero's data mover snapshots as a directory holding
+        the device's bytes as one file) that file."""
+        view, snap = self.volume_snapshot(name, vol)
+        root = view.root(snap)
+        if not self._is_block(name, vol):
+            return view, snap, root
+        entries = view.list_dir(root)
+        if len(entries) != 1 or entries[0].type != "file":
+            raise IntegrityError(f"block volume {vol.label} of backup {name}: snapshot "
+                                 f"{snap.short_id} holds {len(entries)} entries, not the "
+                                 "device's one file")
+        return view, snap, entries[0]
+
+    def _is_block(self, name: str, vol: BackupVolume) -> bool:
+        if vol.pod or not vol.pvc:  # pod volume backups copy file systems, never devices
+            return False
+        try:
+            pvc = self.contents(name).get(ResourceRef("persistentvolumeclaims", vol.namespace, vol.pvc))
+        except NotFound:
+            return False
+        return (pvc.get("spec") or {}).get("volumeMode") == "Block"
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -27,6 +27,9 @@ class Snapshot:
     # the zone offset `time` was written with (restic keeps it; its mount names snapshots in
     # it); None for a new snapshot, which is written in local time
     utc_offset: int | None = field(default=None, compare=False)
+    # what was backed up, as the writing tool names it where that is one string (kopia's
+    # user@host:path); empty for restic, whose table shows host and paths apart
+    source: str = field(default="", compare=False)
 
     @property
     def short_id(self) -> str:

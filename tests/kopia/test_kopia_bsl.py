@@ -11,11 +11,12 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from mover.velero.bsl import BucketView
 from mover.velero.objects import SnapshotDataMovementInfo, VolumeInfo
 from mover.velero.objectstore import LocalStore
 from mover.velero.repopassword import DEFAULT_PASSWORD
+from mover.velero.tarball import BackedUpItem
 from mover.velero.writer import BackupRecord, write_backup
+from tests.fuse.test_mount import _MISSING, mounted
 from tests.kopia.kopia_cli import Kopia, restore_differences
 from tests.support.treekit import make_full_tree
 from tests.support.velerobucket import STARTED, PodVolume, _backup, _items, _pvb, _volume_info
@@ -44,19 +45,21 @@ def test_velero_kopia_volumes(tmp_path: Path) -> None:
     du_snap = k.snapshot(
         pvc_src, "--override-source=default@default:/snapshot-data-upload-download/kopia/shop/data")
 
+    # a block PVC: Velero's block data mover snapshots a directory holding the device's bytes
+    # as one file
+    disk_src = tmp_path / "disk"
+    disk_src.mkdir()
+    (disk_src / "disk").write_bytes(os.urandom(5 << 20))
+    disk_snap = k.snapshot(
+        disk_src, "--override-source=default@default:/snapshot-data-upload-download/kopia/shop/disk")
+
     uid = str(uuid.uuid4())
     pvb = _pvb(pod_vol, "kopia-web", uid, "kopia", str(bsl / "kopia/shop"), pvb_snap, 1000)
-    data_upload = VolumeInfo(
-        pvc_name="data", pvc_namespace="shop", pv_name="pvc-data", backup_method="CSISnapshot",
-        snapshot_data_moved=True, result="succeeded", start_timestamp=STARTED,
-        completion_timestamp=STARTED + timedelta(seconds=9),
-        snapshot_data_movement_info=SnapshotDataMovementInfo(
-            data_mover="velero", uploader_type="kopia", snapshot_handle=du_snap, size=3 << 20,
-            phase="Completed"))
-    items = _items()
+    data_uploads = [_data_upload("data", du_snap, 3 << 20), _data_upload("disk", disk_snap, 5 << 20)]
+    items = [*_items(), _pvc("data", "Filesystem"), _pvc("disk", "Block")]
     write_backup(LocalStore(bsl), BackupRecord(
         backup=_backup("kopia-web", uid, ["shop"], len(items)), items=items,
-        pod_volume_backups=[pvb], volume_infos=[_volume_info(pod_vol, pvb), data_upload]))
+        pod_volume_backups=[pvb], volume_infos=[_volume_info(pod_vol, pvb), *data_uploads]))
 
     vol = "kopia-web/volumes/shop/web-1/html"
     ls = _kb(bsl, "ls", f"{vol}:/")
@@ -70,7 +73,45 @@ def test_velero_kopia_volumes(tmp_path: Path) -> None:
     cat = _kb(bsl, "cat", f"{vol}:/random-3m.bin")
     assert cat.stdout == (theirs / "random-3m.bin").read_bytes()
 
-    with BucketView.open(str(bsl)) as bucket:  # the data upload has no pod: no CLI path names it
-        v = bucket.find_volume("kopia-web", "shop", "", "data")
-        view, snap = bucket.volume_snapshot("kopia-web", v)
-        assert view.read(view.lookup(snap, "/db.bin"), 0, 3 << 20) == (pvc_src / "db.bin").read_bytes()
+    # data uploads have no pod: they are at the _pvc level, the block one as its one file
+    assert _kb(bsl, "ls", "kopia-web/volumes/shop").stdout == b"_pvc\nweb-1\n"
+    assert _kb(bsl, "ls", "kopia-web/volumes/shop/_pvc").stdout == b"data\ndisk\n"
+    cat = _kb(bsl, "cat", "kopia-web/volumes/shop/_pvc/data:/db.bin")
+    assert cat.returncode == 0, cat.stderr.decode()
+    assert cat.stdout == (pvc_src / "db.bin").read_bytes()
+    k.restore(disk_snap, tmp_path / "kopia-disk")
+    cat = _kb(bsl, "cat", "kopia-web/volumes/shop/_pvc/disk")
+    assert cat.returncode == 0, cat.stderr.decode()
+    assert cat.stdout == (tmp_path / "kopia-disk" / "disk").read_bytes()
+    assert _kb(bsl, "ls", "-l", "kopia-web/volumes/shop/_pvc/disk").stdout.endswith(b" disk\n")
+    inside = _kb(bsl, "cat", "kopia-web/volumes/shop/_pvc/disk:/x")
+    assert inside.returncode != 0 and b"block device" in inside.stderr
+    assert len(inside.stderr.splitlines()) == 1 and b"Traceback" not in inside.stderr
+    cp = _kb(bsl, "cp", "kopia-web/volumes/shop/_pvc/disk", str(tmp_path / "disk.img"))
+    assert cp.returncode == 0, cp.stderr.decode()
+    assert (tmp_path / "disk.img").read_bytes() == cat.stdout
+
+    if _MISSING is None:  # the bucket mount has the same _pvc level
+        with mounted([sys.executable, "-m", "kbrowse.cli", "mount", "--foreground", "--bsl", str(bsl),
+                      "--kubeconfig", "/nonexistent", str(tmp_path / "mnt")], tmp_path / "mnt") as m:
+            pvcs = m.path / "backups/kopia-web/volumes/shop/_pvc"
+            assert sorted(os.listdir(pvcs)) == ["data", "disk"]
+            assert (pvcs / "data/db.bin").read_bytes() == (pvc_src / "db.bin").read_bytes()
+
+
+def _data_upload(pvc: str, snap: str, size: int) -> VolumeInfo:
+    return VolumeInfo(
+        pvc_name=pvc, pvc_namespace="shop", pv_name=f"pvc-{pvc}", backup_method="CSISnapshot",
+        snapshot_data_moved=True, result="succeeded", start_timestamp=STARTED,
+        completion_timestamp=STARTED + timedelta(seconds=9),
+        snapshot_data_movement_info=SnapshotDataMovementInfo(
+            data_mover="velero", uploader_type="kopia", snapshot_handle=snap, size=size,
+            phase="Completed"))
+
+
+def _pvc(name: str, mode: str) -> BackedUpItem:
+    return BackedUpItem("persistentvolumeclaims", {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "volumeMode": mode,
+                 "resources": {"requests": {"storage": "1Gi"}}}})

@@ -111,3 +111,18 @@ def test_damaged_directory_names_its_pack(repo: Path) -> None:
     pack = dict(_blobs(repo, "q"))[info.pack]
     _flip(pack, info.offset + info.packed_length // 2)
     _one_line_failure(kb(str(repo), "ls", "latest:/"), info.pack, "authentication")
+
+
+def test_compressor_without_a_library_is_one_line_naming_it(tmp_path: Path) -> None:
+    # kopia's s2 streams have no Python decoder here: the file says so; what is not
+    # compressed (the listing) still reads
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "text.txt").write_bytes(b"compress me, " * 10_000)
+    k = Kopia(tmp_path / "kopia")
+    k.create_filesystem(tmp_path / "repo")
+    k.run("policy", "set", "--global", "--compression=s2-default")
+    snap = k.snapshot(src)
+    assert kb(str(tmp_path / "repo"), "ls", f"{snap}:/").stdout == b"text.txt\n"
+    _one_line_failure(kb(str(tmp_path / "repo"), "cat", f"{snap}:/text.txt"), "s2-default",
+                      "text.txt")

@@ -74,6 +74,13 @@ def test_snapshot_list_matches_kopia(repo: dict) -> None:
         assert o["hostname"] == t["source"]["host"] and o["username"] == t["source"]["userName"]
         assert o["paths"] == [t["source"]["path"]]
         assert o["tree"] == t["rootEntry"]["obj"].encode().hex()
+        assert o["source"] == "{userName}@{host}:{path}".format(**t["source"])
+    # the table shows the sources kopia's own list heads its groups with
+    kopia_sources = [line for line in repo["kopia"].run("snapshot", "list", "--all").stdout.splitlines()
+                     if line and not line[0].isspace()]
+    rows = _ok(kb(repo["repo"], "snapshots")).decode().splitlines()[2:-2]
+    assert [r.split()[0] for r in rows] == [s["id"] for s in theirs]
+    assert sorted({r.rsplit("  ", 1)[1] for r in rows}) == sorted(kopia_sources) != []
     # prefixes of kopia's manifest ids are accepted
     first = theirs[0]["id"]
     assert _ok(kb(repo["repo"], "ls", f"{first[:6]}:/tiny.txt")) == b"tiny.txt\n"
