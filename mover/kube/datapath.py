@@ -9,26 +9,33 @@ volumes keep their files one level down, in ``mount``.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from mover.archiver.pipeline import Archiver
 from mover.errors import RepoError
 from mover.kube.framework.client import Kube, KubeError, Obj
 from mover.kube.framework.controller import Context, Controller
 from mover.kube.framework.status import patch_status
 from mover.kube.resources import PVCS
 from mover.kube.storage import StoreCache
-from mover.progress import Counters
+from mover.progress import Counters, human_bytes
+from mover.repo.lock import Lock
+from mover.repo.repository import Repository
 from mover.velero.objects import format_time
-from mover.velero.podvolumes import claim_name, volume_dir_name
+from mover.velero.podvolumes import SNAPSHOT_HOST, claim_name, volume_dir_name
+from mover.view.snapshot import Snapshot
 
 PROGRESS_EVERY = 1.0  # seconds between progress writes (Velero's objects promise at most 2)
 CSI_PLUGIN = "kubernetes.io~csi"
 MAX_ATTEMPTS = 3  # runs of one volume cut short by agent restarts before it is marked Failed
 ATTEMPT_ANNOTATION = "mover.kbrowse.io/attempt"
+
+log = logging.getLogger("mover.kube")
 
 
 @dataclass
@@ -72,7 +79,9 @@ def volume_path(kube: Kube, kubelet_root: str, pod: Obj, volume: str) -> str:
 
 
 class VolumeController(Controller):
-    """What both of the agent's controllers do alike: write their object's status."""
+    """What the agent's controllers do alike: write their object's status, upload a volume."""
+
+    what = "volume backup"  # the object, in log lines
 
     def __init__(self, ctx: Context, agent: Agent) -> None:
         super().__init__(ctx)
@@ -84,6 +93,40 @@ class VolumeController(Controller):
     def _finish(self, name: str, phase: str, message: str = "", **status: Any) -> None:
         self._patch(name, {"phase": phase, "message": message or None,
                            "completionTimestamp": format_time(self.ctx.clock()), **status})
+
+
+    def _upload(self, name: str, repo: Repository, path: str, tags: dict[str, str]) -> tuple[Snapshot, dict]:
+        """Back ``path`` up into ``repo`` as a snapshot tagged ``tags``, its parent the latest
+        of the same volume; progress written while it runs. Raises Cancelled when the object is
+        cancelled or deleted, or the agent stops."""
+        counters, cancel = Counters(), threading.Event()
+
+        def unwanted() -> bool:
+            cached = self.ctx.cached(self.resource, name)
+            return cached is None or bool(cached["spec"].get("cancel"))
+
+        with Lock(repo, exclusive=False).acquire(confirm_before_write=True):
+            parent = latest_of_same_volume(repo, tags)
+            archiver = Archiver(repo, counters, cancel=cancel, warn=lambda m: log.warning("%s %s: %s", self.what, name, m))
+            with Reporter(lambda status: self._patch(name, status), counters, unwanted, cancel,
+                          self.ctx.stop) as reporter:
+                result = archiver.backup([path], host=SNAPSHOT_HOST, parent=parent, contents_at_root=True,
+                                         tags=[f"{k}={v}" for k, v in sorted(tags.items())])
+            stats = result.stats
+            log.info("%s %s: snapshot %s of %s, %s in %.1fs (parent %s; files: %d new, %d changed, "
+                     "%d unmodified)", self.what, name, result.snapshot.short_id, path, human_bytes(counters.bytes),
+                     counters.elapsed(), parent.short_id if parent else "none", stats.files_new,
+                     stats.files_changed, stats.files_unmodified)
+            # What this backup added to the repository: nothing, for a volume that did not change.
+            return result.snapshot, {**reporter.final(), "incrementalBytes": stats.data_added}
+
+
+def latest_of_same_volume(repo: Repository, tags: dict[str, str]) -> Snapshot | None:
+    """The parent: the latest snapshot of the same claim, or of the same pod volume."""
+    keys = ("pvc-uid",) if tags.get("pvc-uid") else ("ns", "pod", "volume")
+    wanted = {f"{k}={tags.get(k, '')}" for k in keys}
+    same = [s for s in repo.snapshots() if wanted <= set(s.tags)]
+    return max(same, key=lambda s: (s.time, s.id)) if same else None
 
 
 def attempt(obj: Obj) -> int:

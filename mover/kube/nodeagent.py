@@ -1,16 +1,19 @@
-"""`mover node-agent`: the PodVolumeBackup and PodVolumeRestore controllers of one node, in one
-process (Velero's node-agent DaemonSet), moving the data of pod volumes on that node."""
+"""`mover node-agent`: the PodVolumeBackup, PodVolumeRestore and DataUpload controllers of one
+node, in one process (Velero's node-agent DaemonSet), moving the data of pod volumes and CSI
+snapshots on that node."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from mover.kube.controllers.dataupload import DataUploadController
 from mover.kube.controllers.podvolumebackup import PodVolumeBackupController
 from mover.kube.controllers.podvolumerestore import PodVolumeRestoreController
 from mover.kube.datapath import Agent
 from mover.kube.framework.client import Kube
 from mover.kube.framework.controller import Manager
 from mover.kube.framework.informer import WATCH_SECONDS
+from mover.velero.nodeagentconfig import NodeAgentConfig
 
 
 @dataclass
@@ -21,6 +24,7 @@ class NodeAgentOptions:
     concurrency: int = 1  # volumes moved at once (backups and restores together)
     resync: float = 60.0
     watch_seconds: int = WATCH_SECONDS
+    config: NodeAgentConfig = field(default_factory=NodeAgentConfig)  # --node-agent-configmap
 
 
 class NodeAgent:
@@ -31,6 +35,9 @@ class NodeAgent:
         agent = self.agent
         self.manager.add(lambda ctx: PodVolumeBackupController(ctx, agent), workers=options.concurrency)
         self.manager.add(lambda ctx: PodVolumeRestoreController(ctx, agent), workers=options.concurrency)
+        # Waiting for snapshots and exposer pods takes a worker only for a moment, moving data one slot.
+        self.manager.add(lambda ctx: DataUploadController(ctx, agent, options.config),
+                         workers=options.concurrency + 1)
 
     def start(self) -> NodeAgent:
         self.manager.start()
