@@ -1,8 +1,8 @@
 """The CSI snapshot exposer: make a volume snapshot readable on some node, and take it away.
 
 As Velero's ``pkg/exposer/csi_snapshot.go`` does it: the source claim's VolumeSnapshot (in
-the claim's namespace) is moved into the mover's namespace by a static VolumeSnapshotContent
-and VolumeSnapshot with the same snapshot handle; the source content is retained and removed
+the claim's namespace) is moved into the mover's namespace by a static VolumeSnapshot and
+VolumeSnapshotContent (made in that order) with the same snapshot handle; the source content is retained and removed
 with its snapshot, so the storage snapshot survives the move. From it a backup claim is
 provisioned, shaped by the node agent's backup-PVC config (``readOnly``: ReadOnlyMany, which
 Ceph and others serve as a linked clone instead of a full copy), and an exposer pod mounts
@@ -56,28 +56,33 @@ def snapshot_ready(kube: Kube, where: Exposure) -> tuple[bool, str]:
 
 
 def moved(kube: Kube, where: Exposure) -> bool:
-    """Whether the source snapshot was already moved into the mover's namespace."""
-    return kube.get_or_none(VOLUME_SNAPSHOTS, where.namespace, where.name) is not None
+    """Whether the source snapshot was already moved into the mover's namespace (its content,
+    made after the backup snapshot, exists)."""
+    return kube.get_or_none(VOLUME_SNAPSHOT_CONTENTS, None, where.name) is not None
 
 
 def expose(kube: Kube, du: DataUpload, source_pvc: Obj, config: NodeAgentConfig, image: str = RESTORE_HELPER_IMAGE) -> None:
     """Create the backup snapshot, claim and pod of ``du`` (its source snapshot is ready);
     objects made by an earlier try are kept."""
     where = exposure_of(du)
-    if moved(kube, where):
-        vs = kube.get(VOLUME_SNAPSHOTS, where.namespace, where.name)
-    else:
-        vs = kube.get(VOLUME_SNAPSHOTS, where.source_namespace, where.source_snapshot)
+    done = moved(kube, where)
+    vs = kube.get(VOLUME_SNAPSHOTS, *((where.namespace, where.name) if done else
+                                      (where.source_namespace, where.source_snapshot)))
     owner = [{"apiVersion": "velero.io/v2alpha1", "kind": "DataUpload", "name": where.name,
               "uid": du.metadata.uid, "controller": True}]
     marks = {DATA_UPLOAD_LABEL: where.name}
     content_name = (vs.get("status") or {}).get("boundVolumeSnapshotContentName") or ""
-    content = None if moved(kube, where) else kube.get_or_none(VOLUME_SNAPSHOT_CONTENTS, None, content_name)
+    content = None if done else kube.get_or_none(VOLUME_SNAPSHOT_CONTENTS, None, content_name)
     if content is not None:
         handle = (content.get("status") or {}).get("snapshotHandle")
         if not handle:
             raise RepoError(f"volume snapshot content {content_name} has no snapshot handle")
         spec = content.get("spec") or {}
+        _create(kube, VOLUME_SNAPSHOTS, where.namespace, {
+            "apiVersion": f"{SNAPSHOT_GROUP}/v1", "kind": "VolumeSnapshot",
+            "metadata": {"name": where.name, "labels": marks, "ownerReferences": owner},
+            "spec": {"source": {"volumeSnapshotContentName": where.name},
+                     "volumeSnapshotClassName": (vs.get("spec") or {}).get("volumeSnapshotClassName")}})
         _create(kube, VOLUME_SNAPSHOT_CONTENTS, None, {
             "apiVersion": f"{SNAPSHOT_GROUP}/v1", "kind": "VolumeSnapshotContent",
             "metadata": {"name": where.name, "labels": marks},
@@ -86,16 +91,11 @@ def expose(kube: Kube, du: DataUpload, source_pvc: Obj, config: NodeAgentConfig,
                      "volumeSnapshotClassName": spec.get("volumeSnapshotClassName"),
                      "volumeSnapshotRef": {"apiVersion": f"{SNAPSHOT_GROUP}/v1", "kind": "VolumeSnapshot",
                                            "namespace": where.namespace, "name": where.name}}})
-        _create(kube, VOLUME_SNAPSHOTS, where.namespace, {
-            "apiVersion": f"{SNAPSHOT_GROUP}/v1", "kind": "VolumeSnapshot",
-            "metadata": {"name": where.name, "labels": marks, "ownerReferences": owner},
-            "spec": {"source": {"volumeSnapshotContentName": where.name},
-                     "volumeSnapshotClassName": (vs.get("spec") or {}).get("volumeSnapshotClassName")}})
         # The storage snapshot now belongs to the backup snapshot: let the source ones go without it.
         kube.patch(VOLUME_SNAPSHOT_CONTENTS, None, content_name, {"spec": {"deletionPolicy": "Retain"}})
         _delete(kube, VOLUME_SNAPSHOTS, where.source_namespace, where.source_snapshot)
         _delete(kube, VOLUME_SNAPSHOT_CONTENTS, None, content_name)
-    elif not moved(kube, where):
+    elif not done:
         raise RepoError(f"volume snapshot content {content_name} of {where.source_namespace}/"
                         f"{where.source_snapshot} does not exist")
     shape = config.backup_pvc.get((source_pvc.get("spec") or {}).get("storageClassName") or "", BackupPVC())
@@ -145,15 +145,10 @@ def clean_up(kube: Kube, where: Exposure) -> list[str]:
     """Remove the exposer pod, the backup claim and its volume, the backup snapshot and the
     source snapshot, whichever exist; returns what could not be removed."""
     problems = []
-    claim = kube.get_or_none(PVCS, where.namespace, where.name)
-    volume = ((claim or {}).get("spec") or {}).get("volumeName")
-    if volume:
-        # The backup claim's volume goes with it whatever its class's reclaim policy says (as Velero's).
-        try:
-            kube.patch(PVS, None, volume, {"spec": {"persistentVolumeReclaimPolicy": "Delete"}})
-        except KubeError as exc:
-            if not exc.not_found:
-                problems.append(f"cannot delete the backup volume {volume}: {exc.message}")
+    try:
+        reclaim_backup_volume(kube, where)
+    except KubeError as exc:
+        problems.append(f"cannot have the backup volume of {where.namespace}/{where.name} deleted: {exc.message}")
     steps: list[tuple[Resource, str | None, str]] = [
         (PODS, where.namespace, where.name), (PVCS, where.namespace, where.name),
         (VOLUME_SNAPSHOTS, where.namespace, where.name)]
@@ -165,6 +160,23 @@ def clean_up(kube: Kube, where: Exposure) -> list[str]:
         except KubeError as exc:
             problems.append(f"cannot delete {resource.kind} {namespace or ''}/{name}: {exc.message}")
     return problems
+
+
+def reclaim_backup_volume(kube: Kube, where: Exposure) -> None:
+    """Have the backup claim's volume deleted with the claim, whatever its storage class says
+    (as Velero's exposer does): set before the data moves, so that a claim removed by the
+    garbage collector (its DataUpload deleted with the Backup) takes its volume along too."""
+    claim = kube.get_or_none(PVCS, where.namespace, where.name)
+    volume = ((claim or {}).get("spec") or {}).get("volumeName")
+    if not volume:
+        return
+    try:
+        pv = kube.get(PVS, None, volume)
+        if (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Delete":
+            kube.patch(PVS, None, volume, {"spec": {"persistentVolumeReclaimPolicy": "Delete"}})
+    except KubeError as exc:
+        if not exc.not_found:
+            raise
 
 
 def _create(kube: Kube, resource: Resource, namespace: str | None, body: Obj) -> None:

@@ -1,21 +1,12 @@
 """CSI snapshot data movement, backup side: a Backup with ``snapshotMoveData`` on the
-Kubernetes API double and SeaweedFS, `mover server` with `mover node-agent`.
-
-The tests play the cluster's other actors, through the API only: the snapshot controller
-(VolumeSnapshots get a VolumeSnapshotContent and become ready; a content whose snapshot is
-gone is deleted with its storage snapshot, unless retained), the CSI provisioner (a claim
-from a snapshot gets a volume holding the snapshot's data; a deleted claim's volume goes),
-the scheduler and the kubelet (the exposer pod is put on NODE, its volume is at
-``<kubelet-root>/pods/<uid>/volumes/kubernetes.io~csi/<pv>/mount``, it runs). The "storage"
-is a directory per volume and per snapshot under a temporary folder."""
+Kubernetes API double and SeaweedFS, `mover server` with `mover node-agent`; the snapshot
+controller, provisioner, scheduler and kubelet are played by tests/support/csi.py."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import os
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,210 +16,28 @@ from typing import Any
 import pytest
 
 from mover.deploy import crds
-from mover.kube.framework.client import Kube, KubeError, Obj, Resource
-from mover.kube.framework.status import patch_status
+from mover.kube.framework.client import Kube, KubeError, Obj
 from mover.kube.nodeagent import NodeAgent, NodeAgentOptions
 from mover.kube.resources import (
     BACKUPS,
-    CRDS,
     DATA_UPLOADS,
     NAMESPACES,
     PODS,
-    VOLUME_SNAPSHOT_CLASSES,
     VOLUME_SNAPSHOT_CONTENTS,
     VOLUME_SNAPSHOTS,
-    wait_established,
 )
 from mover.velero.nodeagentconfig import BackupPVC, NodeAgentConfig
-from tests.kube.test_nodeagent import NODE, bucket_store, restic
+from tests.kube.test_nodeagent import bucket_store, restic
+from tests.support.csi import DRIVER, NODE, Cluster, install_snapshot_crds, snapshot_classes
 from tests.support.s3server import S3Server
 from tests.support.treekit import assert_same_tree, make_full_tree
 from tests.support.velero_env import NS, PVCS, PVS, phase, running_server, velero_object, wait_for, wait_phase
-
-DRIVER = "csi.example.com"
-CSI = "kubernetes.io~csi"
-
-
-def _crd(plural: str, kind: str, namespaced: bool) -> Obj:
-    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": f"{plural}.snapshot.storage.k8s.io"},
-            "spec": {"group": "snapshot.storage.k8s.io", "scope": "Namespaced" if namespaced else "Cluster",
-                     "names": {"plural": plural, "kind": kind},
-                     "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-                                   "schema": {"openAPIV3Schema": {"type": "object",
-                                                                  "x-kubernetes-preserve-unknown-fields": True}}}]}}
-
-
-def install_snapshot_crds(kube: Kube) -> None:
-    """What the external snapshotter's deployment installs."""
-    for plural, kind, namespaced in (("volumesnapshots", "VolumeSnapshot", True),
-                                     ("volumesnapshotcontents", "VolumeSnapshotContent", False),
-                                     ("volumesnapshotclasses", "VolumeSnapshotClass", False)):
-        kube.create(CRDS, None, _crd(plural, kind, namespaced))
-        wait_established(kube, f"{plural}.snapshot.storage.k8s.io", 10)
-
-
-class Cluster:
-    """The snapshot controller, CSI provisioner, scheduler and kubelet, one loop."""
-
-    WATCHED: tuple[tuple[Resource, str | None], ...] = (
-        (VOLUME_SNAPSHOTS, None), (VOLUME_SNAPSHOT_CONTENTS, None), (PVCS, NS), (PVS, None), (PODS, NS))
-
-    def __init__(self, kube: Kube, root: Path) -> None:
-        self.kube = kube
-        self.root = root
-        self.kubelet = root / "kubelet"
-        (self.kubelet / "pods").mkdir(parents=True)
-        (root / "volumes").mkdir()
-        (root / "snapshots").mkdir()
-        self.stuck: dict[str, str] = {}  # claim name -> the error its snapshots report, never ready
-        self.seen: dict[tuple[str, str], Obj] = {}  # (kind, ns/name) -> the object when last seen
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self.errors: list[str] = []
-
-    def volume(self, pv: str) -> Path:
-        return self.root / "volumes" / pv
-
-    def claim(self, ns: str, name: str, storage_class: str, mode: str = "ReadWriteOnce") -> Path:
-        """A bound claim on a CSI volume, as a provisioner leaves it; returns the volume's data."""
-        pv = f"pv-{ns}-{name}"
-        self.kube.create(PVS, None, {"metadata": {"name": pv}, "spec": {
-            "capacity": {"storage": "1Gi"}, "accessModes": [mode], "persistentVolumeReclaimPolicy": "Delete",
-            "storageClassName": storage_class, "csi": {"driver": DRIVER, "volumeHandle": pv},
-            "claimRef": {"namespace": ns, "name": name}}})
-        self.kube.create(PVCS, ns, {"metadata": {"name": name}, "spec": {
-            "accessModes": [mode], "volumeName": pv, "storageClassName": storage_class,
-            "resources": {"requests": {"storage": "1Gi"}}}})
-        self.volume(pv).mkdir()
-        return self.volume(pv)
-
-    def start(self) -> Cluster:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        assert not self.errors, self.errors
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.05):
-            try:
-                self._snapshots()
-                self._contents()
-                self._claims()
-                self._pods()
-            except KubeError as exc:
-                if not (exc.not_found or exc.conflict or exc.already_exists):
-                    self.errors.append(exc.message)
-            except Exception as exc:  # reported by stop(): an actor that dies would hang the test
-                self.errors.append(repr(exc))
-                raise
-
-    def _list(self, res: Resource, ns: str | None) -> list[Obj]:
-        items = self.kube.list(res, ns)["items"]
-        for o in items:
-            self.seen[(res.kind, f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']}")] = o
-        return items
-
-    def _snapshots(self) -> None:
-        for vs in self._list(VOLUME_SNAPSHOTS, None):
-            meta, source = vs["metadata"], vs["spec"]["source"]
-            if (vs.get("status") or {}).get("readyToUse"):
-                continue
-            claim = source.get("persistentVolumeClaimName")
-            if claim:
-                if claim in self.stuck:
-                    patch_status(self.kube, VOLUME_SNAPSHOTS, meta["namespace"], meta["name"],
-                                 {"readyToUse": False, "error": {"message": self.stuck[claim]}})
-                    continue
-                pvc = self.kube.get(PVCS, meta["namespace"], claim)
-                cls = self.kube.get(VOLUME_SNAPSHOT_CLASSES, None, vs["spec"]["volumeSnapshotClassName"])
-                handle = f"snap-{meta['uid']}"
-                # A point-in-time copy, with every kind of file, owner, time and attribute.
-                subprocess.run(["cp", "-a", "--", str(self.volume(pvc["spec"]["volumeName"])),
-                                str(self.root / "snapshots" / handle)], check=True)
-                content = f"snapcontent-{meta['uid']}"
-                self.kube.create(VOLUME_SNAPSHOT_CONTENTS, None, {
-                    "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotContent",
-                    "metadata": {"name": content}, "spec": {
-                    "driver": DRIVER, "deletionPolicy": cls["deletionPolicy"],
-                    "source": {"volumeHandle": pvc["spec"]["volumeName"]},
-                    "volumeSnapshotClassName": cls["metadata"]["name"],
-                    "volumeSnapshotRef": {"namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"]}}})
-            else:  # pre-provisioned: the content names the snapshot handle
-                content = source["volumeSnapshotContentName"]
-                handle = self.kube.get(VOLUME_SNAPSHOT_CONTENTS, None, content)["spec"]["source"]["snapshotHandle"]
-            patch_status(self.kube, VOLUME_SNAPSHOT_CONTENTS, None, content,
-                         {"readyToUse": True, "snapshotHandle": handle, "restoreSize": 1 << 30})
-            patch_status(self.kube, VOLUME_SNAPSHOTS, meta["namespace"], meta["name"],
-                         {"readyToUse": True, "boundVolumeSnapshotContentName": content, "restoreSize": "1Gi"})
-
-    def _contents(self) -> None:
-        snapshots = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in self._list(VOLUME_SNAPSHOTS, None)}
-        contents = self._list(VOLUME_SNAPSHOT_CONTENTS, None)
-        for vsc in contents:
-            ref = vsc["spec"]["volumeSnapshotRef"]
-            if (ref["namespace"], ref["name"]) in snapshots or vsc["spec"]["deletionPolicy"] != "Delete":
-                continue
-            self.kube.delete(VOLUME_SNAPSHOT_CONTENTS, None, vsc["metadata"]["name"])
-            handle = (vsc.get("status") or {}).get("snapshotHandle")
-            if handle:
-                shutil.rmtree(self.root / "snapshots" / handle, ignore_errors=True)
-
-    def _claims(self) -> None:
-        claims = self._list(PVCS, NS)
-        for pvc in claims:
-            source = pvc["spec"].get("dataSource") or {}
-            if pvc["spec"].get("volumeName") or source.get("kind") != "VolumeSnapshot":
-                continue
-            vs = self.kube.get(VOLUME_SNAPSHOTS, NS, source["name"])
-            content = self.kube.get(VOLUME_SNAPSHOT_CONTENTS, None, vs["status"]["boundVolumeSnapshotContentName"])
-            pv = f"pvc-{pvc['metadata']['uid']}"
-            # A clone of the snapshot: its files, as the storage system shows them.
-            self.volume(pv).symlink_to(self.root / "snapshots" / content["status"]["snapshotHandle"])
-            self.kube.create(PVS, None, {"metadata": {"name": pv}, "spec": {
-                "capacity": {"storage": "1Gi"}, "accessModes": pvc["spec"]["accessModes"],
-                "persistentVolumeReclaimPolicy": "Retain", "csi": {"driver": DRIVER, "volumeHandle": pv},
-                "claimRef": {"namespace": NS, "name": pvc["metadata"]["name"], "uid": pvc["metadata"]["uid"]}}})
-            self.kube.patch(PVCS, NS, pvc["metadata"]["name"], {"spec": {"volumeName": pv}})
-            patch_status(self.kube, PVCS, NS, pvc["metadata"]["name"], {"phase": "Bound"})
-        bound = {p["spec"].get("volumeName") for p in claims}
-        for pv in self._list(PVS, None):
-            spec = pv["spec"]
-            if spec["claimRef"]["namespace"] == NS and pv["metadata"]["name"] not in bound \
-                    and spec["persistentVolumeReclaimPolicy"] == "Delete":
-                self.kube.delete(PVS, None, pv["metadata"]["name"])
-                self.volume(pv["metadata"]["name"]).unlink(missing_ok=True)
-
-    def _pods(self) -> None:
-        for pod in self._list(PODS, NS):
-            meta, spec = pod["metadata"], pod["spec"]
-            if spec.get("nodeName") or phase(pod) != "Pending":
-                continue
-            claim = self.kube.get(PVCS, NS, spec["volumes"][0]["persistentVolumeClaim"]["claimName"])
-            pv = claim["spec"].get("volumeName")
-            if not pv:
-                continue  # unschedulable until its claim is bound
-            self.kube.patch(PODS, NS, meta["name"], {"spec": {"nodeName": NODE}})
-            mount = self.kubelet / "pods" / meta["uid"] / "volumes" / CSI / pv
-            mount.mkdir(parents=True)
-            (mount / "mount").symlink_to(self.volume(pv).resolve())
-            patch_status(self.kube, PODS, NS, meta["name"], {"phase": "Running"})
 
 
 @pytest.fixture
 def cluster(kube: Kube, tmp_path: Path) -> Iterator[Cluster]:
     install_snapshot_crds(kube)
-    kube.create(VOLUME_SNAPSHOT_CLASSES, None, {
-        "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
-        "metadata": {"name": "csi-snap", "labels": {"velero.io/csi-volumesnapshot-class": "true"}},
-        "driver": DRIVER, "deletionPolicy": "Delete"})
-    kube.create(VOLUME_SNAPSHOT_CLASSES, None, {
-        "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
-        "metadata": {"name": "other-driver", "labels": {"velero.io/csi-volumesnapshot-class": "true"}},
-        "driver": "other.example.com", "deletionPolicy": "Delete"})
+    snapshot_classes(kube)
     c = Cluster(kube, tmp_path / "cluster").start()
     yield c
     c.stop()
@@ -382,3 +191,73 @@ def test_datauploads_print_velero_s_columns() -> None:
     columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
     assert [c["name"].upper() for c in columns if not c.get("priority")] == [
         "STATUS", "STARTED", "BYTES DONE", "TOTAL BYTES", "STORAGE LOCATION", "AGE", "NODE"]
+
+
+def test_a_snapshot_that_never_gets_ready_fails_its_volume_with_the_reason_and_cleans_up(
+        kube: Kube, location: str, cluster: Cluster) -> None:
+    shop(kube, cluster)
+    cluster.stuck["db"] = "failed to take snapshot of the volume: quota exceeded"
+    with running_server(kube), node_agent(kube, cluster):
+        move_data_backup(kube, "b1", csiSnapshotTimeout="2s")
+        b = wait_phase(kube, BACKUPS, "b1", timeout=60)
+        wait_for(lambda: gone(kube, cluster), lambda left: not left, 10, "the intermediate objects to go")
+    assert phase(b) == "PartiallyFailed", b["status"]
+    uploads = uploads_of(kube, "b1")
+    assert uploads["media"]["status"]["phase"] == "Completed"
+    failed = uploads["db"]["status"]
+    assert failed["phase"] == "Failed", failed
+    snapshot = uploads["db"]["spec"]["csiSnapshot"]["volumeSnapshot"]
+    assert failed["message"] == (f"volume snapshot shop/{snapshot} was not ready to use in 2s: failed to take "
+                                 "snapshot of the volume: quota exceeded")
+    assert ("VolumeSnapshot", f"shop/{snapshot}") in cluster.seen
+    log = gzip.decompress(bucket_store(kube).store.get("backups/b1/b1-logs.gz")).decode()
+    assert "quota exceeded" in log
+
+
+def wait_moving(kube: Kube, backup: str, claim: str) -> Obj:
+    return wait_for(lambda: uploads_of(kube, backup).get(claim),
+                    lambda du: du is not None and ((du.get("status") or {}).get("progress") or {}).get("bytesDone", 0) > 0,
+                    60, f"the data upload of {claim} under way")
+
+
+def test_a_cancelled_upload_or_deleted_backup_stops_cleans_up_and_leaves_the_repository_valid(
+        kube: Kube, location: str, cluster: Cluster, s3_server: S3Server) -> None:
+    shop(kube, cluster, big_mib=160)
+    with running_server(kube), node_agent(kube, cluster):
+        move_data_backup(kube, "b1")
+        du = wait_moving(kube, "b1", "db")
+        kube.patch(DATA_UPLOADS, NS, du["metadata"]["name"], {"spec": {"cancel": True}})
+        b = wait_phase(kube, BACKUPS, "b1", timeout=60)
+        wait_for(lambda: gone(kube, cluster), lambda left: not left, 10, "the intermediate objects to go")
+        assert phase(b) == "PartiallyFailed", b["status"]
+        status = uploads_of(kube, "b1")["db"]["status"]
+        assert status["phase"] == "Canceled" and status["message"] == "the data upload was canceled", status
+
+        # Deleting the backup while its volume moves cancels it too.
+        move_data_backup(kube, "b2")
+        wait_moving(kube, "b2", "db")
+        kube.delete(BACKUPS, NS, "b2")
+        wait_for(lambda: gone(kube, cluster), lambda left: not left, 30, "the intermediate objects to go")
+        wait_for(lambda: uploads_of(kube, "b2").get("db"),
+                 lambda du: du is None or phase(du) == "Canceled", 30, "the upload of b2 to stop")
+    repo = restic(kube, s3_server, location, "shop")
+    repo.run("check", "--read-data")
+    assert not repo.run("list", "locks", "--no-lock").stdout.split()
+
+
+def test_the_next_backup_of_a_claim_has_the_last_one_as_parent(
+        kube: Kube, location: str, cluster: Cluster, s3_server: S3Server) -> None:
+    db, _ = shop(kube, cluster)
+    with running_server(kube), node_agent(kube, cluster):
+        move_data_backup(kube, "b1")
+        assert phase(wait_phase(kube, BACKUPS, "b1", timeout=60)) == "Completed"
+        (db / "new.txt").write_bytes(b"written after the first backup\n")
+        move_data_backup(kube, "b2")
+        assert phase(wait_phase(kube, BACKUPS, "b2", timeout=60)) == "Completed"
+    first, second = (uploads_of(kube, b)["db"]["status"] for b in ("b1", "b2"))
+    repo = restic(kube, s3_server, location, "shop")
+    snaps = {s["short_id"]: s for s in json.loads(repo.run("snapshots", "--json").stdout)}
+    assert snaps[second["snapshotID"]]["parent"] == snaps[first["snapshotID"]]["id"]
+    assert {"ns=shop", "pvc=db"} <= set(snaps[second["snapshotID"]]["tags"])
+    # Only what changed is stored again: the new file and the trees above it.
+    assert 0 < second["progress"]["incrementalBytes"] < 64 << 10 < first["progress"]["incrementalBytes"]

@@ -19,7 +19,7 @@ from mover.archiver.pipeline import Cancelled
 from mover.errors import RepoError
 from mover.golang.duration import parse_duration
 from mover.kube.datapath import ATTEMPT_ANNOTATION, MAX_ATTEMPTS, Agent, VolumeController, attempt, volume_path
-from mover.kube.exposer import clean_up, expose, exposure_of, moved, snapshot_ready
+from mover.kube.exposer import clean_up, expose, exposure_of, moved, reclaim_backup_volume, snapshot_ready
 from mover.kube.framework.client import KubeError, Obj
 from mover.kube.framework.controller import Context
 from mover.kube.repositories import open_repository
@@ -98,6 +98,7 @@ class DataUploadController(VolumeController):
                 raise RepoError(f"exposer pod {where.namespace}/{where.name} ended ({status.get('phase')}): "
                                 f"{status.get('message') or status.get('reason') or 'no reason given'}")
             if (pod.get("spec") or {}).get("nodeName") == self.agent.node and status.get("phase") == "Running":
+                reclaim_backup_volume(kube, where)
                 claimed = self._patch(du.metadata.name, {"phase": "Prepared", "node": self.agent.node},
                                       obj["metadata"]["resourceVersion"])
                 self._run(decode(DataUpload, claimed), pod)
