@@ -83,17 +83,20 @@ def data_movement(kube: Kube, cluster: Cluster, env: dict[str, str], kubeconfig:
     data.rmdir()
     data.symlink_to(src)
     procs = [subprocess.Popen([sys.executable, "-m", "mover.cli", *args, "--kubeconfig", str(kubeconfig),
-                               "--namespace", NS, "--log-level", "warning"],
+                               "--namespace", NS, "--log-level", "info"],
                               env=env, stdout=log.open("a"), stderr=subprocess.STDOUT)
              for args in (["server"], ["node-agent", "--node-name", NODE, "--kubelet-root", str(cluster.kubelet)])]
     try:
-        time.sleep(3)  # both started and watching: their start-up is not the orchestration's cost
+        # Both started and watching: their start-up is not the orchestration's cost.
+        wait_for(lambda: log.read_text(), lambda text: "starting the server" in text and "starting the node agent" in text,
+                 120, "the server and the node agent to start")
+        time.sleep(2)
         drop_caches()
         start = time.perf_counter()
         kube.create(BACKUPS, NS, velero_object("Backup", f"b{round_no}", {
             "includedNamespaces": [ns], "snapshotMoveData": True}))
         done = wait_for(lambda: kube.get(BACKUPS, NS, f"b{round_no}"),
-                        lambda b: phase(b) in ("Completed", "PartiallyFailed", "Failed"), 1800, "the backup")
+                        lambda b: phase(b) in ("Completed", "PartiallyFailed", "Failed", "FailedValidation"), 1800, "the backup")
         wall = time.perf_counter() - start
         if phase(done) != "Completed":
             raise SystemExit(f"backup b{round_no} ended {phase(done)}: {done['status']} (log: {log})")
@@ -125,7 +128,7 @@ def main() -> None:
         install(kube)
         install_snapshot_crds(kube)
         snapshot_classes(kube)
-        bucket = s3.make_bucket()
+        bucket, plain_bucket = s3.make_bucket(), s3.make_bucket()  # a location holds only Velero's folders
         s3_location(kube, s3, bucket, credential=credentials_secret(kube, s3))
         kube.create(SECRETS, NS, {"metadata": {"name": "velero-repo-credentials"}, "data": {
             "repository-password": base64.b64encode(PASSWORD.encode()).decode()}})
@@ -138,7 +141,7 @@ def main() -> None:
             order = ("plain", "datamover") if rnd % 2 == 0 else ("datamover", "plain")
             for side in order:
                 if side == "plain":
-                    got = plain_backup(env, f"s3:{s3.endpoint_url}/{bucket}/plain/{rnd}", src)
+                    got = plain_backup(env, f"s3:{s3.endpoint_url}/{plain_bucket}/plain/{rnd}", src)
                 else:
                     got = data_movement(kube, cluster, env, kubeconfig, src, rnd, work / "processes.log")
                 results[side].append(got)
