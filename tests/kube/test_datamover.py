@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from mover.deploy import crds
-from mover.kube.framework.client import Kube, KubeError, Obj
+from mover.kube.framework.client import Kube, Obj
 from mover.kube.nodeagent import NodeAgent, NodeAgentOptions
 from mover.kube.resources import (
     BACKUPS,
@@ -27,7 +26,7 @@ from mover.kube.resources import (
     VOLUME_SNAPSHOTS,
 )
 from mover.velero.nodeagentconfig import BackupPVC, NodeAgentConfig
-from tests.kube.test_nodeagent import bucket_store, restic
+from tests.kube.test_nodeagent import Watch, bucket_store, restic
 from tests.support.csi import DRIVER, NODE, Cluster, install_snapshot_crds, snapshot_classes
 from tests.support.s3server import S3Server
 from tests.support.treekit import assert_same_tree, make_full_tree
@@ -55,28 +54,6 @@ def node_agent(kube: Kube, cluster: Cluster) -> Iterator[NodeAgent]:
         yield agent
     finally:
         agent.stop(grace=10)
-
-
-class Watch:
-    """Every change of the DataUploads, as a watch delivers them."""
-
-    def __init__(self, kube: Kube) -> None:
-        self.events: list[Obj] = []
-        self._stream = kube.watch(DATA_UPLOADS, NS, kube.list(DATA_UPLOADS, NS)["resourceVersion"], 120)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for event in self._stream:
-                self.events.append(event["object"])
-        except KubeError:
-            pass
-
-    def close(self) -> list[Obj]:
-        self._stream.close()
-        self._thread.join(5)
-        return self.events
 
 
 def shop(kube: Kube, cluster: Cluster, big_mib: int = 0) -> tuple[Path, Path]:
@@ -123,7 +100,7 @@ def test_snapshot_move_data_backs_up_each_claim_through_a_snapshot_and_cleans_up
         kube: Kube, location: str, cluster: Cluster, s3_server: S3Server, tmp_path: Path) -> None:
     db, media = shop(kube, cluster, big_mib=160)
     with running_server(kube), node_agent(kube, cluster):
-        watch = Watch(kube)
+        watch = Watch(kube, DATA_UPLOADS)
         move_data_backup(kube, "b1")
         b = wait_phase(kube, BACKUPS, "b1", timeout=120)
         events = watch.close()

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from mover.kube.framework.client import Kube, KubeError, Obj
+from mover.kube.framework.client import Kube, KubeError, Obj, Resource
 from mover.kube.framework.status import patch_status
 from mover.kube.nodeagent import NodeAgent, NodeAgentOptions
 from mover.kube.resources import (
@@ -352,11 +352,11 @@ def database(kube: Kube, kubelet: Kubelet, mib: int = 160) -> Obj:
 
 
 class Watch:
-    """Every change of the PodVolumeBackups, as a watch delivers them."""
+    """Every change of the PodVolumeBackups (or ``resource``), as a watch delivers them."""
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, resource: Resource = POD_VOLUME_BACKUPS) -> None:
         self.events: list[Obj] = []
-        self._stream = kube.watch(POD_VOLUME_BACKUPS, NS, kube.list(POD_VOLUME_BACKUPS, NS)["resourceVersion"], 60)
+        self._stream = kube.watch(resource, NS, kube.list(resource, NS)["resourceVersion"], 120)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
