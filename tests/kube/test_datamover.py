@@ -238,3 +238,29 @@ def test_the_next_backup_of_a_claim_has_the_last_one_as_parent(
     assert {"ns=shop", "pvc=db"} <= set(snaps[second["snapshotID"]]["tags"])
     # Only what changed is stored again: the new file and the trees above it.
     assert 0 < second["progress"]["incrementalBytes"] < 64 << 10 < first["progress"]["incrementalBytes"]
+
+
+def test_the_snapshot_class_is_the_claim_s_then_the_backup_s_then_the_labelled_one() -> None:
+    from mover.errors import RepoError
+    from mover.velero.datamovement import snapshot_class
+
+    def cls(name: str, driver: str = DRIVER, labelled: bool = False) -> Obj:
+        return {"metadata": {"name": name, "labels": {"velero.io/csi-volumesnapshot-class": "true"} if labelled
+                             else {}}, "driver": driver}
+
+    classes = [cls("plain"), cls("velero", labelled=True), cls("gold"), cls("foreign", "other.example.com", True)]
+    pvc: Obj = {"metadata": {"name": "db", "namespace": "shop"}}
+    backup: Obj = {"metadata": {"name": "b"}}
+    assert snapshot_class(backup, pvc, DRIVER, classes) == "velero"
+    backup["metadata"]["annotations"] = {f"velero.io/csi-volumesnapshot-class_{DRIVER}": "gold"}
+    assert snapshot_class(backup, pvc, DRIVER, classes) == "gold"
+    pvc["metadata"]["annotations"] = {"velero.io/csi-volumesnapshot-class": "plain"}
+    assert snapshot_class(backup, pvc, DRIVER, classes) == "plain"
+    pvc["metadata"]["annotations"] = {"velero.io/csi-volumesnapshot-class": "foreign"}
+    with pytest.raises(RepoError, match="volume snapshot class foreign named by claim shop/db's annotation does "
+                                        f"not exist for driver {DRIVER}"):
+        snapshot_class(backup, pvc, DRIVER, classes)
+    with pytest.raises(RepoError, match=r"label one class velero.io/csi-volumesnapshot-class=\"true\" "
+                                        r"\(labelled now: none\)"):
+        snapshot_class({"metadata": {"name": "b"}}, {"metadata": {"name": "db", "namespace": "shop"}}, DRIVER,
+                       [cls("plain")])
