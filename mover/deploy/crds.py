@@ -29,7 +29,10 @@ def _column(column: Column) -> dict[str, Any]:
         doc["description"] = column.description
     if column.format:
         doc["format"] = column.format
-    doc |= {"jsonPath": column.json_path, "name": column.name, "type": column.type}
+    doc |= {"jsonPath": column.json_path, "name": column.name}
+    if column.priority:
+        doc["priority"] = column.priority
+    doc["type"] = column.type
     return doc
 
 

@@ -36,6 +36,7 @@ class Column:
     type: str = "string"
     description: str = ""
     format: str = ""
+    priority: int = 0  # kubectl shows columns above 0 only with -o wide
 
 
 AGE = Column("Age", ".metadata.creationTimestamp", "date")
@@ -330,13 +331,13 @@ def _volume_status(what: str, extra: dict[str, Schema], incremental: bool) -> Sc
     }, f"The current status of a {what}.")
 
 
-def _volume_columns(incremental: bool, node: str, uploader: bool) -> tuple[Column, ...]:
+def _volume_columns(incremental: bool, node: str, uploader: bool, incremental_priority: int = 0) -> tuple[Column, ...]:
     columns = [Column("Status", ".status.phase"), Column("Started", ".status.startTimestamp", "date"),
                Column("Bytes Done", ".status.progress.bytesDone", "integer", format="int64"),
                Column("Total Bytes", ".status.progress.totalBytes", "integer", format="int64")]
     if incremental:
         columns.append(Column("Incremental Bytes", ".status.progress.incrementalBytes", "integer",
-                              format="int64"))
+                              format="int64", priority=incremental_priority))
     columns += [Column("Storage Location", ".spec.backupStorageLocation"), AGE, Column("Node", node)]
     if uploader:
         columns.append(Column("Uploader", ".spec.uploaderType"))
@@ -467,7 +468,9 @@ DATA_UPLOAD = Kind(
         "nodeOS": enum("auto", "linux", "windows", description="the OS of that node"),
         "acceptedByNode": string("the node that prepared the upload"),
     }, incremental=True),
-    columns=_volume_columns(incremental=True, node=".status.node", uploader=False),
+    # Velero's `kubectl get datauploads`: STATUS STARTED BYTES DONE TOTAL BYTES STORAGE LOCATION AGE
+    # NODE; the incremental bytes only with -o wide.
+    columns=_volume_columns(incremental=True, node=".status.node", uploader=False, incremental_priority=10),
 )
 
 DATA_DOWNLOAD = Kind(

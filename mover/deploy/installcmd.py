@@ -105,10 +105,6 @@ def _resources(args: argparse.Namespace, part: str) -> Resources:
 def options(args: argparse.Namespace) -> InstallOptions:
     if args.provider and not args.bucket:
         raise RepoError("--provider needs --bucket")
-    if args.default_snapshot_move_data:
-        # The manifests pass it on; refused until the server takes it, rather than a server that
-        # cannot start.
-        raise RepoError("--default-snapshot-move-data: mover server cannot move CSI snapshot data yet (issue 13)")
     if not args.kubelet_root.startswith("/"):
         raise RepoError(f"--kubelet-root {args.kubelet_root}: give the kubelet's absolute path on the nodes")
     if args.node_agent_config_file and not args.node_agent_configmap:

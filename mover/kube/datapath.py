@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from mover.archiver.pipeline import Archiver
 from mover.errors import RepoError
 from mover.kube.framework.client import Kube, KubeError, Obj
 from mover.kube.framework.controller import Context, Controller
@@ -26,9 +27,11 @@ from mover.kube.repositories import open_repository
 from mover.kube.resources import BSLS, PVCS
 from mover.kube.storage import StoreCache
 from mover.progress import Counters, human_bytes
+from mover.repo.lock import Lock
+from mover.repo.repository import Repository
 from mover.repo.view import RepositoryView
 from mover.velero.objects import format_time
-from mover.velero.podvolumes import claim_name, volume_dir_name
+from mover.velero.podvolumes import SNAPSHOT_HOST, claim_name, latest_of_same_volume, volume_dir_name
 from mover.view.protocol import RestoreResult, SnapshotView
 from mover.view.snapshot import Snapshot
 
@@ -37,6 +40,8 @@ PROGRESS_EVERY = 1.0  # seconds between progress writes (Velero's objects promis
 CSI_PLUGIN = "kubernetes.io~csi"
 MAX_ATTEMPTS = 3  # runs of one volume cut short by agent restarts before it is marked Failed
 ATTEMPT_ANNOTATION = "mover.kbrowse.io/attempt"
+
+log = logging.getLogger("mover.kube")
 
 
 @dataclass
@@ -83,7 +88,9 @@ def volume_path(kube: Kube, kubelet_root: str, pod: Obj, volume: str, block: boo
 
 
 class VolumeController(Controller):
-    """What both of the agent's controllers do alike: write their object's status."""
+    """What the agent's controllers do alike: write their object's status, upload a volume."""
+
+    what = "volume backup"  # the object, in log lines
 
     def __init__(self, ctx: Context, agent: Agent) -> None:
         super().__init__(ctx)
@@ -132,6 +139,32 @@ class VolumeController(Controller):
         log.info("%s %s: snapshot %s into %s, %s in %.1fs", self.resource.kind, name, snap.short_id, path,
                  human_bytes(counters.bytes), counters.elapsed())
         return reporter.final()
+
+
+    def _upload(self, name: str, repo: Repository, path: str, tags: dict[str, str]) -> tuple[Snapshot, dict]:
+        """Back ``path`` up into ``repo`` as a snapshot tagged ``tags``, its parent the latest
+        of the same volume; progress written while it runs. Raises Cancelled when the object is
+        cancelled or deleted, or the agent stops."""
+        counters, cancel = Counters(), threading.Event()
+
+        def unwanted() -> bool:
+            cached = self.ctx.cached(self.resource, name)
+            return cached is None or bool(cached["spec"].get("cancel"))
+
+        with Lock(repo, exclusive=False).acquire(confirm_before_write=True):
+            parent = latest_of_same_volume(repo.snapshots(), tags)
+            archiver = Archiver(repo, counters, cancel=cancel, warn=lambda m: log.warning("%s %s: %s", self.what, name, m))
+            with Reporter(lambda status: self._patch(name, status), counters, unwanted, cancel,
+                          self.ctx.stop) as reporter:
+                result = archiver.backup([path], host=SNAPSHOT_HOST, parent=parent, contents_at_root=True,
+                                         tags=[f"{k}={v}" for k, v in sorted(tags.items())])
+            stats = result.stats
+            log.info("%s %s: snapshot %s of %s, %s in %.1fs (parent %s; files: %d new, %d changed, "
+                     "%d unmodified)", self.what, name, result.snapshot.short_id, path, human_bytes(counters.bytes),
+                     counters.elapsed(), parent.short_id if parent else "none", stats.files_new,
+                     stats.files_changed, stats.files_unmodified)
+            # What this backup added to the repository: nothing, for a volume that did not change.
+            return result.snapshot, {**reporter.final(), "incrementalBytes": stats.data_added}
 
 
 def write_device(view: SnapshotView, snap: Snapshot, device: str, counters: Counters,

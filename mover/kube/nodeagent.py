@@ -1,17 +1,20 @@
-"""`mover node-agent`: the PodVolumeBackup, PodVolumeRestore and DataDownload controllers of one
-node, in one process (Velero's node-agent DaemonSet), moving the data of volumes on that node."""
+"""`mover node-agent`: the PodVolumeBackup, PodVolumeRestore, DataUpload and DataDownload
+controllers of one node, in one process (Velero's node-agent DaemonSet), moving the data of
+pod volumes and CSI snapshots on that node."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mover.kube.controllers.datadownload import PREPARE_TIMEOUT, DataDownloadController
+from mover.kube.controllers.dataupload import DataUploadController
 from mover.kube.controllers.podvolumebackup import PodVolumeBackupController
 from mover.kube.controllers.podvolumerestore import PodVolumeRestoreController
 from mover.kube.datapath import Agent
 from mover.kube.framework.client import Kube
 from mover.kube.framework.controller import Manager
 from mover.kube.framework.informer import WATCH_SECONDS
+from mover.velero.nodeagentconfig import NodeAgentConfig
 
 
 @dataclass
@@ -23,6 +26,7 @@ class NodeAgentOptions:
     resync: float = 60.0
     prepare_timeout: float = PREPARE_TIMEOUT  # seconds a data download's restore pod may take to run
     watch_seconds: int = WATCH_SECONDS
+    config: NodeAgentConfig = field(default_factory=NodeAgentConfig)  # --node-agent-configmap
 
 
 class NodeAgent:
@@ -35,6 +39,9 @@ class NodeAgent:
         self.manager.add(lambda ctx: PodVolumeRestoreController(ctx, agent), workers=options.concurrency)
         self.manager.add(lambda ctx: DataDownloadController(ctx, agent, prepare_timeout=options.prepare_timeout),
                          workers=options.concurrency)
+        # Waiting for snapshots and exposer pods takes a worker only for a moment, moving data one slot.
+        self.manager.add(lambda ctx: DataUploadController(ctx, agent, options.config),
+                         workers=options.concurrency + 1)
 
     def start(self) -> NodeAgent:
         self.manager.start()

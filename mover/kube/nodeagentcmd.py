@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from mover.errors import RepoError
 from mover.kube.servercmd import _LEVELS, _duration, configure_logging, connect
 from mover.ui.cliargs import add_kube_options
+from mover.velero.nodeagentconfig import NodeAgentConfig, parse_config
 
 if TYPE_CHECKING:
     from mover.kube.framework.client import Kube
@@ -32,9 +33,11 @@ def _positive(text: str) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("node-agent", help="run the node agent: back up and restore the volumes of pods on "
-                                          "this node (PodVolumeBackups, PodVolumeRestores, DataDownloads)",
-                       description="Watch PodVolumeBackups, PodVolumeRestores and DataDownloads in one namespace "
-                                   "and move the data of the volumes on this node.")
+                                          "this node (PodVolumeBackups, PodVolumeRestores, DataUploads, "
+                                          "DataDownloads)",
+                       description="Watch PodVolumeBackups, PodVolumeRestores, DataUploads and DataDownloads "
+                                   "in one namespace and move the data of the pod volumes and CSI snapshots "
+                                   "on this node.")
     add_kube_options(p)
     p.add_argument("--node-name", default=os.environ.get("NODE_NAME") or "", metavar="NODE",
                    help="the node this agent serves (default: $NODE_NAME)")
@@ -52,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default 30m)")
     p.add_argument("--node-agent-configmap", default="", metavar="NAME",
                    help="the node agent's config map in its namespace (Velero's format: backup-PVC "
-                        "settings per storage class); checked at start")
+                        "settings per storage class, which shape the claims of CSI snapshot data "
+                        "movement); read at start")
     p.add_argument("--log-level", choices=tuple(_LEVELS), default="info")
     p.set_defaults(handler=run)
 
@@ -67,11 +71,11 @@ def run(args: argparse.Namespace) -> int:
                         "directory with --kubelet-root")
     configure_logging(args.log_level)
     kube = connect(args)
-    if args.node_agent_configmap:
-        _check_config(kube, args.namespace, args.node_agent_configmap)
+    config = _read_config(kube, args.namespace, args.node_agent_configmap) if args.node_agent_configmap \
+        else NodeAgentConfig()
     options = NodeAgentOptions(node_name=args.node_name, kubelet_root=args.kubelet_root,
                                namespace=args.namespace, concurrency=args.concurrency,
-                               resync=args.resync_period.total_seconds(),
+                               resync=args.resync_period.total_seconds(), config=config,
                                prepare_timeout=args.data_mover_prepare_timeout.total_seconds())
     agent = NodeAgent(kube, options)
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -83,10 +87,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_config(kube: Kube, namespace: str, name: str) -> None:
+def _read_config(kube: Kube, namespace: str, name: str) -> NodeAgentConfig:
     from mover.kube.framework.client import KubeError
     from mover.kube.resources import CONFIGMAPS
-    from mover.velero.nodeagentconfig import parse_config
 
     where = f"config map {namespace}/{name}"
     try:
@@ -98,3 +101,4 @@ def _check_config(kube: Kube, namespace: str, name: str) -> None:
     config = parse_config(cm.get("data"), where)
     logging.getLogger("mover.kube").info("node agent config %s: backup PVC settings for %s", where,
                                          ", ".join(sorted(config.backup_pvc)) or "no storage class")
+    return config

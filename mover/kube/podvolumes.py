@@ -76,6 +76,7 @@ class VolumeBackups:
         self.bsl = bsl
         self.log = log
         self.names: list[str] = []
+        self.claims: set[tuple[str, str]] = set()  # (namespace, name) of the claims backed up here
 
     def start(self, pods: list[Obj]) -> None:
         """Create the PodVolumeBackups of ``pods`` (those of an earlier run of this very backup
@@ -84,7 +85,7 @@ class VolumeBackups:
         earlier = {_volume_key(p): p["metadata"]["name"] for p in self.ctx.cached_all(POD_VOLUME_BACKUPS)
                    if (p["metadata"].get("labels") or {}).get(labels.BACKUP_UID) == uid}
         default = bool((self.backup.get("spec") or {}).get("defaultVolumesToFsBackup"))
-        claims: set[tuple[str, str]] = set()
+        claims = self.claims
         repositories: dict[str, Obj | RepoError] = {}  # by namespace: asked for once per backup
         for pod in pods:
             meta = pod["metadata"]

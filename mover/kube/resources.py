@@ -30,6 +30,11 @@ CONFIGMAPS = Resource("", "v1", "configmaps", True, "ConfigMap")
 PODS = Resource("", "v1", "pods", True, "Pod")
 PVCS = Resource("", "v1", "persistentvolumeclaims", True, "PersistentVolumeClaim")
 PVS = Resource("", "v1", "persistentvolumes", False, "PersistentVolume")
+VOLUME_SNAPSHOTS = Resource("snapshot.storage.k8s.io", "v1", "volumesnapshots", True, "VolumeSnapshot")
+VOLUME_SNAPSHOT_CONTENTS = Resource("snapshot.storage.k8s.io", "v1", "volumesnapshotcontents", False,
+                                    "VolumeSnapshotContent")
+VOLUME_SNAPSHOT_CLASSES = Resource("snapshot.storage.k8s.io", "v1", "volumesnapshotclasses", False,
+                                   "VolumeSnapshotClass")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", False, "CustomResourceDefinition")
 
 

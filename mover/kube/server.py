@@ -36,6 +36,7 @@ class ServerOptions:
     watch_seconds: int = WATCH_SECONDS
     restore_helper_image: str = RESTORE_HELPER_IMAGE
     pod_volume_timeout: timedelta = timedelta(hours=4)  # Velero's --fs-backup-timeout
+    default_snapshot_move_data: bool = False  # Velero's --default-snapshot-move-data
 
 
 class Server:
@@ -47,7 +48,7 @@ class Server:
         self.namespace = options.namespace
         stores = self.stores
         backup = BackupSettings(options.default_location, options.default_ttl, options.backup_actions,
-                                options.pod_volume_timeout)
+                                options.pod_volume_timeout, options.default_snapshot_move_data)
         self.manager.add(lambda ctx: BackupStorageLocationController(ctx, stores, options.validation_frequency))
         self.manager.add(lambda ctx: BackupController(ctx, stores, backup))
         self.manager.add(lambda ctx: RestoreController(ctx, stores, options.restore_helper_image,

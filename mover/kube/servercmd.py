@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--restore-helper-image", default=RESTORE_HELPER_IMAGE, metavar="IMAGE",
                    help="image of the restore-wait init container of restored pods with volume data "
                         f"(default {RESTORE_HELPER_IMAGE})")
+    p.add_argument("--default-snapshot-move-data", action="store_true",
+                   help="move the data of CSI snapshots into the storage location for backups that do not "
+                        "say (spec.snapshotMoveData)")
     p.add_argument("--log-level", choices=tuple(_LEVELS), default="info")
     p.set_defaults(handler=run)
 
@@ -101,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
                             sync_period=args.backup_sync_period,
                             default_location=args.default_backup_storage_location,
                             default_ttl=args.default_backup_ttl,
-                            restore_helper_image=args.restore_helper_image)
+                            restore_helper_image=args.restore_helper_image,
+                            default_snapshot_move_data=args.default_snapshot_move_data)
     server = Server(connect(args), options)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: server.request_stop())

@@ -84,12 +84,13 @@ def test_helm_template_renders_what_mover_install_prints(case: str, tmp_path: Pa
         assert charted[key] == doc, key
 
 
-def test_both_refuse_what_the_server_cannot_do_yet(tmp_path: Path) -> None:
-    done = mover("install", "--dry-run", "--default-snapshot-move-data")
-    assert done.returncode == 1 and "cannot move CSI snapshot data yet" in done.stderr
-    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+def test_both_pass_default_snapshot_move_data_to_the_server(tmp_path: Path) -> None:
+    done = mover("install", "--dry-run", "-o", "yaml", "--default-snapshot-move-data")
+    assert done.returncode == 0, done.stderr
+    assert "--default-snapshot-move-data" in done.stdout
     rendered = helm_template("velero", {"configuration": {"defaultSnapshotMoveData": True}}, tmp_path)
-    assert rendered.returncode != 0 and "cannot move CSI snapshot data yet" in rendered.stderr
+    assert rendered.returncode == 0, rendered.stderr
+    assert "--default-snapshot-move-data" in rendered.stdout
 
 
 def test_chart_wants_the_kubelet_s_pods_directory(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from mover.errors import RepoError
 from mover.golang.duration import format_duration, parse_duration
+from mover.kube.datamovement import DataUploads
 from mover.kube.framework.client import KubeError, Obj
 from mover.kube.framework.controller import Context, Controller
 from mover.kube.framework.status import patch_status
@@ -32,10 +33,17 @@ from mover.kube.items.actions import ItemAction, default_actions
 from mover.kube.items.collect import Collector, uses_scoped_filters
 from mover.kube.oplog import OperationLog
 from mover.kube.podvolumes import Abandoned, Stopped, VolumeBackups
-from mover.kube.resources import BACKUP_REPOSITORIES, BACKUPS, BSLS, POD_VOLUME_BACKUPS, ResourceIndex
+from mover.kube.resources import (
+    BACKUP_REPOSITORIES,
+    BACKUPS,
+    BSLS,
+    DATA_UPLOADS,
+    POD_VOLUME_BACKUPS,
+    ResourceIndex,
+)
 from mover.kube.storage import StoreCache
+from mover.velero import datamovement, layout
 from mover.velero import labels as velero_labels
-from mover.velero import layout
 from mover.velero.bsl import BucketView
 from mover.velero.filters import IncludesExcludes, selector_problems
 from mover.velero.objects import (
@@ -70,6 +78,8 @@ class BackupSettings:
     actions: list[ItemAction] = field(default_factory=default_actions)
     # Velero's --fs-backup-timeout: how long a backup waits for its pod volume backups.
     pod_volume_timeout: timedelta = timedelta(hours=4)
+    # Velero's --default-snapshot-move-data: for backups that leave spec.snapshotMoveData out.
+    default_snapshot_move_data: bool = False
 
 
 def validation_errors(spec: BackupSpec) -> list[str]:
@@ -105,7 +115,7 @@ def validation_errors(spec: BackupSpec) -> list[str]:
 
 class BackupController(Controller):
     resource = BACKUPS
-    reads = (BSLS, POD_VOLUME_BACKUPS, BACKUP_REPOSITORIES)
+    reads = (BSLS, POD_VOLUME_BACKUPS, DATA_UPLOADS, BACKUP_REPOSITORIES)
 
     def __init__(self, ctx: Context, stores: StoreCache, settings: BackupSettings) -> None:
         super().__init__(ctx)
@@ -171,7 +181,8 @@ class BackupController(Controller):
                                 "velero.io/source-cluster-k8s-major-version": version.get("major", ""),
                                 "velero.io/source-cluster-k8s-minor-version": version.get("minor", "")},
             },
-            "spec": {"storageLocation": location, "ttl": ttl, **_server_defaults(spec)},
+            "spec": {"storageLocation": location, "ttl": ttl,
+                     **_server_defaults(spec, self.settings.default_snapshot_move_data)},
         })
         now = self.ctx.clock()
         claimed = patch_status(self.ctx.kube, BACKUPS, self.ctx.namespace, name, {
@@ -239,14 +250,15 @@ class BackupController(Controller):
             return
         try:
             items = self._collect(obj, log)
-            volumes = self._back_up_volumes(obj, bsl, items, log)
+            volumes, uploads = self._back_up_volumes(obj, bsl, items, log)
             final = self._finish(obj, "PartiallyFailed" if log.errors else "Completed", log, items=len(items),
                                  write=False)
             backup = decode(Backup, final)
             backup.metadata.namespace = self.ctx.namespace
             write_backup(store, BackupRecord(backup=backup, items=items, log=log.text(), results=log.results(),
                                              pod_volume_backups=volumes,
-                                             volume_infos=[volume_info(v) for v in volumes]))
+                                             volume_infos=[volume_info(v) for v in volumes] +
+                                             [datamovement.volume_info(du, pv) for du, pv in uploads]))
             self._patch(name, final["status"])
         except (Interrupted, Stopped):
             log.info("server stopping; the backup will be resumed")
@@ -275,13 +287,15 @@ class BackupController(Controller):
         return items
 
     def _back_up_volumes(self, obj: Obj, bsl: Obj, items: list[BackedUpItem],
-                         log: OperationLog) -> list[PodVolumeBackup]:
-        """Back up the chosen volumes of the backed-up pods (the node agents do) and wait."""
+                         log: OperationLog) -> tuple[list[PodVolumeBackup], list[tuple[datamovement.DataUpload, str]]]:
+        """Back up the chosen pod volumes of the backed-up pods, and with ``snapshotMoveData`` the
+        other backed-up claims on CSI volumes (the node agents do); wait for both. Returns the
+        finished PodVolumeBackups and DataUploads (with the persistent volume of each)."""
         volumes = VolumeBackups(self.ctx, obj, bsl, log)
         volumes.start([item.obj for item in items if item.resource == "pods"])
-        if not volumes.names:
-            return []
-        log.info(f"Waiting for {len(volumes.names)} pod volume backups to complete")
+        uploads = DataUploads(self.ctx, obj, bsl, log)
+        if (obj.get("spec") or {}).get("snapshotMoveData"):
+            uploads.start([item.obj for item in items if item.resource == "persistentvolumeclaims"], volumes.claims)
         uid = obj["metadata"]["uid"]
 
         def wanted() -> bool:
@@ -289,7 +303,16 @@ class BackupController(Controller):
             return current is not None and current["metadata"].get("uid") == uid \
                 and not current["metadata"].get("deletionTimestamp")
 
-        return volumes.wait(wanted, self.settings.pod_volume_timeout.total_seconds())
+        timeout = self.settings.pod_volume_timeout.total_seconds()
+        backed_up: list[PodVolumeBackup] = []
+        if volumes.names:
+            log.info(f"Waiting for {len(volumes.names)} pod volume backups to complete")
+            backed_up = volumes.wait(wanted, timeout)
+        moved: list[tuple[datamovement.DataUpload, str]] = []
+        if uploads.names:
+            log.info(f"Waiting for {len(uploads.names)} data uploads to complete")
+            moved = [(du, uploads.volumes.get(du.metadata.name, "")) for du in uploads.wait(wanted, timeout)]
+        return backed_up, moved
 
     def _finish(self, obj: Obj, phase: str, log: OperationLog | None = None, *, failure: str = "",
                 items: int | None = None, write: bool = True) -> Obj:
@@ -311,11 +334,11 @@ class BackupController(Controller):
         patch_status(self.ctx.kube, BACKUPS, self.ctx.namespace, name, status)
 
 
-def _server_defaults(spec: BackupSpec) -> dict[str, Any]:
+def _server_defaults(spec: BackupSpec, move_data: bool) -> dict[str, Any]:
     """What Velero's server fills in on a new backup (its flag defaults)."""
     defaults = {"csiSnapshotTimeout": (spec.csi_snapshot_timeout, "10m0s"),
                 "itemOperationTimeout": (spec.item_operation_timeout, "4h0m0s"),
-                "snapshotMoveData": (spec.snapshot_move_data, False),
+                "snapshotMoveData": (spec.snapshot_move_data, move_data),
                 "defaultVolumesToFsBackup": (spec.default_volumes_to_fs_backup, False)}
     return {k: default for k, (value, default) in defaults.items() if value in (None, "")}
 

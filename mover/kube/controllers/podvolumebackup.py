@@ -15,14 +15,12 @@ restic's check accepts) up to MAX_ATTEMPTS times, then is marked Failed with the
 from __future__ import annotations
 
 import logging
-import threading
 
-from mover.archiver.pipeline import Archiver, Cancelled
+from mover.archiver.pipeline import Cancelled
 from mover.errors import RepoError
 from mover.kube.datapath import (
     ATTEMPT_ANNOTATION,
     MAX_ATTEMPTS,
-    Reporter,
     VolumeController,
     attempt,
     volume_path,
@@ -30,18 +28,15 @@ from mover.kube.datapath import (
 from mover.kube.framework.client import KubeError, Obj
 from mover.kube.repositories import open_repository
 from mover.kube.resources import BSLS, POD_VOLUME_BACKUPS, PODS
-from mover.progress import Counters, human_bytes
-from mover.repo.lock import Lock
-from mover.repo.repository import Repository
 from mover.velero.objects import format_time
-from mover.velero.podvolumes import FINAL_PHASES, SNAPSHOT_HOST, latest_of_same_volume
-from mover.view.snapshot import Snapshot
+from mover.velero.podvolumes import FINAL_PHASES
 
 log = logging.getLogger("mover.kube")
 
 
 class PodVolumeBackupController(VolumeController):
     resource = POD_VOLUME_BACKUPS
+    what = "pod volume backup"
 
     def reconcile(self, name: str, obj: Obj | None) -> float | None:
         if obj is None or (obj.get("spec") or {}).get("node") != self.agent.node:
@@ -91,7 +86,7 @@ class PodVolumeBackupController(VolumeController):
                 self._patch(name, {"path": path})
                 repo = open_repository(self.ctx.kube, self.agent.stores, bsl, ref["namespace"])
                 try:
-                    snapshot, progress = self._backup(name, repo, path, spec.get("tags") or {})
+                    snapshot, progress = self._upload(name, repo, path, spec.get("tags") or {})
                 finally:
                     repo.close()
             except Cancelled:
@@ -107,27 +102,3 @@ class PodVolumeBackupController(VolumeController):
                 return
             # Written while the slot is held: a finished volume never looks like a running one.
             self._finish(name, "Completed", snapshotID=snapshot.short_id, progress=progress)
-
-    def _backup(self, name: str, repo: Repository, path: str, tags: dict[str, str]) -> tuple[Snapshot, dict]:
-        counters, cancel = Counters(), threading.Event()
-
-        def unwanted() -> bool:
-            cached = self.ctx.cached(POD_VOLUME_BACKUPS, name)
-            return cached is None or bool(cached["spec"].get("cancel"))
-
-        with Lock(repo, exclusive=False).acquire(confirm_before_write=True):
-            parent = latest_of_same_volume(repo.snapshots(), tags)
-            archiver = Archiver(repo, counters, cancel=cancel,
-                                warn=lambda m: log.warning("pod volume backup %s: %s", name, m))
-            with Reporter(lambda status: self._patch(name, status), counters, unwanted, cancel,
-                          self.ctx.stop) as reporter:
-                result = archiver.backup([path], host=SNAPSHOT_HOST, parent=parent, contents_at_root=True,
-                                         tags=[f"{k}={v}" for k, v in sorted(tags.items())])
-            stats = result.stats
-            log.info("pod volume backup %s: snapshot %s of %s, %s in %.1fs (parent %s; files: %d new, %d changed, "
-                     "%d unmodified)", name, result.snapshot.short_id, path, human_bytes(counters.bytes),
-                     counters.elapsed(), parent.short_id if parent else "none", stats.files_new,
-                     stats.files_changed, stats.files_unmodified)
-            # What this backup added to the repository: nothing, for a volume that did not change.
-            return result.snapshot, {**reporter.final(), "incrementalBytes": stats.data_added}
-

@@ -1,0 +1,117 @@
+"""The server's side of CSI snapshot data movement (a Backup with ``snapshotMoveData``): for
+each backed-up claim on a CSI volume that no pod volume backup takes, a VolumeSnapshot of the
+claim and a DataUpload that a node agent carries out; then wait for them. Velero's CSI plugin
+does this; the node agents expose the snapshot and move the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mover.errors import RepoError
+from mover.kube.exposer import volume_snapshot
+from mover.kube.framework.client import KubeError, Obj
+from mover.kube.framework.controller import Context
+from mover.kube.oplog import OperationLog
+from mover.kube.podvolumes import wait_all
+from mover.kube.repositories import ensure_repository
+from mover.kube.resources import DATA_UPLOADS, PVS, VOLUME_SNAPSHOT_CLASSES, VOLUME_SNAPSHOTS
+from mover.velero import labels
+from mover.velero.datamovement import (
+    DATA_MOVER,
+    SNAPSHOT_TYPE_CSI,
+    CSISnapshotSpec,
+    DataUpload,
+    DataUploadSpec,
+    new_data_upload,
+    snapshot_class,
+)
+from mover.velero.objects import decode
+
+
+class DataUploads:
+    """The data uploads of one Backup."""
+
+    def __init__(self, ctx: Context, backup: Obj, bsl: Obj, log: OperationLog) -> None:
+        self.ctx = ctx
+        self.backup = backup
+        self.bsl = bsl
+        self.log = log
+        self.names: list[str] = []
+        self.volumes: dict[str, str] = {}  # persistent volume by data upload
+
+    def start(self, pvcs: list[Obj], taken: set[tuple[str, str]]) -> None:
+        """Snapshot each claim of ``pvcs`` on a CSI volume, except the ``taken`` ones (namespace,
+        name: their pod volumes are backed up file by file), and hand it to the node agents.
+        Those of an earlier run of this very backup are taken over, not made twice."""
+        uid = self.backup["metadata"].get("uid", "")
+        earlier = {(o["spec"].get("sourceNamespace"), o["spec"].get("sourcePVC")): o["metadata"]["name"]
+                   for o in self.ctx.cached_all(DATA_UPLOADS)
+                   if (o["metadata"].get("labels") or {}).get(labels.BACKUP_UID) == uid}
+        classes: list[Obj] | None = None
+        spec = self.backup.get("spec") or {}
+        for pvc in pvcs:
+            meta = pvc["metadata"]
+            key = (meta["namespace"], meta["name"])
+            bound = (pvc.get("spec") or {}).get("volumeName")
+            pv = self.ctx.kube.get_or_none(PVS, None, bound) if bound else None
+            driver = (((pv or {}).get("spec") or {}).get("csi") or {}).get("driver")
+            if key in taken or not driver:
+                continue
+            if key in earlier:
+                self.names.append(earlier[key])
+                self.volumes[earlier[key]] = bound or ""
+                continue
+            where = {"namespace": meta["namespace"]}
+            try:
+                if classes is None:
+                    classes = self.ctx.kube.list(VOLUME_SNAPSHOT_CLASSES)["items"]
+                chosen = snapshot_class(self.backup, pvc, driver, classes)
+                ensure_repository(self.ctx, meta["namespace"], self.bsl)
+                vs = self.ctx.kube.create(VOLUME_SNAPSHOTS, meta["namespace"], volume_snapshot(self.backup, pvc, chosen))
+            except (RepoError, KubeError) as exc:
+                self.log.error(f"error moving the data of claim {meta['namespace']}/{meta['name']}: "
+                               f"{getattr(exc, 'message', None) or exc}", **where)
+                continue
+            try:
+                body = new_data_upload(self.backup, pvc, DataUploadSpec(
+                    snapshot_type=SNAPSHOT_TYPE_CSI,
+                    csi_snapshot=CSISnapshotSpec(volume_snapshot=vs["metadata"]["name"], snapshot_class=chosen,
+                                                 storage_class=(pvc.get("spec") or {}).get("storageClassName") or "",
+                                                 driver=driver),
+                    source_pvc=meta["name"], source_namespace=meta["namespace"],
+                    backup_storage_location=spec.get("storageLocation", ""), data_mover=DATA_MOVER,
+                    operation_timeout=spec.get("csiSnapshotTimeout") or "10m0s"))
+                created = self.ctx.kube.create(DATA_UPLOADS, self.ctx.namespace, body)
+            except KubeError as exc:
+                self._forget_snapshot(vs)
+                self.log.error(f"error moving the data of claim {meta['namespace']}/{meta['name']}: "
+                               f"{exc.message}", **where)
+                continue
+            self.log.info(f"Created data upload {created['metadata']['name']} for claim "
+                          f"{meta['namespace']}/{meta['name']} (volume snapshot {vs['metadata']['name']})", **where)
+            self.names.append(created["metadata"]["name"])
+            self.volumes[created["metadata"]["name"]] = bound or ""
+
+    def _forget_snapshot(self, vs: Obj) -> None:
+        """The snapshot of a claim no data upload carries: it would only hold storage."""
+        try:
+            self.ctx.kube.delete(VOLUME_SNAPSHOTS, vs["metadata"]["namespace"], vs["metadata"]["name"])
+        except KubeError as exc:
+            self.log.warning(f"cannot delete volume snapshot {vs['metadata']['namespace']}/{vs['metadata']['name']}: "
+                             f"{exc.message}", namespace=vs["metadata"]["namespace"])
+
+    def wait(self, wanted: Callable[[], bool], timeout: float) -> list[DataUpload]:
+        """The finished DataUploads; each one that did not complete is an error of the backup."""
+        done = []
+        for name, obj in zip(self.names, wait_all(self.ctx, DATA_UPLOADS, self.names, wanted, timeout), strict=True):
+            if obj is None:
+                self.log.error(f"data upload {name} was deleted before it finished")
+                continue
+            du = decode(DataUpload, obj)
+            done.append(du)
+            if du.status.phase != "Completed":
+                self.log.error(f"data upload {name} of claim {du.spec.source_namespace}/{du.spec.source_pvc} "
+                               f"{du.status.phase.lower()}: {du.status.message or 'no reason given'}",
+                               namespace=du.spec.source_namespace)
+        return done

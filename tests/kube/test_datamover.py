@@ -1,0 +1,266 @@
+"""CSI snapshot data movement, backup side: a Backup with ``snapshotMoveData`` on the
+Kubernetes API double and SeaweedFS, `mover server` with `mover node-agent`; the snapshot
+controller, provisioner, scheduler and kubelet are played by tests/support/csi.py."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mover.deploy import crds
+from mover.kube.framework.client import Kube, Obj
+from mover.kube.nodeagent import NodeAgent, NodeAgentOptions
+from mover.kube.resources import (
+    BACKUPS,
+    DATA_UPLOADS,
+    NAMESPACES,
+    PODS,
+    VOLUME_SNAPSHOT_CONTENTS,
+    VOLUME_SNAPSHOTS,
+)
+from mover.velero.nodeagentconfig import BackupPVC, NodeAgentConfig
+from tests.kube.test_nodeagent import bucket_store, restic
+from tests.support.csi import DRIVER, NODE, Cluster, install_snapshot_crds, snapshot_classes
+from tests.support.s3server import S3Server
+from tests.support.treekit import assert_same_tree, make_full_tree
+from tests.support.velero_env import NS, PVCS, PVS, Watch, phase, running_server, velero_object, wait_for, wait_phase
+
+
+@pytest.fixture
+def cluster(kube: Kube, tmp_path: Path) -> Iterator[Cluster]:
+    install_snapshot_crds(kube)
+    snapshot_classes(kube)
+    c = Cluster(kube, tmp_path / "cluster").start()
+    yield c
+    c.stop()
+
+
+READ_ONLY = NodeAgentConfig({"ceph-rbd": BackupPVC(storage_class="ceph-rbd-clone", read_only=True,
+                                                   spc_no_relabeling=True)})
+
+
+@contextmanager
+def node_agent(kube: Kube, cluster: Cluster) -> Iterator[NodeAgent]:
+    agent = NodeAgent(kube, NodeAgentOptions(node_name=NODE, kubelet_root=str(cluster.kubelet), namespace=NS,
+                                             resync=0.5, watch_seconds=5, config=READ_ONLY)).start()
+    try:
+        yield agent
+    finally:
+        agent.stop(grace=10)
+
+
+def shop(kube: Kube, cluster: Cluster, big_mib: int = 0) -> tuple[Path, Path]:
+    """Namespace shop: claim ``db`` (class fast, RWO) and ``media`` (class ceph-rbd, which the
+    agent's config backs up read-only); returns their data directories."""
+    kube.create(NAMESPACES, None, {"metadata": {"name": "shop"}})
+    db = cluster.claim("shop", "db", "fast")
+    media = cluster.claim("shop", "media", "ceph-rbd", "ReadWriteMany")
+    make_full_tree(db)
+    (media / "photos").mkdir()
+    for i in range(3):
+        (media / "photos" / f"{i}.jpg").write_bytes(bytes([i]) * (100_000 + i))
+    if big_mib:
+        with open(db / "big.bin", "wb") as f:
+            f.writelines(os.urandom(1 << 20) for _ in range(big_mib))  # slow enough to watch it move
+    return db, media
+
+
+def move_data_backup(kube: Kube, name: str, **spec: Any) -> Obj:
+    return kube.create(BACKUPS, NS, velero_object("Backup", name, {
+        "includedNamespaces": ["shop"], "snapshotMoveData": True, **spec}))
+
+
+def uploads_of(kube: Kube, backup: str) -> dict[str, Obj]:
+    items = kube.list(DATA_UPLOADS, NS, label_selector=f"velero.io/backup-name={backup}")["items"]
+    return {o["spec"]["sourcePVC"]: o for o in items}
+
+
+def gone(kube: Kube, cluster: Cluster) -> list[str]:
+    """The intermediate objects that still exist (the source claims' volumes are not intermediate)."""
+    left = []
+    lookups = {"VolumeSnapshot": VOLUME_SNAPSHOTS, "VolumeSnapshotContent": VOLUME_SNAPSHOT_CONTENTS,
+               "PersistentVolumeClaim": PVCS, "PersistentVolume": PVS, "Pod": PODS}
+    for (kind, key), _ in cluster.seen.items():
+        ns, name = key.split("/")
+        if kind == "PersistentVolume" and name.startswith("pv-shop-"):
+            continue
+        if kube.get_or_none(lookups[kind], ns or None, name) is not None:
+            left.append(f"{kind} {key}")
+    return left
+
+
+def test_snapshot_move_data_backs_up_each_claim_through_a_snapshot_and_cleans_up(
+        kube: Kube, location: str, cluster: Cluster, s3_server: S3Server, tmp_path: Path) -> None:
+    db, media = shop(kube, cluster, big_mib=160)
+    with running_server(kube), node_agent(kube, cluster):
+        watch = Watch(kube, DATA_UPLOADS)
+        move_data_backup(kube, "b1")
+        b = wait_phase(kube, BACKUPS, "b1", timeout=120)
+        events = watch.close()
+        assert phase(b) == "Completed", b["status"]
+        wait_for(lambda: gone(kube, cluster), lambda left: not left, 10, "the intermediate objects to go")
+
+    uploads = uploads_of(kube, "b1")
+    assert sorted(uploads) == ["db", "media"]
+    for du in uploads.values():
+        spec, status = du["spec"], du["status"]
+        assert du["apiVersion"] == "velero.io/v2alpha1"
+        assert spec["snapshotType"] == "CSI" and spec["sourceNamespace"] == "shop" and spec["datamover"] == "velero"
+        assert spec["backupStorageLocation"] == "default" and spec["operationTimeout"] == "10m0s"
+        assert spec["csiSnapshot"]["snapshotClass"] == "csi-snap" and spec["csiSnapshot"]["driver"] == DRIVER
+        assert du["metadata"]["ownerReferences"][0]["name"] == "b1"
+        assert status["phase"] == "Completed" and status["node"] == NODE and status["acceptedByNode"] == NODE
+        assert len(status["snapshotID"]) == 8 and status["progress"]["bytesDone"] == status["progress"]["totalBytes"]
+
+    # Through the watch: every phase in order, the bytes rising while it moves.
+    big = uploads["db"]["metadata"]["name"]
+    seen = [(phase(e) or "New", (e.get("status") or {}).get("progress") or {}) for e in events
+            if e["metadata"]["name"] == big]
+    phases = [p for i, (p, _) in enumerate(seen) if i == 0 or seen[i - 1][0] != p]
+    assert phases == ["New", "Accepted", "Prepared", "InProgress", "Completed"], phases
+    done = [p.get("bytesDone", 0) for ph, p in seen if ph == "InProgress"]
+    total = seen[-1][1]["totalBytes"]
+    assert any(0 < d < total for d in done) and done == sorted(done), done
+
+    # Every intermediate object was there, and is gone: the source snapshots and their contents,
+    # the backup snapshots, contents, claims, their volumes, the exposer pods.
+    kinds = sorted({kind for kind, _ in cluster.seen})
+    assert kinds == ["PersistentVolume", "PersistentVolumeClaim", "Pod", "VolumeSnapshot", "VolumeSnapshotContent"]
+    claims = {o["spec"]["dataSource"]["name"]: o for (k, _), o in cluster.seen.items() if k == "PersistentVolumeClaim"}
+    assert claims[uploads["media"]["metadata"]["name"]]["spec"]["accessModes"] == ["ReadOnlyMany"]
+    assert claims[uploads["media"]["metadata"]["name"]]["spec"]["storageClassName"] == "ceph-rbd-clone"
+    assert claims[big]["spec"]["accessModes"] == ["ReadWriteOnce"] and claims[big]["spec"]["storageClassName"] == "fast"
+    pods = [o for (k, _), o in cluster.seen.items() if k == "Pod"]
+    assert len(pods) == 2
+    assert sum(1 for k, key in cluster.seen if k == "VolumeSnapshot" and key.startswith("shop/")) == 2
+    assert sum(1 for k, key in cluster.seen if k == "VolumeSnapshot" and key.startswith(f"{NS}/")) == 2
+    assert not any((cluster.root / "snapshots").iterdir())  # the storage snapshots are deleted too
+
+    # The bucket records each volume; the repository is restic's and holds the very bytes.
+    store = bucket_store(kube)
+    infos = json.loads(gzip.decompress(store.store.get("backups/b1/b1-volumeinfo.json.gz")))
+    store.close()
+    by_claim = {i["pvcName"]: i for i in infos}
+    assert sorted(by_claim) == ["db", "media"]
+    for claim, info in by_claim.items():
+        assert info["backupMethod"] == "CSISnapshot" and info["snapshotDataMoved"] is True
+        assert info["pvcNamespace"] == "shop" and info["pvName"] == f"pv-shop-{claim}" and info["result"] == "succeeded"
+        moved = info["snapshotDataMovementInfo"]
+        assert moved["uploaderType"] == "restic" and moved["dataMover"] == "velero"
+        assert moved["snapshotHandle"] == uploads[claim]["status"]["snapshotID"]
+    repo = restic(kube, s3_server, location, "shop")
+    repo.run("check", "--read-data")
+    for claim, source in (("db", db), ("media", media)):
+        out = tmp_path / f"restored-{claim}"
+        repo.run("restore", uploads[claim]["status"]["snapshotID"], "--target", str(out))
+        assert_same_tree(source, out)
+
+
+def test_datauploads_print_velero_s_columns() -> None:
+    (crd,) = [d for d in crds.load() if d["metadata"]["name"] == "datauploads.velero.io"]
+    columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+    assert [c["name"].upper() for c in columns if not c.get("priority")] == [
+        "STATUS", "STARTED", "BYTES DONE", "TOTAL BYTES", "STORAGE LOCATION", "AGE", "NODE"]
+
+
+def test_a_snapshot_that_never_gets_ready_fails_its_volume_with_the_reason_and_cleans_up(
+        kube: Kube, location: str, cluster: Cluster) -> None:
+    shop(kube, cluster)
+    cluster.stuck["db"] = "failed to take snapshot of the volume: quota exceeded"
+    with running_server(kube), node_agent(kube, cluster):
+        move_data_backup(kube, "b1", csiSnapshotTimeout="2s")
+        b = wait_phase(kube, BACKUPS, "b1", timeout=60)
+        wait_for(lambda: gone(kube, cluster), lambda left: not left, 10, "the intermediate objects to go")
+    assert phase(b) == "PartiallyFailed", b["status"]
+    uploads = uploads_of(kube, "b1")
+    assert uploads["media"]["status"]["phase"] == "Completed"
+    failed = uploads["db"]["status"]
+    assert failed["phase"] == "Failed", failed
+    snapshot = uploads["db"]["spec"]["csiSnapshot"]["volumeSnapshot"]
+    assert failed["message"] == (f"volume snapshot shop/{snapshot} was not ready to use in 2s: failed to take "
+                                 "snapshot of the volume: quota exceeded")
+    assert ("VolumeSnapshot", f"shop/{snapshot}") in cluster.seen
+    log = gzip.decompress(bucket_store(kube).store.get("backups/b1/b1-logs.gz")).decode()
+    assert "quota exceeded" in log
+
+
+def wait_moving(kube: Kube, backup: str, claim: str) -> Obj:
+    return wait_for(lambda: uploads_of(kube, backup).get(claim),
+                    lambda du: du is not None and ((du.get("status") or {}).get("progress") or {}).get("bytesDone", 0) > 0,
+                    60, f"the data upload of {claim} under way")
+
+
+def test_a_cancelled_upload_or_deleted_backup_stops_cleans_up_and_leaves_the_repository_valid(
+        kube: Kube, location: str, cluster: Cluster, s3_server: S3Server) -> None:
+    shop(kube, cluster, big_mib=160)
+    with running_server(kube), node_agent(kube, cluster):
+        move_data_backup(kube, "b1")
+        du = wait_moving(kube, "b1", "db")
+        kube.patch(DATA_UPLOADS, NS, du["metadata"]["name"], {"spec": {"cancel": True}})
+        b = wait_phase(kube, BACKUPS, "b1", timeout=60)
+        wait_for(lambda: gone(kube, cluster), lambda left: not left, 10, "the intermediate objects to go")
+        assert phase(b) == "PartiallyFailed", b["status"]
+        status = uploads_of(kube, "b1")["db"]["status"]
+        assert status["phase"] == "Canceled" and status["message"] == "the data upload was canceled", status
+
+        # Deleting the backup while its volume moves cancels it too.
+        move_data_backup(kube, "b2")
+        wait_moving(kube, "b2", "db")
+        kube.delete(BACKUPS, NS, "b2")
+        wait_for(lambda: gone(kube, cluster), lambda left: not left, 30, "the intermediate objects to go")
+        wait_for(lambda: uploads_of(kube, "b2").get("db"),
+                 lambda du: du is None or phase(du) == "Canceled", 30, "the upload of b2 to stop")
+    repo = restic(kube, s3_server, location, "shop")
+    repo.run("check", "--read-data")
+    assert not repo.run("list", "locks", "--no-lock").stdout.split()
+
+
+def test_the_next_backup_of_a_claim_has_the_last_one_as_parent(
+        kube: Kube, location: str, cluster: Cluster, s3_server: S3Server) -> None:
+    db, _ = shop(kube, cluster)
+    with running_server(kube), node_agent(kube, cluster):
+        move_data_backup(kube, "b1")
+        assert phase(wait_phase(kube, BACKUPS, "b1", timeout=60)) == "Completed"
+        (db / "new.txt").write_bytes(b"written after the first backup\n")
+        move_data_backup(kube, "b2")
+        assert phase(wait_phase(kube, BACKUPS, "b2", timeout=60)) == "Completed"
+    first, second = (uploads_of(kube, b)["db"]["status"] for b in ("b1", "b2"))
+    repo = restic(kube, s3_server, location, "shop")
+    snaps = {s["short_id"]: s for s in json.loads(repo.run("snapshots", "--json").stdout)}
+    assert snaps[second["snapshotID"]]["parent"] == snaps[first["snapshotID"]]["id"]
+    assert {"ns=shop", "pvc=db"} <= set(snaps[second["snapshotID"]]["tags"])
+    # Only what changed is stored again: the new file and the trees above it.
+    assert 0 < second["progress"]["incrementalBytes"] < 64 << 10 < first["progress"]["incrementalBytes"]
+
+
+def test_the_snapshot_class_is_the_claim_s_then_the_backup_s_then_the_labelled_one() -> None:
+    from mover.errors import RepoError
+    from mover.velero.datamovement import snapshot_class
+
+    def cls(name: str, driver: str = DRIVER, labelled: bool = False) -> Obj:
+        return {"metadata": {"name": name, "labels": {"velero.io/csi-volumesnapshot-class": "true"} if labelled
+                             else {}}, "driver": driver}
+
+    classes = [cls("plain"), cls("velero", labelled=True), cls("gold"), cls("foreign", "other.example.com", True)]
+    pvc: Obj = {"metadata": {"name": "db", "namespace": "shop"}}
+    backup: Obj = {"metadata": {"name": "b"}}
+    assert snapshot_class(backup, pvc, DRIVER, classes) == "velero"
+    backup["metadata"]["annotations"] = {f"velero.io/csi-volumesnapshot-class_{DRIVER}": "gold"}
+    assert snapshot_class(backup, pvc, DRIVER, classes) == "gold"
+    pvc["metadata"]["annotations"] = {"velero.io/csi-volumesnapshot-class": "plain"}
+    assert snapshot_class(backup, pvc, DRIVER, classes) == "plain"
+    pvc["metadata"]["annotations"] = {"velero.io/csi-volumesnapshot-class": "foreign"}
+    with pytest.raises(RepoError, match="volume snapshot class foreign named by claim shop/db's annotation does "
+                                        f"not exist for driver {DRIVER}"):
+        snapshot_class(backup, pvc, DRIVER, classes)
+    with pytest.raises(RepoError, match=r"label one class velero.io/csi-volumesnapshot-class=\"true\" "
+                                        r"\(labelled now: none\)"):
+        snapshot_class({"metadata": {"name": "b"}}, {"metadata": {"name": "db", "namespace": "shop"}}, DRIVER,
+                       [cls("plain")])
