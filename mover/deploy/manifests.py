@@ -119,19 +119,23 @@ def rbac(o: InstallOptions) -> list[Manifest]:
                                                    "nodes", "storageclasses"], READ)
     # A data download hands the volume it restored to the restored claim: the agent rewrites its claimRef.
     agent_volumes = _rule([""], ["persistentvolumes"], ["patch", "update"])
+    # A data upload takes the backup's VolumeSnapshot from the claim's namespace into the agent's
+    # (Velero's exposer: retain the content, delete both, re-create them there), then deletes them.
+    agent_snapshots = _rule(["snapshot.storage.k8s.io"], ["volumesnapshots", "volumesnapshotcontents"],
+                            READ + WRITE + ["delete"])
     agent_ns = [_rule(["velero.io"], ["podvolumebackups", "podvolumerestores", "datauploads", "datadownloads",
                                       "backuprepositories"], READ + WRITE),
                 _rule(["velero.io"], ["podvolumebackups/status", "podvolumerestores/status",
                                       "datauploads/status", "datadownloads/status"], ["get", "update", "patch"]),
                 _rule(["velero.io"], ["backupstoragelocations", "backups", "restores"], READ),
-                # The restore pods and claims of data downloads live in the agent's namespace.
+                # The backup/restore pods and claims of data uploads and downloads live in the agent's namespace.
                 _rule([""], ["pods", "persistentvolumeclaims"], READ + WRITE + ["delete"]),
                 _rule([""], ["secrets"], ["get"]),
                 _rule([""], ["configmaps"], READ),
                 _rule([""], ["events"], ["create", "patch"])]
     docs = _account(ns, SERVER_ACCOUNT, [server_cluster, escalate], server_ns)
     if o.use_node_agent:
-        docs += _account(ns, NODE_AGENT_ACCOUNT, [agent_cluster, agent_volumes], agent_ns)
+        docs += _account(ns, NODE_AGENT_ACCOUNT, [agent_cluster, agent_volumes, agent_snapshots], agent_ns)
     return docs
 
 

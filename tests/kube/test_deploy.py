@@ -216,11 +216,16 @@ def test_install_dry_run_prints_everything() -> None:
 def test_rbac_is_least_privilege() -> None:
     docs = manifests.rbac(manifests.InstallOptions(use_node_agent=True))
     cluster_rules = [r for d in docs if d["kind"] == "ClusterRole" for r in d["rules"]]
-    assert not any("delete" in r["verbs"] or "*" in r["verbs"] for r in cluster_rules)  # deletes only in-namespace
+    # deletes only in-namespace, but for the snapshots a data upload moves and removes
+    assert all(r["apiGroups"] == ["snapshot.storage.k8s.io"] for r in cluster_rules if "delete" in r["verbs"])
+    assert not any("*" in r["verbs"] for r in cluster_rules)
     agent = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "velero-node-agent")
-    # Read-only across the cluster, but for handing a restored volume to its claim (a data download).
+    # Read-only across the cluster, but for handing a restored volume to its claim (a data download)
+    # and moving a backup's snapshot (a data upload).
     writes = [r for r in agent["rules"] if not set(r["verbs"]) <= {"get", "list", "watch"}]
-    assert writes == [{"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["patch", "update"]}]
+    assert writes == [{"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["patch", "update"]},
+                      {"apiGroups": ["snapshot.storage.k8s.io"], "resources": ["volumesnapshots", "volumesnapshotcontents"],
+                       "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]
     server_role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "velero")
     assert all(r["apiGroups"] in (["velero.io"], [""]) for r in server_role["rules"])
 
