@@ -16,6 +16,16 @@ from tests.support.treekit import make_full_tree
 RESTIC_TEST_PASSWORD = "kbrowse-test-password"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules holding a `slow` test run first, that test first in its module: with xdist's
+    work stealing (addopts) the other worker takes the short tests meanwhile, instead of the
+    suite ending on one worker running a minutes-long test alone. Modules stay whole, so their
+    module-scoped fixtures are built once."""
+    slow = list(dict.fromkeys(item.path for item in items if item.get_closest_marker("slow")))
+    items.sort(key=lambda item: (slow.index(item.path) if item.path in slow else len(slow),
+                                 item.get_closest_marker("slow") is None))
+
+
 @pytest.fixture
 def full_tree(tmp_path: Path) -> tuple[Path, dict]:
     """A fresh tree with every kind of entry restic records, and its description."""

@@ -27,7 +27,8 @@ from tests.support.velero_env import (
     wait_phase,
 )
 
-pytestmark = pytest.mark.timeout(1200)  # the first run on a machine builds the image
+# the first run on a machine (or after a change to what goes into the image) builds it
+pytestmark = [pytest.mark.timeout(1200), pytest.mark.slow]
 
 
 @pytest.fixture(scope="session")
