@@ -177,6 +177,9 @@ def run(prog: str, fn: Callable[[], int]) -> NoReturn:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         code = 141
+    # The work is over: a Ctrl-C now would only turn the exit into death by SIGINT (Python puts
+    # the default handler back while it shuts down), which says less than the code we have.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.stdout.flush()
     sys.exit(code)
 
