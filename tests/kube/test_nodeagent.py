@@ -57,6 +57,8 @@ from tests.support.velero_env import (
     wait_phase,
 )
 
+pytestmark = pytest.mark.slow  # ~2.5 min: started first (tests/conftest.py)
+
 NODE = "node-a"
 ROOT = Path(__file__).resolve().parents[2]
 
