@@ -4,6 +4,7 @@ wrote going through our decoders and encoders unchanged, byte for byte."""
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import json
 import os
@@ -523,6 +524,28 @@ def test_tree_encoding_sorts_bytewise_and_refuses_duplicates() -> None:
         encode_tree([Node(name="a", type="fifo"), Node(name="a", type="file")])
     with pytest.raises(IntegrityError, match="t: not a valid tree"):
         decode_tree(b'{"nodes":[{"type":"file"}]}', "t")
+
+
+def test_tree_decoding_skips_unknown_keys_and_refuses_wrong_types() -> None:
+    # a later restic's extra keys are skipped, as restic itself does; Go's nulls for slices
+    # and pointers are empty; a number where a string belongs is damage, and says where
+    raw = (b'{"nodes":[{"name":"d","type":"dir","mode":2147484141,"mtime":"2026-01-02T03:04:05.5Z",'
+           b'"atime":"2026-01-02T03:04:05.5Z","ctime":"2026-01-02T03:04:06+01:00","uid":7,'
+           b'"generic_attributes":{"windows":"x"},"extended_attributes":null,"content":null,'
+           b'"subtree":"' + ID_A.encode() + b'"}],"future":[1,2]}')
+    [node] = decode_tree(raw, "t")
+    assert (node.name, node.type, node.uid, node.subtree, node.content, node.xattrs) == (
+        "d", "dir", 7, bytes.fromhex(ID_A), None, [])
+    assert node.mtime == node.atime == gotime.parse_ns("2026-01-02T03:04:05.5Z")
+    assert node.ctime == node.mtime + 10**9 // 2 - 3600 * 10**9
+    assert gc.isenabled()
+    for bad, why in ((b'{"nodes":[{"name":1,"type":"file"}]}', r"\$\.nodes\[0\]\.name"),
+                     (b'{"nodes":[{"name":"a","type":"file","mtime":"yesterday"}]}', "yesterday"),
+                     (b'{"nodes":[{"name":"a","type":"file","content":["zz"]}]}', "hex"),
+                     (b'{"nodes":[', "truncated")):
+        with pytest.raises(IntegrityError, match=f"t: not a valid tree .*{why}"):
+            decode_tree(bad, "t")
+        assert gc.isenabled()  # the collector paused for the decoding runs again
 
 
 def test_snapshot_json() -> None:
