@@ -2,8 +2,9 @@
 
 The fields are restic's (the richer of the two formats); kopia's reader fills the ones it has.
 ``mode`` is a Go ``os.FileMode``, as both restic and kopia record it. ``content`` and
-``subtree`` are opaque handles: only the view that made a node reads them. ``to_json`` and
-``from_json`` are restic's JSON form, which is also what ``kbrowse ls --json`` prints.
+``subtree`` are opaque handles: only the view that made a node reads them. ``to_json`` is
+restic's JSON form; :class:`StoredNode` is its schema, which ``from_stored`` reads (trees are
+decoded by :func:`mover.repo.tree.decode_tree`).
 
 Names and link targets are ``str`` with surrogateescape for bytes that are not UTF-8, so they go
 straight to ``os`` functions. Times are integer nanoseconds since the epoch.
@@ -124,12 +125,6 @@ class Node:
         if self.error:
             d["error"] = self.error
         return d
-
-    @classmethod
-    def from_json(cls, d: dict) -> Node:
-        """A node from restic's JSON form, already parsed (a tree is decoded by
-        :func:`mover.repo.tree.decode_tree` without building the dicts)."""
-        return cls.from_stored(msgspec.convert(d, StoredNode))
 
     @classmethod
     def from_stored(cls, j: StoredNode) -> Node:
