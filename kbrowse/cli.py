@@ -105,14 +105,20 @@ def ls_target(args: argparse.Namespace, view: SnapshotView, t: Target) -> int:
     else:
         entries = iter([(t.node.name, t.node)])
         base = t.path[: -len(t.node.name)]
-    out = sys.stdout
-    for rel, node in entries:
-        if args.json:
+    if args.json:
+        for rel, node in entries:
             print_json(listing.node_json(node, base + rel))
-        elif args.long:
-            out.write(listing.long_line(node, rel) + "\n")
-        else:
-            out.write(go_quote(rel) + "\n")
+        return 0
+    # lines go out a thousand at a time: one write each would be one system call each when
+    # stdout is unbuffered (python -u, PYTHONUNBUFFERED), a third of a long listing's time
+    lines: list[str] = []
+    for rel, node in entries:
+        lines.append(listing.long_line(node, rel) if args.long else go_quote(rel))
+        if len(lines) == 1000:
+            sys.stdout.write("\n".join(lines) + "\n")
+            lines.clear()
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 

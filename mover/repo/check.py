@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from mover.errors import RepoError
+from mover.errors import IntegrityError, RepoError
 from mover.repo import pack as packfmt
 from mover.repo.backend import FileType, Handle
 from mover.repo.blob import BlobType, PackedBlob
@@ -65,7 +65,7 @@ def check(repo: Repository, read_data: bool = False,
     try:
         # the packs are read (file reads, sha256, AES and zstd, mostly without the GIL) while
         # this thread walks the trees (Python); their errors still come after the trees'
-        reads = pool.map(lambda n: _read_pack(repo, n, by_pack[bytes.fromhex(n)]), names)
+        reads = pool.map(lambda n: _read_pack(repo, n, stored[n], by_pack[bytes.fromhex(n)]), names)
         _check_snapshots(repo, rep)
         for i, errs in enumerate(reads):
             rep.errors.extend(errs)
@@ -159,27 +159,56 @@ def _check_snapshots(repo: Repository, rep: CheckReport) -> None:
                         stack.append((n.subtree, p))
 
 
-def _read_pack(repo: Repository, name: str, indexed: list[PackedBlob]) -> list[str]:
+# a pack is read in spans of whole blobs of about this size (the header first, from its end):
+# four readers then hold a few MiB each instead of a whole pack each
+_SPAN = 4 * 1024 * 1024
+_TAIL = 64 * 1024
+
+
+def _read_pack(repo: Repository, name: str, size: int, indexed: list[PackedBlob]) -> list[str]:
+    h = Handle(FileType.PACK, name)
+    what = f"pack {name}"
+    header: list[PackedBlob] | None = None
+    header_errs: list[str] = []
     try:
-        data = repo.backend.load(Handle(FileType.PACK, name))
+        tail = repo.backend.load(h, max(size - _TAIL, 0), min(size, _TAIL))
+        hlen = packfmt.header_length(tail[-4:], size, what)
+        if hlen + 4 > len(tail):
+            tail = repo.backend.load(h, size - 4 - hlen, hlen + 4)
+        header = packfmt.parse_header(repo.key, tail[len(tail) - 4 - hlen:-4], bytes.fromhex(name),
+                                      what, allow_compressed=repo.version >= 2)
+    except IntegrityError as e:
+        header_errs.append(str(e))
     except RepoError as e:
         return [f"pack {name}: {e}"]
-    errs = []
-    if hashlib.sha256(data).hexdigest() != name:
-        errs.append(f"pack {name}: content does not match its name (damaged)")
-    what = f"pack {name}"
-    try:
-        hlen = packfmt.header_length(data[-4:], len(data), what)
-        header = packfmt.parse_header(repo.key, data[-4 - hlen:-4], bytes.fromhex(name), what,
-                                      allow_compressed=repo.version >= 2)
-    except RepoError as e:
-        return errs + [str(e)]
-    if [(b.type, b.id, b.offset, b.length) for b in header] != \
+    if header is not None and [(b.type, b.id, b.offset, b.length) for b in header] != \
             [(b.type, b.id, b.offset, b.length) for b in indexed]:
-        errs.append(f"pack {name}: header does not match the index")
-    for b in header:
+        header_errs.append(f"pack {name}: header does not match the index")
+    digest = hashlib.sha256()
+    blob_errs: list[str] = []
+    blobs = sorted(header or (), key=lambda b: b.offset)
+    pos = i = 0
+    while pos < size:
+        end = pos + _SPAN
+        first = i
+        while i < len(blobs) and blobs[i].offset < end and blobs[i].offset + blobs[i].length <= size:
+            end = max(end, blobs[i].offset + blobs[i].length)
+            i += 1
+        end = min(end, size)
         try:
-            repo.decode_blob(b, memoryview(data)[b.offset:b.offset + b.length])
+            span = repo.backend.load(h, pos, end - pos)
         except RepoError as e:
-            errs.append(str(e))
-    return errs
+            return [f"pack {name}: {e}"]
+        digest.update(span)
+        view = memoryview(span)
+        for b in blobs[first:i]:
+            try:
+                repo.decode_blob(b, view[b.offset - pos:b.offset - pos + b.length])
+            except RepoError as e:
+                blob_errs.append(str(e))
+        if len(span) < end - pos:
+            break  # shorter than listed: the digest says so
+        pos = end
+    errs = [f"pack {name}: content does not match its name (damaged)"] \
+        if digest.hexdigest() != name else []
+    return errs + header_errs + blob_errs

@@ -2,8 +2,9 @@
 
 The fields are restic's (the richer of the two formats); kopia's reader fills the ones it has.
 ``mode`` is a Go ``os.FileMode``, as both restic and kopia record it. ``content`` and
-``subtree`` are opaque handles: only the view that made a node reads them. ``to_json`` and
-``from_json`` are restic's JSON form, which is also what ``kbrowse ls --json`` prints.
+``subtree`` are opaque handles: only the view that made a node reads them. ``to_json`` is
+restic's JSON form; :class:`StoredNode` is its schema, which ``from_stored`` reads (trees are
+decoded by :func:`mover.repo.tree.decode_tree`).
 
 Names and link targets are ``str`` with surrogateescape for bytes that are not UTF-8, so they go
 straight to ``os`` functions. Times are integer nanoseconds since the epoch.
@@ -14,6 +15,8 @@ from __future__ import annotations
 import base64
 import stat as st
 from dataclasses import dataclass, field
+
+import msgspec
 
 from mover.golang import gojson, gotime
 
@@ -63,7 +66,7 @@ def posix_perm_from_go(mode: int) -> int:
     return m
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     name: str
     type: str
@@ -124,36 +127,66 @@ class Node:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> Node:
-        # Decoding trees is most of what a no-change backup and `ls -R` do in Python: one
-        # d.get per key, positional arguments, and a time equal to mtime (atime always, as
-        # restic and mover record it, and often ctime) is parsed once.
-        get = d.get
-        name = d["name"]
+    def from_stored(cls, j: StoredNode) -> Node:
+        # Decoding trees is most of what `ls -R`, a no-change backup and opening a big folder do
+        # in Python: positional arguments, and a time equal to mtime (atime always, as restic
+        # and mover record it, and often ctime) is parsed once.
+        name = j.name
         if "\\" in name:
             name = gojson.go_unquote(name)
-        mt = get("mtime")
+        mt = j.mtime
         mtime = _time(mt)
-        at = get("atime")
-        ct = get("ctime")
-        target = get("linktarget") or ""
-        if get("linktarget_raw"):
-            target = base64.b64decode(d["linktarget_raw"]).decode("utf-8", "surrogateescape")
-        xattrs = get("extended_attributes")
-        content = get("content")
-        subtree = get("subtree")
+        at = j.atime
+        ct = j.ctime
+        target = j.linktarget
+        if j.linktarget_raw:
+            target = base64.b64decode(j.linktarget_raw).decode("utf-8", "surrogateescape")
+        xattrs = j.extended_attributes
+        content = j.content
+        subtree = j.subtree
         return cls(
-            name, d["type"], int(get("mode") or 0), mtime,
+            name, j.type, j.mode, mtime,
             mtime if at == mt else _time(at), mtime if ct == mt else _time(ct),
-            int(get("uid") or 0), int(get("gid") or 0), get("user") or "", get("group") or "",
-            int(get("inode") or 0), int(get("device_id") or 0), int(get("size") or 0),
-            int(get("links") or 0), target,
-            [(x["name"], base64.b64decode(x.get("value") or "")) for x in xattrs] if xattrs else [],
-            int(get("device") or 0),
+            j.uid, j.gid, j.user, j.group, j.inode, j.device_id, j.size, j.links, target,
+            [(x.name, base64.b64decode(x.value)) for x in xattrs] if xattrs else [],
+            j.device,
             None if content is None else [bytes.fromhex(c) for c in content],
             bytes.fromhex(subtree) if subtree else None,
-            get("error") or "",
+            j.error,
         )
+
+
+class StoredXattr(msgspec.Struct, gc=False):
+    name: str
+    value: str = ""
+
+
+class StoredNode(msgspec.Struct, gc=False):
+    """A node as restic's JSON spells it: the schema a tree is decoded with, in C, with no
+    dict per node (unknown keys are skipped, as restic does). Go writes no null for a number
+    or a string, only for a slice or a pointer."""
+
+    name: str
+    type: str
+    mode: int = 0
+    mtime: str = ""
+    atime: str = ""
+    ctime: str = ""
+    uid: int = 0
+    gid: int = 0
+    user: str = ""
+    group: str = ""
+    inode: int = 0
+    device_id: int = 0
+    size: int = 0
+    links: int = 0
+    linktarget: str = ""
+    linktarget_raw: str = ""
+    extended_attributes: list[StoredXattr] | None = None
+    device: int = 0
+    content: list[str] | None = None
+    subtree: str | None = None
+    error: str = ""
 
 
 def _time(s: str | None) -> int:

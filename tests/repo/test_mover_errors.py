@@ -324,3 +324,33 @@ def test_unreadable_source_file(repo_copy: tuple[Path, Path], tmp_path: Path, re
     assert str(tree / "locked") in names  # the directory itself is recorded, empty
     assert str(tree / "secret.txt") not in names
     assert str(tree / "locked" / "inside.txt") not in names
+
+
+@pytest.mark.parametrize("span", [1, 5000, 1 << 30], ids=["blob-by-blob", "spans", "whole"])
+def test_check_reads_a_pack_in_spans_and_names_the_damaged_blob(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, span: int) -> None:
+    # check --read-data reads a pack in spans of whole blobs: every span size finds the one
+    # damaged blob of a pack, names it, and hashes every byte (a damaged header, too)
+    from mover.repo import check
+    from mover.repo.blob import BlobType
+
+    monkeypatch.setattr(check, "_SPAN", span)
+    repo = Repository.init(LocalBackend(str(tmp_path / "r")), TEST_PASSWORD)
+    ids = [repo.save_blob(BlobType.DATA, os.urandom(1500 + 700 * i))[0] for i in range(12)]
+    repo.flush()
+    assert check.check(repo, read_data=True).errors == []
+    [pack] = files_of(tmp_path / "r", "pack")
+    victim = repo.lookup(BlobType.DATA, ids[7])
+    raw = bytearray(pack.read_bytes())
+    raw[victim.offset + victim.length // 2] ^= 1
+    pack.write_bytes(bytes(raw))
+    errors = check.check(repo, read_data=True).errors
+    assert len(errors) == 2 and "content does not match its name" in errors[0]
+    assert f"blob {ids[7].hex()[:16]} " in errors[1], errors
+    raw[victim.offset + victim.length // 2] ^= 1
+    raw[-10] ^= 1  # in the sealed header: that is said, and the data is still hashed
+    pack.write_bytes(bytes(raw))
+    errors = check.check(repo, read_data=True).errors
+    assert len(errors) == 2 and "content does not match its name" in errors[0], errors
+    assert "header" in errors[1], errors
+    repo.close()

@@ -4,6 +4,7 @@ wrote going through our decoders and encoders unchanged, byte for byte."""
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import json
 import os
@@ -167,7 +168,7 @@ def test_go_quote_round_trips_random_byte_names() -> None:
         quoted.encode("utf-8")  # always valid text, so it fits in JSON
         assert gojson.go_unquote(quoted) == name, raw
         # and through a whole node's JSON
-        node = Node.from_json(json.loads(gojson.dumps(Node(name=name, type="fifo").to_json())))
+        node = node_via_tree(Node(name=name, type="fifo").to_json())
         assert node.name_bytes == raw
 
 
@@ -487,12 +488,18 @@ NODES = [
 ]
 
 
+def node_via_tree(d: dict) -> Node:
+    """A node's JSON form decoded as part of a tree, the only way nodes are read."""
+    [node] = decode_tree(('{"nodes":[' + gojson.dumps(d) + "]}").encode(), "t")
+    return node
+
+
 @pytest.mark.parametrize(("node", "want"), NODES, ids=[n.name for n, _ in NODES])
 def test_node_json(node: Node, want: dict) -> None:
     got = node.to_json()
     assert got == want
     assert list(got) == list(want)  # Go struct order
-    assert Node.from_json(json.loads(gojson.dumps(got))) == node
+    assert node_via_tree(got) == node
 
 
 def test_zero_times_and_minimal_node() -> None:
@@ -501,14 +508,14 @@ def test_zero_times_and_minimal_node() -> None:
         '{"name":"z","type":"fifo","mtime":"0001-01-01T00:00:00Z","atime":"0001-01-01T00:00:00Z",'
         '"ctime":"0001-01-01T00:00:00Z","uid":0,"gid":0,"content":null}'
     )
-    assert Node.from_json(json.loads(gojson.dumps(n.to_json()))) == n
+    assert node_via_tree(n.to_json()) == n
 
 
 def test_non_utf8_link_target_is_kept_raw() -> None:
     target = b"to-\xff".decode("utf-8", "surrogateescape")
     d = Node(name="l", type="symlink", linktarget=target).to_json()
     assert d["linktarget"] == "to-\ufffd" and base64.b64decode(d["linktarget_raw"]) == b"to-\xff"
-    assert Node.from_json(d).linktarget == target
+    assert node_via_tree(d).linktarget == target
 
 
 def test_tree_encoding_sorts_bytewise_and_refuses_duplicates() -> None:
@@ -523,6 +530,28 @@ def test_tree_encoding_sorts_bytewise_and_refuses_duplicates() -> None:
         encode_tree([Node(name="a", type="fifo"), Node(name="a", type="file")])
     with pytest.raises(IntegrityError, match="t: not a valid tree"):
         decode_tree(b'{"nodes":[{"type":"file"}]}', "t")
+
+
+def test_tree_decoding_skips_unknown_keys_and_refuses_wrong_types() -> None:
+    # a later restic's extra keys are skipped, as restic itself does; Go's nulls for slices
+    # and pointers are empty; a number where a string belongs is damage, and says where
+    raw = (b'{"nodes":[{"name":"d","type":"dir","mode":2147484141,"mtime":"2026-01-02T03:04:05.5Z",'
+           b'"atime":"2026-01-02T03:04:05.5Z","ctime":"2026-01-02T03:04:06+01:00","uid":7,'
+           b'"generic_attributes":{"windows":"x"},"extended_attributes":null,"content":null,'
+           b'"subtree":"' + ID_A.encode() + b'"}],"future":[1,2]}')
+    [node] = decode_tree(raw, "t")
+    assert (node.name, node.type, node.uid, node.subtree, node.content, node.xattrs) == (
+        "d", "dir", 7, bytes.fromhex(ID_A), None, [])
+    assert node.mtime == node.atime == gotime.parse_ns("2026-01-02T03:04:05.5Z")
+    assert node.ctime == node.mtime + 10**9 // 2 - 3600 * 10**9
+    assert gc.isenabled()
+    for bad, why in ((b'{"nodes":[{"name":1,"type":"file"}]}', r"\$\.nodes\[0\]\.name"),
+                     (b'{"nodes":[{"name":"a","type":"file","mtime":"yesterday"}]}', "yesterday"),
+                     (b'{"nodes":[{"name":"a","type":"file","content":["zz"]}]}', "hex"),
+                     (b'{"nodes":[', "truncated")):
+        with pytest.raises(IntegrityError, match=f"t: not a valid tree .*{why}"):
+            decode_tree(bad, "t")
+        assert gc.isenabled()  # the collector paused for the decoding runs again
 
 
 def test_snapshot_json() -> None:
