@@ -192,6 +192,30 @@ def test_unchanged_tree_in_process_opens_no_file(
     assert {n for n, _ in repo.backend.list(FileType.PACK)} == packs_before
 
 
+def test_unchanged_file_keeps_its_node_only_when_every_field_matches(tmp_path: Path) -> None:
+    """An unchanged file reuses the parent's node only if nothing the stat gives differs: a
+    backup that now records atime must record the file's real atime, though neither content
+    nor ctime moved (restic's own rule would call the file unchanged)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}").write_bytes(bytes([i]) * 1000)
+    os.utime(src / "f1", ns=(1_000_000_000, 2_000_000_000))  # atime far from mtime
+    backend = LocalBackend(str(tmp_path / "repo"))
+    Repository.init(backend, TEST_PASSWORD)
+    repo = Repository.open(backend, TEST_PASSWORD)
+    first = Archiver(repo).backup([str(src)], host="h", contents_at_root=True)
+    same = Archiver(repo).backup([str(src)], host="h", contents_at_root=True, parent=first.snapshot)
+    assert same.snapshot.tree == first.snapshot.tree and same.stats.files_unmodified == 3
+    with_atime = Archiver(repo, with_atime=True).backup([str(src)], host="h", contents_at_root=True,
+                                                        parent=first.snapshot)
+    assert with_atime.stats.files_unmodified == 3 and with_atime.stats.bytes_read == 0
+    nodes = {n.name: n for n in repo.load_tree(with_atime.snapshot.tree)}
+    assert nodes["f1"].atime == 1_000_000_000 and nodes["f1"].mtime == 2_000_000_000
+    assert {n.name: n.atime for n in repo.load_tree(first.snapshot.tree)}["f1"] == 2_000_000_000
+    assert nodes["f1"].content == {n.name: n for n in repo.load_tree(first.snapshot.tree)}["f1"].content
+
+
 def test_small_change_stores_only_new_chunks(
     full_tree: tuple[Path, dict], tmp_path: Path, restic_bin: str
 ) -> None:
