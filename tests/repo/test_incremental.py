@@ -216,6 +216,35 @@ def test_unchanged_file_keeps_its_node_only_when_every_field_matches(tmp_path: P
     assert nodes["f1"].content == {n.name: n for n in repo.load_tree(first.snapshot.tree)}["f1"].content
 
 
+def test_trees_saved_during_the_walk_are_the_trees_saved_at_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restic_bin: str
+) -> None:
+    """The walk saves a directory's tree once its files are stored, and waits for the oldest
+    directory when too many entries are pending: whichever way a tree gets saved, the snapshot
+    is the same, and restic reads it."""
+    src = tmp_path / "src"
+    rng = random.Random(7)
+    for d in range(12):
+        sub = src / f"d{d:02d}" / "inner"
+        sub.mkdir(parents=True)
+        for f in range(rng.randint(0, 9)):
+            (src / f"d{d:02d}" / f"f{f}").write_bytes(rng.randbytes(rng.randint(0, 5000)))
+        (sub / "big").write_bytes(rng.randbytes(chunker.MIN_SIZE + d * 1000))
+    trees = {}
+    for limit in (10**9, 3):  # never wait, wait nearly always
+        monkeypatch.setattr("mover.archiver.pipeline.MAX_UNFINISHED_ENTRIES", limit)
+        backend = LocalBackend(str(tmp_path / f"repo-{limit}"))
+        Repository.init(backend, TEST_PASSWORD)
+        repo = Repository.open(backend, TEST_PASSWORD)
+        arch = Archiver(repo)
+        res = arch.backup([str(src)], host="h", contents_at_root=True)
+        assert not arch._unfinished and res.stats.dirs == 25
+        trees[limit] = res.snapshot.tree
+        checked = Restic(str(tmp_path / f"repo-{limit}"), TEST_PASSWORD, binary=restic_bin).check()
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert trees[10**9] == trees[3]
+
+
 def test_small_change_stores_only_new_chunks(
     full_tree: tuple[Path, dict], tmp_path: Path, restic_bin: str
 ) -> None:
