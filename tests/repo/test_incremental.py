@@ -359,3 +359,27 @@ def test_a_reader_refreshes_its_index_after_backups_and_a_prune(tmp_path: Path,
     reader.refresh_index()
     assert not reader.index.has(BlobType.TREE, first_tree)
     assert reader.index.has(BlobType.TREE, tree)
+
+
+def test_long_backup_of_small_files_writes_index_parts_by_blob_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restic_bin: str
+) -> None:
+    """Index parts are written every INDEX_MAX_BLOBS blobs, not only every INDEX_EVERY_PACKS
+    packs, so packs of many small files do not keep every blob's entry in memory to the end."""
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = random.Random(3)
+    for i in range(40):
+        (src / f"f{i:02d}").write_bytes(rng.randbytes(3000))
+    monkeypatch.setattr("mover.repo.repository.INDEX_MAX_BLOBS", 10)
+    backend = LocalBackend(str(tmp_path / "repo"))
+    Repository.init(backend, TEST_PASSWORD)
+    repo = Repository.open(backend, TEST_PASSWORD)
+    repo.pack_size = 12 * 3000  # ~12 blobs a pack: 4 packs of data
+    res = Archiver(repo).backup([str(src)], host="h", contents_at_root=True)
+    indexes = [n for n, _ in backend.list(FileType.INDEX)]
+    assert len(indexes) >= 3, indexes  # one at the end only, before
+    fresh = Repository.open(LocalBackend(str(tmp_path / "repo")), TEST_PASSWORD)
+    assert all(fresh.index.has(BlobType.DATA, c) for n in fresh.load_tree(res.snapshot.tree) for c in n.content or [])
+    checked = Restic(str(tmp_path / "repo"), TEST_PASSWORD, binary=restic_bin).check()
+    assert checked.returncode == 0, checked.stdout + checked.stderr
