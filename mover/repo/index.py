@@ -3,8 +3,9 @@
 Index files are JSON (``{"supersedes": [...], "packs": [{"id", "blobs": [...]}]}``); the
 in-memory index merges all of them. It holds no Python object per blob: every blob type has
 packed columns (``bytearray`` of 32-byte ids, ``array`` of pack number, offset, length and
-uncompressed length) and an open-addressing hash table (an ``array`` of row numbers) over them,
-about 64 bytes per blob in all (``tests/bench/index_memory.py`` measures it).
+uncompressed length) and an open-addressing hash table (an ``array`` of row numbers) over them;
+pack ids are kept the same way, about 64 bytes per blob in all (``tests/bench/index_memory.py``
+measures it).
 """
 
 from __future__ import annotations
@@ -152,8 +153,11 @@ class Index:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._packs: list[bytes] = []
-        self._pack_no: dict[bytes, int] = {}
+        # pack ids by number, packed like the blob ids, with their own hash table: a bytes
+        # object, a list slot and a dict entry per pack cost ~170 bytes, ~10 per blob
+        self._pack_ids = bytearray()
+        self._pack_slots = array(_U32_T, bytes(4 * _MIN_SLOTS))
+        self._npacks = 0
         self._tables: tuple[_Table, _Table] = (_Table(), _Table())
 
     def __len__(self) -> int:
@@ -188,11 +192,11 @@ class Index:
             raise IntegrityError(f"{what}: not a valid index file ({e})") from None
         rows: tuple[list, list] = ([], [])
         with self._lock:
-            for pid, blobs in packs:
-                no = self._pack_number(pid)
-                for t, bid, off, length, rawlen in blobs:
-                    rows[t].append((bid, no, off, length, rawlen))
             try:
+                for pid, blobs in packs:
+                    no = self._pack_number(pid)
+                    for t, bid, off, length, rawlen in blobs:
+                        rows[t].append((bid, no, off, length, rawlen))
                 for table, r in zip(self._tables, rows, strict=True):
                     table.add_new(r)
             except ValueError as e:  # an id or a number out of range, seen while inserting
@@ -200,11 +204,25 @@ class Index:
         return sup
 
     def _pack_number(self, pid: bytes) -> int:
-        no = self._pack_no.get(pid)
-        if no is None:
-            no = self._pack_no[pid] = len(self._packs)
-            self._packs.append(pid)
+        """The number of pack ``pid``, a new one if it is new; the caller holds the lock."""
+        no = find_row(self._pack_slots, self._pack_ids, pid, _ID)
+        if no >= 0:
+            return no
+        if len(pid) != _ID:
+            raise ValueError(f"pack id of {len(pid)} bytes, expected {_ID}")
+        no = self._npacks
+        self._pack_slots = slots = reserve_slots(self._pack_slots, self._pack_ids, no, _ID, no + 1)
+        mask = len(slots) - 1
+        i = hash(pid) & mask
+        while slots[i]:
+            i = (i + 1) & mask
+        self._pack_ids += pid
+        self._npacks = no + 1
+        slots[i] = no + 1  # last, as in _Table.add_new
         return no
+
+    def _pack_id(self, no: int) -> bytes:
+        return bytes(self._pack_ids[no * _ID:(no + 1) * _ID])
 
     def has(self, btype: BlobType, blob_id: bytes) -> bool:
         return self._tables[btype].find(blob_id) >= 0
@@ -221,17 +239,18 @@ class Index:
         r = t.find(blob_id)
         if r < 0:
             return None
-        return PackedBlob(btype, blob_id, self._packs[t.pack[r]], t.offset[r], t.length[r], t.raw[r])
+        return PackedBlob(btype, blob_id, self._pack_id(t.pack[r]), t.offset[r], t.length[r], t.raw[r])
 
     def packs(self) -> set[bytes]:
-        return set(self._pack_no)
+        ids = bytes(self._pack_ids)
+        return {ids[i:i + _ID] for i in range(0, len(ids), _ID)}
 
     def __iter__(self) -> Iterator[PackedBlob]:
-        packs = self._packs
+        pack_id = self._pack_id
         for btype in BlobType:
             t = self._tables[btype]
             for r in range(t.n):
-                yield PackedBlob(btype, t.row_id(r), packs[t.pack[r]], t.offset[r], t.length[r], t.raw[r])
+                yield PackedBlob(btype, t.row_id(r), pack_id(t.pack[r]), t.offset[r], t.length[r], t.raw[r])
 
 
 _TYPES = {"data": BlobType.DATA, "tree": BlobType.TREE}

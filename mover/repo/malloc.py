@@ -36,4 +36,20 @@ def _tune() -> None:
         pass
 
 
+def map_large_buffers() -> None:
+    """From now on take buffers of 4 MiB and more (a backup's file reads and packs) straight
+    from mmap, so each goes back to the kernel when freed; blob-sized ones (~1 MiB) stay in the
+    heap, where the fixed threshold above keeps them from being faulted in again. In one arena
+    a backup's big buffers fragmented the heap: peak RSS of the bench's first backup was
+    162-168 MiB with the 32 MiB threshold, 127-139 MiB with this, for the same CPU time."""
+    if os.environ.get("MOVER_NO_MALLOPT"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-3, 4 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
 _tune()

@@ -36,6 +36,9 @@ from mover.view.snapshot import Snapshot
 
 PACK_SIZE = 16 * 1024 * 1024  # restic 0.14's default target
 INDEX_EVERY_PACKS = 256  # write an index part during long backups, so a crash keeps the work
+# ... or after this many blobs, as restic does: packs of small files hold ~2,000 blobs each, and
+# every blob waits as a PackedBlob until its index part is written (200,000 files: ~40 MiB)
+INDEX_MAX_BLOBS = 50_000
 
 
 class Repository:
@@ -56,6 +59,7 @@ class Repository:
         self._builders: dict[BlobType, PackBuilder] = {}
         self._in_flight: set[tuple[BlobType, bytes]] = set()
         self._unindexed: dict[bytes, list[PackedBlob]] = {}
+        self._unindexed_blobs = 0
         self._uploads: list[Future] = []
         self._upload_pool: ThreadPoolExecutor | None = None
         # Full packs not yet stored, and the most of them blob writers may run ahead of: a
@@ -273,9 +277,11 @@ class Repository:
         self.index.add(blobs)
         with self._write_lock:
             self._unindexed[pack_id] = blobs
+            self._unindexed_blobs += len(blobs)
             for pb in blobs:
                 self._in_flight.discard((pb.type, pb.id))
-            write_index = len(self._unindexed) >= INDEX_EVERY_PACKS
+            write_index = (len(self._unindexed) >= INDEX_EVERY_PACKS
+                           or self._unindexed_blobs >= INDEX_MAX_BLOBS)
         if write_index:
             self._write_unindexed()
 
@@ -294,6 +300,7 @@ class Repository:
     def _write_unindexed(self) -> None:
         with self._write_lock:
             packs, self._unindexed = self._unindexed, {}
+            self._unindexed_blobs = 0
         if packs:
             self.save_unpacked(FileType.INDEX, encode_index_file(packs))
 

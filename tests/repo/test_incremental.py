@@ -192,6 +192,59 @@ def test_unchanged_tree_in_process_opens_no_file(
     assert {n for n, _ in repo.backend.list(FileType.PACK)} == packs_before
 
 
+def test_unchanged_file_keeps_its_node_only_when_every_field_matches(tmp_path: Path) -> None:
+    """An unchanged file reuses the parent's node only if nothing the stat gives differs: a
+    backup that now records atime must record the file's real atime, though neither content
+    nor ctime moved (restic's own rule would call the file unchanged)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}").write_bytes(bytes([i]) * 1000)
+    os.utime(src / "f1", ns=(1_000_000_000, 2_000_000_000))  # atime far from mtime
+    backend = LocalBackend(str(tmp_path / "repo"))
+    Repository.init(backend, TEST_PASSWORD)
+    repo = Repository.open(backend, TEST_PASSWORD)
+    first = Archiver(repo).backup([str(src)], host="h", contents_at_root=True)
+    same = Archiver(repo).backup([str(src)], host="h", contents_at_root=True, parent=first.snapshot)
+    assert same.snapshot.tree == first.snapshot.tree and same.stats.files_unmodified == 3
+    with_atime = Archiver(repo, with_atime=True).backup([str(src)], host="h", contents_at_root=True,
+                                                        parent=first.snapshot)
+    assert with_atime.stats.files_unmodified == 3 and with_atime.stats.bytes_read == 0
+    nodes = {n.name: n for n in repo.load_tree(with_atime.snapshot.tree)}
+    assert nodes["f1"].atime == 1_000_000_000 and nodes["f1"].mtime == 2_000_000_000
+    assert {n.name: n.atime for n in repo.load_tree(first.snapshot.tree)}["f1"] == 2_000_000_000
+    assert nodes["f1"].content == {n.name: n for n in repo.load_tree(first.snapshot.tree)}["f1"].content
+
+
+def test_trees_saved_during_the_walk_are_the_trees_saved_at_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restic_bin: str
+) -> None:
+    """The walk saves a directory's tree once its files are stored, and waits for the oldest
+    directory when too many entries are pending: whichever way a tree gets saved, the snapshot
+    is the same, and restic reads it."""
+    src = tmp_path / "src"
+    rng = random.Random(7)
+    for d in range(12):
+        sub = src / f"d{d:02d}" / "inner"
+        sub.mkdir(parents=True)
+        for f in range(rng.randint(0, 9)):
+            (src / f"d{d:02d}" / f"f{f}").write_bytes(rng.randbytes(rng.randint(0, 5000)))
+        (sub / "big").write_bytes(rng.randbytes(chunker.MIN_SIZE + d * 1000))
+    trees = {}
+    for limit in (10**9, 3):  # never wait, wait nearly always
+        monkeypatch.setattr("mover.archiver.pipeline.MAX_UNFINISHED_ENTRIES", limit)
+        backend = LocalBackend(str(tmp_path / f"repo-{limit}"))
+        Repository.init(backend, TEST_PASSWORD)
+        repo = Repository.open(backend, TEST_PASSWORD)
+        arch = Archiver(repo)
+        res = arch.backup([str(src)], host="h", contents_at_root=True)
+        assert not arch._unfinished and res.stats.dirs == 25
+        trees[limit] = res.snapshot.tree
+        checked = Restic(str(tmp_path / f"repo-{limit}"), TEST_PASSWORD, binary=restic_bin).check()
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert trees[10**9] == trees[3]
+
+
 def test_small_change_stores_only_new_chunks(
     full_tree: tuple[Path, dict], tmp_path: Path, restic_bin: str
 ) -> None:
@@ -306,3 +359,27 @@ def test_a_reader_refreshes_its_index_after_backups_and_a_prune(tmp_path: Path,
     reader.refresh_index()
     assert not reader.index.has(BlobType.TREE, first_tree)
     assert reader.index.has(BlobType.TREE, tree)
+
+
+def test_long_backup_of_small_files_writes_index_parts_by_blob_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restic_bin: str
+) -> None:
+    """Index parts are written every INDEX_MAX_BLOBS blobs, not only every INDEX_EVERY_PACKS
+    packs, so packs of many small files do not keep every blob's entry in memory to the end."""
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = random.Random(3)
+    for i in range(40):
+        (src / f"f{i:02d}").write_bytes(rng.randbytes(3000))
+    monkeypatch.setattr("mover.repo.repository.INDEX_MAX_BLOBS", 10)
+    backend = LocalBackend(str(tmp_path / "repo"))
+    Repository.init(backend, TEST_PASSWORD)
+    repo = Repository.open(backend, TEST_PASSWORD)
+    repo.pack_size = 12 * 3000  # ~12 blobs a pack: 4 packs of data
+    res = Archiver(repo).backup([str(src)], host="h", contents_at_root=True)
+    indexes = [n for n, _ in backend.list(FileType.INDEX)]
+    assert len(indexes) >= 3, indexes  # one at the end only, before
+    fresh = Repository.open(LocalBackend(str(tmp_path / "repo")), TEST_PASSWORD)
+    assert all(fresh.index.has(BlobType.DATA, c) for n in fresh.load_tree(res.snapshot.tree) for c in n.content or [])
+    checked = Restic(str(tmp_path / "repo"), TEST_PASSWORD, binary=restic_bin).check()
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -381,6 +381,9 @@ def test_legacy_index_format_and_bad_indexes() -> None:
                  '{"id":"' + "aa" * 32 + '","type":"tree","offset":0,"length":4294967296}'):
         with pytest.raises(IntegrityError, match="index/x: not a valid index file"):
             Index().add_index_file((pack % blob).encode(), "index/x")
+    short_pack = '{"packs":[{"id":"' + "11" * 31 + '","blobs":[]}]}'
+    with pytest.raises(IntegrityError, match="index/x: not a valid index file"):
+        Index().add_index_file(short_pack.encode(), "index/x")
 
 
 def test_in_memory_index() -> None:
@@ -392,6 +395,17 @@ def test_in_memory_index() -> None:
     assert idx.get(BlobType.DATA, B1) == PackedBlob(BlobType.DATA, B1, P1, 0, 37)
     assert idx.get(BlobType.TREE, B1).plain_length == 90
     assert idx.get(BlobType.DATA, B2) is None
+
+    # enough packs to grow the table of pack ids several times: each blob still finds its pack
+    many = Index()
+    packs = [hashlib.sha256(b"pack%d" % i).digest() for i in range(3000)]
+    blobs = [hashlib.sha256(b"blob%d" % i).digest() for i in range(6000)]
+    many.add([PackedBlob(BlobType.DATA, b, packs[i // 2], i % 2 * 100, 100) for i, b in enumerate(blobs)])
+    many.add([PackedBlob(BlobType.TREE, B1, packs[7], 200, 10)])
+    assert many.packs() == set(packs) and len(many) == 6001
+    assert [many.get(BlobType.DATA, b).pack for b in blobs] == [packs[i // 2] for i in range(6000)]
+    assert many.get(BlobType.TREE, B1) == PackedBlob(BlobType.TREE, B1, packs[7], 200, 10)
+    assert {pb.pack for pb in many} == set(packs)
 
 
 # ---- unpacked files (§5) ----------------------------------------------------------------------
