@@ -27,7 +27,7 @@ from mover.kube.resources import (
 )
 from mover.velero.nodeagentconfig import BackupPVC, NodeAgentConfig
 from tests.kube.test_nodeagent import bucket_store, restic
-from tests.support.csi import DRIVER, NODE, Cluster, install_snapshot_crds, snapshot_classes
+from tests.support.csi import DRIVER, NODE, Cluster, running_cluster
 from tests.support.s3server import S3Server
 from tests.support.treekit import assert_same_tree, make_full_tree
 from tests.support.velero_env import NS, PVCS, PVS, Watch, phase, running_server, velero_object, wait_for, wait_phase
@@ -35,11 +35,8 @@ from tests.support.velero_env import NS, PVCS, PVS, Watch, phase, running_server
 
 @pytest.fixture
 def cluster(kube: Kube, tmp_path: Path) -> Iterator[Cluster]:
-    install_snapshot_crds(kube)
-    snapshot_classes(kube)
-    c = Cluster(kube, tmp_path / "cluster").start()
-    yield c
-    c.stop()
+    with running_cluster(kube, tmp_path / "cluster") as c:
+        yield c
 
 
 READ_ONLY = NodeAgentConfig({"ceph-rbd": BackupPVC(storage_class="ceph-rbd-clone", read_only=True,
@@ -264,3 +261,4 @@ def test_the_snapshot_class_is_the_claim_s_then_the_backup_s_then_the_labelled_o
                                         r"\(labelled now: none\)"):
         snapshot_class({"metadata": {"name": "b"}}, {"metadata": {"name": "db", "namespace": "shop"}}, DRIVER,
                        [cls("plain")])
+
