@@ -101,15 +101,16 @@ class DataUploads:
             self.log.warning(f"cannot delete volume snapshot {vs['metadata']['namespace']}/{vs['metadata']['name']}: "
                              f"{exc.message}", namespace=vs["metadata"]["namespace"])
 
-    def wait(self, wanted: Callable[[], bool], timeout: float) -> list[DataUpload]:
-        """The finished DataUploads; each one that did not complete is an error of the backup."""
+    def wait(self, wanted: Callable[[], bool], timeout: float) -> list[tuple[DataUpload, Obj]]:
+        """The finished DataUploads, each also as the API returned it (the backup keeps those for
+        its restores); each one that did not complete is an error of the backup."""
         done = []
         for name, obj in zip(self.names, wait_all(self.ctx, DATA_UPLOADS, self.names, wanted, timeout), strict=True):
             if obj is None:
                 self.log.error(f"data upload {name} was deleted before it finished")
                 continue
             du = decode(DataUpload, obj)
-            done.append(du)
+            done.append((du, obj))
             if du.status.phase != "Completed":
                 self.log.error(f"data upload {name} of claim {du.spec.source_namespace}/{du.spec.source_pvc} "
                                f"{du.status.phase.lower()}: {du.status.message or 'no reason given'}",

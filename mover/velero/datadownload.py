@@ -20,7 +20,8 @@ from typing import Any
 
 from mover.golang.duration import SECOND, parse_duration
 from mover.velero import labels
-from mover.velero.objects import ObjectMeta, VolumeOperationProgress, encode
+from mover.velero.datamovement import DataUpload
+from mover.velero.objects import ObjectMeta, VolumeOperationProgress, decode, encode
 
 Obj = dict[str, Any]
 
@@ -88,14 +89,12 @@ class DataUploadResult:
 
 
 def upload_result(data_upload: Obj) -> DataUploadResult | None:
-    """The result of a DataUpload as backed up (a plain dict: the DataUpload type is the backup
-    side's); None unless it completed with a snapshot."""
-    spec, status = data_upload.get("spec") or {}, data_upload.get("status") or {}
-    if status.get("phase") != "Completed" or not status.get("snapshotID"):
+    """The result of a DataUpload as backed up; None unless it completed with a snapshot."""
+    du = decode(DataUpload, data_upload)
+    if du.status.phase != "Completed" or not du.status.snapshot_id:
         return None
-    return DataUploadResult(spec.get("sourceNamespace", ""), spec.get("sourcePVC", ""),
-                            spec.get("backupStorageLocation", ""), spec.get("datamover", ""),
-                            status["snapshotID"], status.get("nodeOS", ""))
+    return DataUploadResult(du.spec.source_namespace, du.spec.source_pvc, du.spec.backup_storage_location,
+                            du.spec.data_mover, du.status.snapshot_id, du.status.node_os)
 
 
 def timeout_seconds(text: str | None) -> float:

@@ -77,6 +77,7 @@ class DataUploadStatus:
     node: str = ""  # the node that moved the data
     accepted_by_node: str = ""  # the node that made the snapshot's backup claim and pod
     accepted_timestamp: datetime | None = None
+    node_os: str = field(default="", metadata={"json": "nodeOS"})  # the moving node's, for the restore's
 
 
 @dataclass

@@ -4,16 +4,14 @@ Kubernetes API double and SeaweedFS.
 The backup is made here as a finished Velero backup with data movement leaves it: a restic
 snapshot of each volume in ``restic/<namespace>``, and in the bucket the tarball (claims,
 volumes and the completed DataUploads) with the ``-volumeinfo`` entries. The tests play the
-cluster's other actors: the CSI provisioner (a volume is a folder, or for a block volume a
-file, under ``disks/``), the volume binder, the scheduler and the kubelet (which links a
-pod's volume directory or device to its disk).
+cluster's other actors through tests/support/csi.py: the CSI provisioner, the volume binder,
+the scheduler and the kubelet.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +21,7 @@ from pathlib import Path
 import pytest
 
 from mover.archiver.pipeline import Archiver
-from mover.kube.framework.client import Kube, KubeError, Obj
-from mover.kube.framework.status import patch_status
+from mover.kube.framework.client import Kube, Obj
 from mover.kube.nodeagent import NodeAgent, NodeAgentOptions
 from mover.kube.repositories import ensure_password_secret, open_repository, repository_password
 from mover.kube.resources import BACKUPS, BSLS, DATA_DOWNLOADS, DATA_UPLOADS, PODS, RESTORES
@@ -45,142 +42,12 @@ from mover.velero.objects import (
 from mover.velero.repopassword import fixed
 from mover.velero.tarball import BackedUpItem
 from mover.velero.writer import BackupRecord, write_backup
+from tests.support.csi import DRIVER, NODE, Cluster, running_cluster
 from tests.support.kubeapi.fixtures import KubeApi, kube_api  # noqa: F401 - fixture
 from tests.support.treekit import assert_same_tree, make_full_tree
 from tests.support.velero_env import NS, PVCS, PVS, Watch, phase, running_server, velero_object, wait_for, wait_phase
 
-NODE = "node-a"
-DRIVER = "csi.example.com"
 MIB = 1 << 20
-
-
-# -- the cluster's other actors, played by the test ---------------------------------------------
-
-def _bytes(quantity: str) -> int:
-    units = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
-    return int(quantity[:-2]) * units[quantity[-2:]] if quantity[-2:] in units else int(quantity)
-
-
-class Cluster:
-    """Provisioner, binder, scheduler and kubelet of one node, in a thread. Everything they
-    saw in the server's namespace is kept, to show the helpers came and went."""
-
-    def __init__(self, kube: Kube, root: Path) -> None:
-        self.kube = kube
-        self.disks = root / "disks"
-        self.kubelet = root / "kubelet"
-        self.disks.mkdir(parents=True)
-        (self.kubelet / "pods").mkdir(parents=True)
-        self.seen: dict[str, Obj] = {}  # "Kind/name" in the server's namespace -> as first seen
-        self.schedule = True
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def __enter__(self) -> Cluster:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.05):
-            try:
-                self._provision_and_bind()
-                self._run_pods()
-            except KubeError:
-                pass  # an object changed under us: the next round sees the new state
-
-    def _provision_and_bind(self) -> None:
-        claims = self.kube.list(PVCS, None)["items"]  # read before the volumes: see _bind
-        for claim in claims:
-            if claim["metadata"]["namespace"] == NS:
-                self.seen.setdefault(f"PersistentVolumeClaim/{claim['metadata']['name']}", claim)
-            spec = claim["spec"]
-            if not spec.get("volumeName") and not spec.get("selector") and not claim["metadata"].get(
-                    "deletionTimestamp"):
-                self._provision(claim)
-        by_key = {(c["metadata"]["namespace"], c["metadata"]["name"]): c for c in claims}
-        for pv in self.kube.list(PVS, None)["items"]:
-            self._bind(self.kube.get(PVS, None, pv["metadata"]["name"]), by_key)
-
-    def _provision(self, claim: Obj) -> None:
-        meta, spec = claim["metadata"], claim["spec"]
-        name = f"pvc-{meta['uid']}"
-        size = _bytes(spec["resources"]["requests"]["storage"])
-        block = spec.get("volumeMode") == "Block"
-        disk = self.disks / name
-        if block:
-            with open(disk, "wb") as f:
-                f.truncate(size)
-        else:
-            disk.mkdir()
-        self.kube.create(PVS, None, {"metadata": {"name": name}, "spec": {
-            "capacity": {"storage": spec["resources"]["requests"]["storage"]}, "accessModes": spec["accessModes"],
-            "volumeMode": spec.get("volumeMode", "Filesystem"), "persistentVolumeReclaimPolicy": "Delete",
-            "storageClassName": spec.get("storageClassName"), "csi": {"driver": DRIVER, "volumeHandle": name},
-            "claimRef": {"kind": "PersistentVolumeClaim", "namespace": meta["namespace"], "name": meta["name"],
-                         "uid": meta["uid"]}}})
-
-    def _bind(self, pv: Obj, claims: dict[tuple[str, str], Obj]) -> None:
-        """The PV controller: bind a volume to the claim its claimRef names (when the claim's
-        selector matches it), release or delete a volume whose claim is gone."""
-        name, ref = pv["metadata"]["name"], pv["spec"].get("claimRef") or {}
-        if not ref:
-            return
-        claim = claims.get((ref.get("namespace"), ref.get("name")))
-        if claim is not None and claim["metadata"]["uid"] == ref.get("uid"):
-            bound_to = claim["spec"].get("volumeName")
-            wanted = ((claim["spec"].get("selector") or {}).get("matchLabels") or {}).items()
-            if not bound_to and wanted <= (pv["metadata"].get("labels") or {}).items():
-                self.kube.patch(PVCS, ref["namespace"], ref["name"], {"spec": {"volumeName": name}})
-                bound_to = name
-            if bound_to == name:
-                patch_status(self.kube, PVCS, ref["namespace"], ref["name"], {"phase": "Bound"})
-                if phase(pv) != "Bound":
-                    patch_status(self.kube, PVS, None, name, {"phase": "Bound"})
-        elif claim is None or claim["metadata"]["uid"] != ref.get("uid"):
-            if pv["spec"].get("persistentVolumeReclaimPolicy") == "Delete":
-                self.kube.delete(PVS, None, name)
-                disk = self.disks / name
-                if disk.is_dir():
-                    disk.rename(self.disks / f"deleted-{name}")
-                else:
-                    disk.unlink()
-            elif phase(pv) != "Released":
-                patch_status(self.kube, PVS, None, name, {"phase": "Released"})
-
-    def _run_pods(self) -> None:
-        for pod in self.kube.list(PODS, NS)["items"]:
-            self.seen.setdefault(f"Pod/{pod['metadata']['name']}", pod)
-            if pod["spec"].get("nodeName") or not self.schedule:
-                continue
-            volumes = {}
-            for volume in pod["spec"].get("volumes") or []:
-                claim = self.kube.get_or_none(PVCS, NS, volume["persistentVolumeClaim"]["claimName"])
-                if claim is None or phase(claim) != "Bound":
-                    break
-                volumes[volume["name"]] = claim["spec"]["volumeName"]
-            else:
-                self._start(pod, volumes)
-
-    def _start(self, pod: Obj, volumes: dict[str, str]) -> None:
-        pod = self.kube.patch(PODS, NS, pod["metadata"]["name"], {"spec": {"nodeName": NODE}})
-        base = self.kubelet / "pods" / pod["metadata"]["uid"]
-        devices = {d["name"] for c in pod["spec"]["containers"] for d in c.get("volumeDevices") or []}
-        for volume, pv in volumes.items():
-            if volume in devices:
-                link = base / "volumeDevices" / "kubernetes.io~csi" / pv
-                link.parent.mkdir(parents=True, exist_ok=True)
-                link.symlink_to(self.disks / pv)
-            else:
-                (base / "volumes" / "kubernetes.io~csi" / pv).mkdir(parents=True)
-                (base / "volumes" / "kubernetes.io~csi" / pv / "mount").symlink_to(self.disks / pv)
-        patch_status(self.kube, PODS, NS, pod["metadata"]["name"], {"phase": "Running"})
-
-    def disk_of(self, namespace: str, claim: str) -> Path:
-        return self.disks / self.kube.get(PVCS, namespace, claim)["spec"]["volumeName"]
 
 
 @contextmanager
@@ -324,7 +191,7 @@ def head(path: Path, n: int) -> bytes:
 
 @pytest.fixture
 def cluster(kube: Kube, tmp_path: Path) -> Iterator[Cluster]:
-    with Cluster(kube, tmp_path / "node") as c:
+    with running_cluster(kube, tmp_path / "node") as c:
         yield c
 
 
@@ -386,7 +253,8 @@ def test_a_data_moved_backup_restores_each_claim_through_a_data_download(
     # The helpers came (a restore claim shaped like the target, a pod mounting it) and went.
     for vol in volumes:
         name = dds[vol.claim]["metadata"]["name"]
-        helper_claim, pod = cluster.seen[f"PersistentVolumeClaim/{name}"], cluster.seen[f"Pod/{name}"]
+        helper_claim, pod = cluster.seen[("PersistentVolumeClaim", f"{NS}/{name}")], \
+            cluster.seen[("Pod", f"{NS}/{name}")]
         assert helper_claim["spec"]["accessModes"] == [vol.access]
         assert helper_claim["spec"]["storageClassName"] == vol.storage_class
         assert helper_claim["spec"]["volumeMode"] == ("Block" if vol.block else "Filesystem")

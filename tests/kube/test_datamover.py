@@ -1,6 +1,7 @@
 """CSI snapshot data movement, backup side: a Backup with ``snapshotMoveData`` on the
 Kubernetes API double and SeaweedFS, `mover server` with `mover node-agent`; the snapshot
-controller, provisioner, scheduler and kubelet are played by tests/support/csi.py."""
+controller, provisioner, scheduler and kubelet are played by tests/support/csi.py. Last, the
+round trip: such a backup restored through DataDownloads (tests/kube/test_datadownload.py)."""
 
 from __future__ import annotations
 
@@ -22,12 +23,14 @@ from mover.kube.resources import (
     DATA_UPLOADS,
     NAMESPACES,
     PODS,
+    RESTORES,
     VOLUME_SNAPSHOT_CONTENTS,
     VOLUME_SNAPSHOTS,
 )
 from mover.velero.nodeagentconfig import BackupPVC, NodeAgentConfig
+from tests.kube.test_datadownload import downloads_of, helpers_left, restore
 from tests.kube.test_nodeagent import bucket_store, restic
-from tests.support.csi import DRIVER, NODE, Cluster, install_snapshot_crds, snapshot_classes
+from tests.support.csi import DRIVER, NODE, Cluster, running_cluster
 from tests.support.s3server import S3Server
 from tests.support.treekit import assert_same_tree, make_full_tree
 from tests.support.velero_env import NS, PVCS, PVS, Watch, phase, running_server, velero_object, wait_for, wait_phase
@@ -35,11 +38,8 @@ from tests.support.velero_env import NS, PVCS, PVS, Watch, phase, running_server
 
 @pytest.fixture
 def cluster(kube: Kube, tmp_path: Path) -> Iterator[Cluster]:
-    install_snapshot_crds(kube)
-    snapshot_classes(kube)
-    c = Cluster(kube, tmp_path / "cluster").start()
-    yield c
-    c.stop()
+    with running_cluster(kube, tmp_path / "cluster") as c:
+        yield c
 
 
 READ_ONLY = NodeAgentConfig({"ceph-rbd": BackupPVC(storage_class="ceph-rbd-clone", read_only=True,
@@ -264,3 +264,35 @@ def test_the_snapshot_class_is_the_claim_s_then_the_backup_s_then_the_labelled_o
                                         r"\(labelled now: none\)"):
         snapshot_class({"metadata": {"name": "b"}}, {"metadata": {"name": "db", "namespace": "shop"}}, DRIVER,
                        [cls("plain")])
+
+
+def test_a_moved_backup_restores_through_data_downloads_byte_for_byte(
+        kube: Kube, location: str, cluster: Cluster, s3_server: S3Server) -> None:
+    """The round trip: what the backup side writes (the DataUploads in the tarball, the
+    snapshots in the repository) is what the restore side reads."""
+    shop(kube, cluster)
+    with running_server(kube), node_agent(kube, cluster):
+        move_data_backup(kube, "b1")
+        assert phase(wait_phase(kube, BACKUPS, "b1", timeout=60)) == "Completed"
+        uploads = uploads_of(kube, "b1")
+
+        # The namespace goes, its claims with it; their volumes are deleted (kept aside here to compare).
+        kube.delete(NAMESPACES, None, "shop")
+        wait_for(lambda: [kube.get_or_none(PVS, None, f"pv-shop-{c}") for c in ("db", "media")],
+                 lambda left: left == [None, None], 20, "the source volumes deleted")
+        assert kube.get_or_none(NAMESPACES, None, "shop") is None
+
+        restore(kube, "r1", "b1", {})
+        r = wait_phase(kube, RESTORES, "r1", timeout=60)
+    assert phase(r) == "Completed", r["status"]
+    dds = downloads_of(kube, "r1")
+    assert sorted(dds) == ["db", "media"]
+    for claim, dd in dds.items():
+        assert dd["spec"]["snapshotID"] == uploads[claim]["status"]["snapshotID"], dd["spec"]
+        assert dd["spec"]["sourceNamespace"] == "shop" and dd["spec"]["targetVolume"]["namespace"] == "shop"
+        assert dd["status"]["phase"] == "Completed", dd["status"]
+        restored = kube.get(PVCS, "shop", claim)
+        assert phase(restored) == "Bound" and restored["spec"]["volumeName"] != f"pv-shop-{claim}"
+        assert_same_tree(cluster.volume(f"deleted-pv-shop-{claim}"), cluster.disk_of("shop", claim))
+    assert helpers_left(kube) == []
+    restic(kube, s3_server, location, "shop").run("check", "--read-data")

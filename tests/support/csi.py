@@ -1,17 +1,21 @@
 """The actors of a cluster with CSI snapshots, played on the Kubernetes API double through the
 API only: the snapshot controller (VolumeSnapshots get a VolumeSnapshotContent and become
 ready; a content whose snapshot is gone is deleted with its storage snapshot, unless
-retained), the CSI provisioner (a claim from a snapshot gets a volume holding the snapshot's
-data; a deleted claim's volume goes when its policy says Delete), the scheduler and the
-kubelet (pods in the mover's namespace are put on NODE once their claim is bound, their
-volume is at ``<kubelet-root>/pods/<uid>/volumes/kubernetes.io~csi/<pv>/mount``, they run).
-The "storage" is a directory per volume and per snapshot."""
+retained), the CSI provisioner (a claim gets a volume: empty, or holding the data of the
+snapshot it names), the PV binder (a volume goes to the claim its claimRef names when the
+claim's selector matches it; a volume whose claim is gone is deleted or released as its
+policy says), the scheduler and the kubelet (pods in the mover's namespace are put on NODE
+once their claims are bound; a volume is at ``<kubelet-root>/pods/<uid>/volumes/kubernetes.io~csi/<pv>/mount``,
+a block volume's device at ``.../volumeDevices/kubernetes.io~csi/<pv>``; they run).
+The "storage" is a directory per volume (a file per block volume) and per snapshot."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mover.kube.framework.client import Kube, KubeError, Obj, Resource
@@ -51,10 +55,9 @@ def install_snapshot_crds(kube: Kube) -> None:
 
 
 class Cluster:
-    """The snapshot controller, CSI provisioner, scheduler and kubelet, one loop."""
-
-    WATCHED: tuple[tuple[Resource, str | None], ...] = (
-        (VOLUME_SNAPSHOTS, None), (VOLUME_SNAPSHOT_CONTENTS, None), (PVCS, NS), (PVS, None), (PODS, NS))
+    """The snapshot controller, CSI provisioner and PV binder, scheduler and kubelet of one
+    node, in one loop. Every claim and pod of the server's namespace, every volume, snapshot
+    and content is kept as last seen, to show the helpers came and went."""
 
     def __init__(self, kube: Kube, root: Path, copy: bool = True) -> None:
         self.kube = kube
@@ -66,24 +69,29 @@ class Cluster:
         (root / "snapshots").mkdir()
         self.stuck: dict[str, str] = {}  # claim name -> the error its snapshots report, never ready
         self.seen: dict[tuple[str, str], Obj] = {}  # (kind, ns/name) -> the object when last seen
+        self.schedule = True  # False: no node has room for a pod
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self.errors: list[str] = []
 
     def volume(self, pv: str) -> Path:
+        """The storage of volume ``pv``: a folder, or for a block volume a file."""
         return self.root / "volumes" / pv
+
+    def disk_of(self, namespace: str, claim: str) -> Path:
+        return self.volume(self.kube.get(PVCS, namespace, claim)["spec"]["volumeName"])
 
     def claim(self, ns: str, name: str, storage_class: str, mode: str = "ReadWriteOnce") -> Path:
         """A bound claim on a CSI volume, as a provisioner leaves it; returns the volume's data."""
         pv = f"pv-{ns}-{name}"
-        self.kube.create(PVS, None, {"metadata": {"name": pv}, "spec": {
-            "capacity": {"storage": "1Gi"}, "accessModes": [mode], "persistentVolumeReclaimPolicy": "Delete",
-            "storageClassName": storage_class, "csi": {"driver": DRIVER, "volumeHandle": pv},
-            "claimRef": {"namespace": ns, "name": name}}})
-        self.kube.create(PVCS, ns, {"metadata": {"name": name}, "spec": {
+        pvc = self.kube.create(PVCS, ns, {"metadata": {"name": name}, "spec": {
             "accessModes": [mode], "volumeName": pv, "storageClassName": storage_class,
             "resources": {"requests": {"storage": "1Gi"}}}})
         self.volume(pv).mkdir()
+        self.kube.create(PVS, None, {"metadata": {"name": pv}, "spec": {
+            "capacity": {"storage": "1Gi"}, "accessModes": [mode], "persistentVolumeReclaimPolicy": "Delete",
+            "storageClassName": storage_class, "csi": {"driver": DRIVER, "volumeHandle": pv},
+            "claimRef": {"namespace": ns, "name": name, "uid": pvc["metadata"]["uid"]}}})
         return self.volume(pv)
 
     def start(self) -> Cluster:
@@ -102,7 +110,7 @@ class Cluster:
                 self._contents()
                 self._claims()
                 self._pods()
-            except KubeError as exc:
+            except KubeError as exc:  # an object changed under us: the next round sees the new state
                 if not (exc.not_found or exc.conflict or exc.already_exists):
                     self.errors.append(exc.message)
             except Exception as exc:  # reported by stop(): an actor that dies would hang the test
@@ -119,7 +127,9 @@ class Cluster:
     def _list(self, res: Resource, ns: str | None) -> list[Obj]:
         items = self.kube.list(res, ns)["items"]
         for o in items:
-            self.seen[(res.kind, f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']}")] = o
+            where = o["metadata"].get("namespace", "")
+            if res not in (PVCS, PODS) or where == NS:
+                self.seen[(res.kind, f"{where}/{o['metadata']['name']}")] = o
         return items
 
     def _snapshots(self) -> None:
@@ -179,46 +189,114 @@ class Cluster:
                 shutil.rmtree(snapshot, ignore_errors=True)
 
     def _claims(self) -> None:
-        claims = self._list(PVCS, NS)
+        claims = self._list(PVCS, None)  # read before the volumes: see _bind
         for pvc in claims:
-            source = pvc["spec"].get("dataSource") or {}
-            if pvc["spec"].get("volumeName") or source.get("kind") != "VolumeSnapshot":
-                continue
-            vs = self.kube.get(VOLUME_SNAPSHOTS, NS, source["name"])
-            content = self.kube.get(VOLUME_SNAPSHOT_CONTENTS, None, vs["status"]["boundVolumeSnapshotContentName"])
-            pv = f"pvc-{pvc['metadata']['uid']}"
-            # A clone of the snapshot: its files, as the storage system shows them.
-            self.volume(pv).symlink_to(self.root / "snapshots" / content["status"]["snapshotHandle"])
-            self.kube.create(PVS, None, {"metadata": {"name": pv}, "spec": {
-                "capacity": {"storage": "1Gi"}, "accessModes": pvc["spec"]["accessModes"],
-                "persistentVolumeReclaimPolicy": "Retain", "csi": {"driver": DRIVER, "volumeHandle": pv},
-                "claimRef": {"namespace": NS, "name": pvc["metadata"]["name"], "uid": pvc["metadata"]["uid"]}}})
-            self.kube.patch(PVCS, NS, pvc["metadata"]["name"], {"spec": {"volumeName": pv}})
-            patch_status(self.kube, PVCS, NS, pvc["metadata"]["name"], {"phase": "Bound"})
-        bound = {p["spec"].get("volumeName") for p in claims}
+            spec = pvc["spec"]
+            if not spec.get("volumeName") and not spec.get("selector") and not pvc["metadata"].get(
+                    "deletionTimestamp"):
+                self._provision(pvc)
+        by_key = {(c["metadata"]["namespace"], c["metadata"]["name"]): c for c in claims}
         for pv in self._list(PVS, None):
-            spec = pv["spec"]
-            if spec["claimRef"]["namespace"] == NS and pv["metadata"]["name"] not in bound \
-                    and spec["persistentVolumeReclaimPolicy"] == "Delete":
-                self.kube.delete(PVS, None, pv["metadata"]["name"])
-                self.volume(pv["metadata"]["name"]).unlink(missing_ok=True)
+            self._bind(pv, by_key)
+
+    def _provision(self, pvc: Obj) -> None:
+        """A new volume for ``pvc``: a clone of the snapshot it names, or empty (a folder, or a
+        file of the claim's size for a block volume)."""
+        meta, spec = pvc["metadata"], pvc["spec"]
+        pv = f"pvc-{meta['uid']}"
+        storage = self.volume(pv)
+        source = spec.get("dataSource") or {}
+        if source.get("kind") == "VolumeSnapshot":
+            vs = self.kube.get(VOLUME_SNAPSHOTS, meta["namespace"], source["name"])
+            content = self.kube.get(VOLUME_SNAPSHOT_CONTENTS, None, vs["status"]["boundVolumeSnapshotContentName"])
+            if not storage.is_symlink():  # a clone of the snapshot: its files, as the storage system shows them
+                storage.symlink_to(self.root / "snapshots" / content["status"]["snapshotHandle"])
+        elif spec.get("volumeMode") == "Block":
+            with open(storage, "ab") as f:
+                f.truncate(_bytes(spec["resources"]["requests"]["storage"]))
+        else:
+            storage.mkdir(exist_ok=True)
+        self._create(PVS, {"metadata": {"name": pv}, "spec": {
+            "capacity": {"storage": spec["resources"]["requests"]["storage"]}, "accessModes": spec["accessModes"],
+            "volumeMode": spec.get("volumeMode", "Filesystem"), "persistentVolumeReclaimPolicy": "Delete",
+            "storageClassName": spec.get("storageClassName"), "csi": {"driver": DRIVER, "volumeHandle": pv},
+            "claimRef": {"kind": "PersistentVolumeClaim", "namespace": meta["namespace"], "name": meta["name"],
+                         "uid": meta["uid"]}}})
+
+    def _bind(self, pv: Obj, claims: dict[tuple[str, str], Obj]) -> None:
+        """The PV controller: bind a volume to the claim its claimRef names (when the claim's
+        selector matches it), release or delete a volume whose claim is gone."""
+        name, ref = pv["metadata"]["name"], pv["spec"].get("claimRef") or {}
+        if not ref:
+            return
+        claim = claims.get((ref.get("namespace"), ref.get("name")))
+        if claim is not None and claim["metadata"]["uid"] == ref.get("uid"):
+            bound_to = claim["spec"].get("volumeName")
+            wanted = ((claim["spec"].get("selector") or {}).get("matchLabels") or {}).items()
+            if not bound_to and wanted <= (pv["metadata"].get("labels") or {}).items():
+                self.kube.patch(PVCS, ref["namespace"], ref["name"], {"spec": {"volumeName": name}})
+                bound_to = name
+            if bound_to == name:
+                if phase(claim) != "Bound":
+                    patch_status(self.kube, PVCS, ref["namespace"], ref["name"], {"phase": "Bound"})
+                if phase(pv) != "Bound":
+                    patch_status(self.kube, PVS, None, name, {"phase": "Bound"})
+        elif pv["spec"].get("persistentVolumeReclaimPolicy") == "Delete":
+            self.kube.delete(PVS, None, name)
+            storage = self.volume(name)
+            if storage.is_dir() and not storage.is_symlink():  # kept aside: a test may compare with it
+                storage.rename(self.volume(f"deleted-{name}"))
+            else:
+                storage.unlink(missing_ok=True)
+        elif phase(pv) != "Released":
+            patch_status(self.kube, PVS, None, name, {"phase": "Released"})
 
     def _pods(self) -> None:
         for pod in self._list(PODS, NS):
-            meta, spec = pod["metadata"], pod["spec"]
-            if spec.get("nodeName") or phase(pod) != "Pending":
+            if pod["spec"].get("nodeName") or not self.schedule:
                 continue
-            claim = self.kube.get(PVCS, NS, spec["volumes"][0]["persistentVolumeClaim"]["claimName"])
-            pv = claim["spec"].get("volumeName")
-            if not pv:
-                continue  # unschedulable until its claim is bound
-            self.kube.patch(PODS, NS, meta["name"], {"spec": {"nodeName": NODE}})
-            mount = self.kubelet / "pods" / meta["uid"] / "volumes" / CSI / pv
-            mount.mkdir(parents=True)
-            (mount / "mount").symlink_to(self.volume(pv).resolve())
-            patch_status(self.kube, PODS, NS, meta["name"], {"phase": "Running"})
+            volumes = {}
+            for volume in pod["spec"].get("volumes") or []:
+                claim = self.kube.get_or_none(PVCS, NS, volume["persistentVolumeClaim"]["claimName"])
+                if claim is None or phase(claim) != "Bound":
+                    break  # unschedulable until its claims are bound
+                volumes[volume["name"]] = claim["spec"]["volumeName"]
+            else:
+                self._start(pod, volumes)
+
+    def _start(self, pod: Obj, volumes: dict[str, str]) -> None:
+        """Put ``pod`` on NODE and link each volume where the kubelet would mount it: a volume's
+        directory, or a block volume's device."""
+        pod = self.kube.patch(PODS, NS, pod["metadata"]["name"], {"spec": {"nodeName": NODE}})
+        base = self.kubelet / "pods" / pod["metadata"]["uid"]
+        devices = {d["name"] for c in pod["spec"]["containers"] for d in c.get("volumeDevices") or []}
+        for volume, pv in volumes.items():
+            if volume in devices:
+                link = base / "volumeDevices" / CSI / pv
+                link.parent.mkdir(parents=True, exist_ok=True)
+            else:
+                (base / "volumes" / CSI / pv).mkdir(parents=True, exist_ok=True)
+                link = base / "volumes" / CSI / pv / "mount"
+            if not link.is_symlink():
+                link.symlink_to(self.volume(pv).resolve())
+        patch_status(self.kube, PODS, NS, pod["metadata"]["name"], {"phase": "Running"})
 
 
+def _bytes(quantity: str) -> int:
+    units = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
+    return int(quantity[:-2]) * units[quantity[-2:]] if quantity[-2:] in units else int(quantity)
+
+
+@contextmanager
+def running_cluster(kube: Kube, root: Path, copy: bool = True) -> Iterator[Cluster]:
+    """The snapshot CRDs and classes installed, the cluster's actors running until the end."""
+    install_snapshot_crds(kube)
+    snapshot_classes(kube)
+    cluster = Cluster(kube, root, copy).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def snapshot_classes(kube: Kube) -> None:

@@ -255,10 +255,13 @@ class BackupController(Controller):
                                  write=False)
             backup = decode(Backup, final)
             backup.metadata.namespace = self.ctx.namespace
-            write_backup(store, BackupRecord(backup=backup, items=items, log=log.text(), results=log.results(),
+            # The finished DataUploads go in the tarball, as Velero's finalizer puts them: a
+            # restore finds each moved volume's snapshot there.
+            moved = [BackedUpItem(DATA_UPLOADS.plural, o) for _, _, o in uploads]
+            write_backup(store, BackupRecord(backup=backup, items=items + moved, log=log.text(), results=log.results(),
                                              pod_volume_backups=volumes,
                                              volume_infos=[volume_info(v) for v in volumes] +
-                                             [datamovement.volume_info(du, pv) for du, pv in uploads]))
+                                             [datamovement.volume_info(du, pv) for du, pv, _ in uploads]))
             self._patch(name, final["status"])
         except (Interrupted, Stopped):
             log.info("server stopping; the backup will be resumed")
@@ -287,10 +290,11 @@ class BackupController(Controller):
         return items
 
     def _back_up_volumes(self, obj: Obj, bsl: Obj, items: list[BackedUpItem],
-                         log: OperationLog) -> tuple[list[PodVolumeBackup], list[tuple[datamovement.DataUpload, str]]]:
+                         log: OperationLog) -> tuple[list[PodVolumeBackup], list[tuple[datamovement.DataUpload, str, Obj]]]:
         """Back up the chosen pod volumes of the backed-up pods, and with ``snapshotMoveData`` the
         other backed-up claims on CSI volumes (the node agents do); wait for both. Returns the
-        finished PodVolumeBackups and DataUploads (with the persistent volume of each)."""
+        finished PodVolumeBackups and DataUploads (with the persistent volume of each, and the
+        object as the API returned it)."""
         volumes = VolumeBackups(self.ctx, obj, bsl, log)
         volumes.start([item.obj for item in items if item.resource == "pods"])
         uploads = DataUploads(self.ctx, obj, bsl, log)
@@ -308,10 +312,10 @@ class BackupController(Controller):
         if volumes.names:
             log.info(f"Waiting for {len(volumes.names)} pod volume backups to complete")
             backed_up = volumes.wait(wanted, timeout)
-        moved: list[tuple[datamovement.DataUpload, str]] = []
+        moved: list[tuple[datamovement.DataUpload, str, Obj]] = []
         if uploads.names:
             log.info(f"Waiting for {len(uploads.names)} data uploads to complete")
-            moved = [(du, uploads.volumes.get(du.metadata.name, "")) for du in uploads.wait(wanted, timeout)]
+            moved = [(du, uploads.volumes.get(du.metadata.name, ""), o) for du, o in uploads.wait(wanted, timeout)]
         return backed_up, moved
 
     def _finish(self, obj: Obj, phase: str, log: OperationLog | None = None, *, failure: str = "",
