@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from mover.archiver.pipeline import Archiver
+from mover.kube import datapath
 from mover.kube.framework.client import Kube, Obj
 from mover.kube.nodeagent import NodeAgent, NodeAgentOptions
 from mover.kube.repositories import ensure_password_secret, open_repository, repository_password
@@ -198,7 +199,10 @@ def cluster(kube: Kube, tmp_path: Path) -> Iterator[Cluster]:
 # -- the round trip ------------------------------------------------------------------------------
 
 def test_a_data_moved_backup_restores_each_claim_through_a_data_download(
-        kube: Kube, location: str, cluster: Cluster, tmp_path: Path) -> None:
+        kube: Kube, location: str, cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A quiet machine restores the big volume within one 1-second progress tick: report more
+    # often, so the watch sees its bytes rising however fast the machine is.
+    monkeypatch.setattr(datapath, "PROGRESS_EVERY", 0.1)
     data, disk = tmp_path / "src" / "data", tmp_path / "src" / "disk"
     make_full_tree(data)
     mixed_file(data / "db" / "big.bin", 160, seed=1)

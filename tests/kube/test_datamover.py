@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from mover.deploy import crds
+from mover.kube import datapath
 from mover.kube.framework.client import Kube, Obj
 from mover.kube.nodeagent import NodeAgent, NodeAgentOptions
 from mover.kube.resources import (
@@ -97,7 +98,11 @@ def gone(kube: Kube, cluster: Cluster) -> list[str]:
 
 
 def test_snapshot_move_data_backs_up_each_claim_through_a_snapshot_and_cleans_up(
-        kube: Kube, location: str, cluster: Cluster, s3_server: S3Server, tmp_path: Path) -> None:
+        kube: Kube, location: str, cluster: Cluster, s3_server: S3Server, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Progress written more often than the agent's 1 s, so a fast machine's upload still shows
+    # its bytes rising through the watch.
+    monkeypatch.setattr(datapath, "PROGRESS_EVERY", 0.1)
     db, media = shop(kube, cluster, big_mib=160)
     with running_server(kube), node_agent(kube, cluster):
         watch = Watch(kube, DATA_UPLOADS)
