@@ -321,8 +321,10 @@ def test_a_download_that_fails_fails_its_volume_with_the_reason_and_cleans_up(
 
 
 def under_way(kube: Kube, restore_name: str) -> Obj:
-    return wait_for(lambda: downloads_of(kube, restore_name).get("disk"), lambda d: phase(d) == "InProgress", 60,
-                    f"the download of {restore_name} under way")
+    """The download of ``restore_name`` once it has written its first bytes."""
+    return wait_for(lambda: downloads_of(kube, restore_name).get("disk"),
+                    lambda d: phase(d) == "InProgress" and ((d.get("status") or {}).get("progress") or {}).get(
+                        "bytesDone", 0) > 0, 60, f"the download of {restore_name} under way")
 
 
 def test_a_download_canceled_stopped_or_whose_restore_is_deleted_ends_and_cleans_up(
