@@ -208,7 +208,12 @@ class Cluster:
         source = spec.get("dataSource") or {}
         if source.get("kind") == "VolumeSnapshot":
             vs = self.kube.get(VOLUME_SNAPSHOTS, meta["namespace"], source["name"])
-            content = self.kube.get(VOLUME_SNAPSHOT_CONTENTS, None, vs["status"]["boundVolumeSnapshotContentName"])
+            bound = (vs.get("status") or {}).get("boundVolumeSnapshotContentName")
+            if not (vs.get("status") or {}).get("readyToUse") or not bound:
+                return  # a provisioner clones a snapshot only once it is ready: the next round
+            content = self.kube.get(VOLUME_SNAPSHOT_CONTENTS, None, bound)
+            if not (content.get("status") or {}).get("snapshotHandle"):
+                return
             if not storage.is_symlink():  # a clone of the snapshot: its files, as the storage system shows them
                 storage.symlink_to(self.root / "snapshots" / content["status"]["snapshotHandle"])
         elif spec.get("volumeMode") == "Block":
