@@ -9,6 +9,7 @@ leaves only unreferenced packs behind.
 
 from __future__ import annotations
 
+import dataclasses
 import grp
 import hashlib
 import os
@@ -189,11 +190,30 @@ class Archiver:
         else:
             scanner = threading.Thread(target=self._scan, args=(targets,), name="scan", daemon=True)
             scanner.start()
+        return self._run(targets, lambda fp, bp: self._plan_root(targets, parent, fp, bp, contents_at_root),
+                         started, host, tags, parent)
+
+    def backup_device(self, device: str, name: str, *, host: str | None = None, tags: list[str] | None = None,
+                      parent: Snapshot | None = None) -> BackupResult:
+        """A block volume, as Velero's data mover stores one: the bytes of ``device`` (a block
+        device, or a regular file standing in for one) as the one regular file ``name`` at the
+        snapshot root. A device's metadata says nothing of its content, so it is read whole
+        every time; its chunks deduplicate, so an unchanged device adds no data, and its file
+        keeps the parent's node (times included) when the content is the parent's, so that
+        the tree is the parent's too."""
+        started = time.time_ns()
+        malloc.map_large_buffers()
+        return self._run([device], lambda fp, bp: self._plan_device(device, name, parent, started, bp),
+                         started, host, tags, parent)
+
+    def _run(self, targets: list[str], plan: Callable[[ThreadPoolExecutor, ThreadPoolExecutor], _DirPlan],
+             started: int, host: str | None, tags: list[str] | None, parent: Snapshot | None) -> BackupResult:
+        """Plan the snapshot root with ``plan(file_pool, blob_pool)``, store it and save the snapshot."""
         file_pool = ThreadPoolExecutor(self.file_workers, thread_name_prefix="file")
         blob_pool = ThreadPoolExecutor(self.blob_workers, thread_name_prefix="blob")
         self._small_pool = small_pool = ThreadPoolExecutor(self.small_workers, thread_name_prefix="small")
         try:
-            root = self._plan_root(targets, parent, file_pool, blob_pool, contents_at_root)
+            root = plan(file_pool, blob_pool)
             self._submit_batch(file_pool, blob_pool)
             tree_id = self._finish(root)  # and every directory the walk left unsaved
             self._unfinished.clear()
@@ -276,6 +296,43 @@ class Archiver:
                     plan.children.append(existing)
                 plan = existing
                 ptree = pnode.subtree if pnode is not None and pnode.type == "dir" else None
+        return root
+
+    def _plan_device(self, device: str, name: str, parent: Snapshot | None, started: int, bp) -> _DirPlan:
+        """The root holding the device's one file, its content stored here and now."""
+        root = _DirPlan(Node(name="", type="dir"))
+        if parent is not None:
+            try:
+                root.parent_nodes, root.parent_tree = self.repo.load_tree(parent.tree), parent.tree
+            except RepoError:
+                pass  # a damaged parent only costs a new tree
+        pnode = next((n for n in root.parent_nodes or () if n.name == name), None)
+        try:
+            fd = os.open(device, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise RepoError(f"cannot open the device {device}: {e.strerror}") from None
+        try:
+            s = os.fstat(fd)
+            if not (st.S_ISBLK(s.st_mode) or st.S_ISREG(s.st_mode)):
+                raise RepoError(f"{device} is not a block device: back its volume up as a file system")
+            # A block device's st_size is 0: its size is where its end is (what BLKGETSIZE64 says).
+            size = os.lseek(fd, 0, os.SEEK_END)
+            os.lseek(fd, 0, os.SEEK_SET)
+            self.counters.add_total(files=1, nbytes=size)
+            self.counters.scanning = False
+            names = self._names
+            node = Node(name, "file", go_mode_from_posix(st.S_IFREG | st.S_IMODE(s.st_mode)), started, started,
+                        started, s.st_uid, s.st_gid, names.user(s.st_uid), names.group(s.st_gid), size=size, links=1,
+                        content=[])
+            self._store_content(fd, device, node, pnode is not None, bp)
+        except OSError as e:
+            raise RepoError(f"cannot read the device {device}: {e.strerror}") from None
+        finally:
+            os.close(fd)
+        if pnode is not None and dataclasses.replace(node, mtime=pnode.mtime, atime=pnode.atime,
+                                                     ctime=pnode.ctime) == pnode:
+            node = pnode
+        root.children.append(node)
         return root
 
     def _parent_child(self, parent_tree: bytes | None, name: str) -> Node | None:
@@ -459,7 +516,7 @@ class Archiver:
         Chunks are memoryviews of the read buffer: nothing is copied before compression.
         """
         ids: list[bytes] = []
-        pending: list[Future] = []
+        pending: deque[Future] = deque()
         size = 0
         carry = b""
         # the first read asks for one byte more than the file holds, so a file that did not
@@ -497,6 +554,9 @@ class Archiver:
                         f = bp.submit(save, c, bid)
                         f.add_done_callback(self._release_blob_slot)
                         pending.append(f)
+                        # a device of terabytes has millions of chunks: keep only those in flight
+                        while pending and pending[0].done():
+                            pending.popleft().result()
                 carry = bytes(view[used:filled])
                 self.counters.done(nbytes=filled - keep)
         for f in pending:
