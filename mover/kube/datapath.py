@@ -93,6 +93,8 @@ class VolumeController(Controller):
     """What the agent's controllers do alike: write their object's status, upload a volume."""
 
     what = "volume backup"  # the object, in log lines
+    # Velero's data movers go through Canceling (the cancel seen, the data path stopping) to Canceled.
+    shows_canceling = False
 
     def __init__(self, ctx: Context, agent: Agent) -> None:
         super().__init__(ctx)
@@ -105,6 +107,21 @@ class VolumeController(Controller):
         self._patch(name, {"phase": phase, "message": message or None,
                            "completionTimestamp": format_time(self.ctx.clock()), **status})
 
+    def _reporter(self, name: str, counters: Counters, cancel: threading.Event) -> Reporter:
+        """The Reporter of the object ``name``'s transfer: it is unwanted once cancelled or deleted;
+        with ``shows_canceling``, a cancel request seen is written as the phase Canceling."""
+
+        def unwanted() -> bool:
+            cached = self.ctx.cached(self.resource, name)
+            return cached is None or bool(cached["spec"].get("cancel"))
+
+        def canceling() -> None:
+            if self.ctx.cached(self.resource, name) is not None:  # a deleted object has no phase to write
+                self._patch(name, {"phase": "Canceling"})
+
+        return Reporter(lambda status: self._patch(name, status), counters, unwanted, cancel, self.ctx.stop,
+                        canceling if self.shows_canceling else None)
+
     def _restore_volume(self, name: str, spec: dict[str, Any], path: str, block: bool = False) -> dict[str, int] | None:
         """Restore the object's snapshot (``spec``: backupStorageLocation, sourceNamespace,
         snapshotID) into the directory ``path``, or with ``block`` its one file onto the device
@@ -115,17 +132,11 @@ class VolumeController(Controller):
         if bsl is None:
             raise RepoError(f"backup storage location {location} not found")
         counters, cancel = Counters(), threading.Event()
-
-        def unwanted() -> bool:
-            cached = self.ctx.cached(self.resource, name)
-            return cached is None or bool(cached["spec"].get("cancel"))
-
         view = RepositoryView(open_repository(self.ctx.kube, self.agent.stores, bsl, spec.get("sourceNamespace", "")))
         try:
             with view.read_lock():
                 snap = view.find_snapshot(spec.get("snapshotID", ""))
-                with Reporter(lambda status: self._patch(name, status), counters, unwanted, cancel,
-                              self.ctx.stop) as reporter:
+                with self._reporter(name, counters, cancel) as reporter:
                     if block:
                         result = write_device(view, snap, path, counters, cancel)
                     else:
@@ -143,23 +154,23 @@ class VolumeController(Controller):
         return reporter.final()
 
 
-    def _upload(self, name: str, repo: Repository, path: str, tags: dict[str, str]) -> tuple[Snapshot, dict]:
+    def _upload(self, name: str, repo: Repository, path: str, tags: dict[str, str],
+                device_file: str = "") -> tuple[Snapshot, dict]:
         """Back ``path`` up into ``repo`` as a snapshot tagged ``tags``, its parent the latest
-        of the same volume; progress written while it runs. Raises Cancelled when the object is
+        of the same volume; with ``device_file``, ``path`` is a block device, stored as the one
+        file of that name. Progress written while it runs. Raises Cancelled when the object is
         cancelled or deleted, or the agent stops."""
         counters, cancel = Counters(), threading.Event()
-
-        def unwanted() -> bool:
-            cached = self.ctx.cached(self.resource, name)
-            return cached is None or bool(cached["spec"].get("cancel"))
-
         with Lock(repo, exclusive=False).acquire(confirm_before_write=True):
             parent = latest_of_same_volume(repo.snapshots(), tags)
             archiver = Archiver(repo, counters, cancel=cancel, warn=lambda m: log.warning("%s %s: %s", self.what, name, m))
-            with Reporter(lambda status: self._patch(name, status), counters, unwanted, cancel,
-                          self.ctx.stop) as reporter:
-                result = archiver.backup([path], host=SNAPSHOT_HOST, parent=parent, contents_at_root=True,
-                                         tags=[f"{k}={v}" for k, v in sorted(tags.items())])
+            common: dict[str, Any] = {"host": SNAPSHOT_HOST, "parent": parent,
+                                      "tags": [f"{k}={v}" for k, v in sorted(tags.items())]}
+            with self._reporter(name, counters, cancel) as reporter:
+                if device_file:
+                    result = archiver.backup_device(path, device_file, **common)
+                else:
+                    result = archiver.backup([path], contents_at_root=True, **common)
             stats = result.stats
             log.info("%s %s: snapshot %s of %s, %s in %.1fs (parent %s; files: %d new, %d changed, "
                      "%d unmodified)", self.what, name, result.snapshot.short_id, path, human_bytes(counters.bytes),
@@ -218,12 +229,14 @@ class Reporter:
     ``cancel`` set as soon as ``unwanted()`` says the object was cancelled or deleted."""
 
     def __init__(self, write: Callable[[dict[str, Any]], object], counters: Counters,
-                 unwanted: Callable[[], bool], cancel: threading.Event, stop: threading.Event) -> None:
+                 unwanted: Callable[[], bool], cancel: threading.Event, stop: threading.Event,
+                 on_unwanted: Callable[[], object] | None = None) -> None:
         self._write = write
         self._counters = counters
         self._unwanted = unwanted
         self.cancel = cancel
         self._stop = stop
+        self._on_unwanted = on_unwanted  # called once, when the object is first seen unwanted
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
 
@@ -249,7 +262,14 @@ class Reporter:
         # cache is free, and a volume moving at disk speed goes far in one progress interval.
         last = time.monotonic()
         while not self._done.wait(CANCEL_CHECK_EVERY):
-            if self._unwanted() or self._stop.is_set():
+            if not self.cancel.is_set() and self._unwanted():
+                self.cancel.set()
+                if self._on_unwanted is not None:
+                    try:
+                        self._on_unwanted()
+                    except KubeError:
+                        pass  # the final status follows all the same
+            if self._stop.is_set():
                 self.cancel.set()
             if time.monotonic() - last < PROGRESS_EVERY:
                 continue

@@ -141,6 +141,11 @@ def exposer_pod(where: Exposure, source_pvc: Obj, shape: BackupPVC, marks: dict[
                                                             "ownerReferences": owner}, "spec": spec}
 
 
+def exposes_device(pod: Obj) -> bool:
+    """Whether the exposer pod attaches its claim as a block device (not a mounted file system)."""
+    return any(c.get("volumeDevices") for c in (pod.get("spec") or {}).get("containers") or [])
+
+
 def clean_up(kube: Kube, where: Exposure) -> list[str]:
     """Remove the exposer pod, the backup claim and its volume, the backup snapshot and the
     source snapshot, whichever exist; returns what could not be removed."""

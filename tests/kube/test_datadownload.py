@@ -185,6 +185,12 @@ def bucket_view(kube: Kube) -> Iterator[BucketView]:
         files.close()
 
 
+def phases_seen(events: list[Obj], name: str) -> list[str]:
+    """The phases object ``name`` went through, in the order a watch delivered them."""
+    seen = [phase(e) or "New" for e in events if e["metadata"]["name"] == name]
+    return [p for i, p in enumerate(seen) if i == 0 or seen[i - 1] != p]
+
+
 def head(path: Path, n: int) -> bytes:
     with open(path, "rb") as f:
         return f.read(n)
@@ -247,8 +253,7 @@ def test_a_data_moved_backup_restores_each_claim_through_a_data_download(
     big = dds["data"]["metadata"]["name"]
     seen = [(phase(e) or "New", (e.get("status") or {}).get("progress") or {}) for e in events
             if e["metadata"]["name"] == big]
-    phases = [p for i, (p, _) in enumerate(seen) if i == 0 or seen[i - 1][0] != p]
-    assert phases == ["New", "Accepted", "Prepared", "InProgress", "Completed"], phases
+    assert phases_seen(events, big) == ["New", "Accepted", "Prepared", "InProgress", "Completed"]
     done = [p.get("bytesDone", 0) for ph, p in seen if ph == "InProgress"]
     total = seen[-1][1]["totalBytes"]
     assert any(0 < d < total for d in done), done
@@ -334,6 +339,7 @@ def test_a_download_canceled_stopped_or_whose_restore_is_deleted_ends_and_cleans
     moved_backup(kube, "big", [Volume("disk", disk, block=True, size="320Mi")])
     with running_server(kube):
         with node_agent(kube, cluster):  # stopped mid-download, the server still running
+            watch = Watch(kube, DATA_DOWNLOADS)
             restore(kube, "r1", "big", {"shop": "shop-4"})
             dd = under_way(kube, "r1")
             kube.patch(DATA_DOWNLOADS, NS, dd["metadata"]["name"], {"spec": {"cancel": True}})
@@ -341,6 +347,7 @@ def test_a_download_canceled_stopped_or_whose_restore_is_deleted_ends_and_cleans
             assert phase(r) == "PartiallyFailed" and r["status"]["errors"] == 1, r["status"]
             dd = kube.get(DATA_DOWNLOADS, NS, dd["metadata"]["name"])
             assert dd["status"]["phase"] == "Canceled" and dd["status"]["message"], dd["status"]
+            assert phases_seen(watch.close(), dd["metadata"]["name"])[-3:] == ["InProgress", "Canceling", "Canceled"]
             assert 0 < dd["status"]["progress"]["bytesDone"] < 320 * MIB
             wait_for(lambda: helpers_left(kube), lambda left: left == [], 20, "the helpers gone")
             assert phase(kube.get(PVCS, "shop-4", "disk")) != "Bound"

@@ -29,7 +29,15 @@ from mover.kube.resources import (
     VOLUME_SNAPSHOTS,
 )
 from mover.velero.nodeagentconfig import BackupPVC, NodeAgentConfig
-from tests.kube.test_datadownload import downloads_of, helpers_left, restore
+from tests.kube.test_datadownload import (
+    MIB,
+    bucket_view,
+    downloads_of,
+    helpers_left,
+    mixed_file,
+    phases_seen,
+    restore,
+)
 from tests.kube.test_nodeagent import bucket_store, restic
 from tests.support.csi import DRIVER, NODE, Cluster, running_cluster
 from tests.support.s3server import S3Server
@@ -128,8 +136,7 @@ def test_snapshot_move_data_backs_up_each_claim_through_a_snapshot_and_cleans_up
     big = uploads["db"]["metadata"]["name"]
     seen = [(phase(e) or "New", (e.get("status") or {}).get("progress") or {}) for e in events
             if e["metadata"]["name"] == big]
-    phases = [p for i, (p, _) in enumerate(seen) if i == 0 or seen[i - 1][0] != p]
-    assert phases == ["New", "Accepted", "Prepared", "InProgress", "Completed"], phases
+    assert phases_seen(events, big) == ["New", "Accepted", "Prepared", "InProgress", "Completed"]
     done = [p.get("bytesDone", 0) for ph, p in seen if ph == "InProgress"]
     total = seen[-1][1]["totalBytes"]
     assert any(0 < d < total for d in done) and done == sorted(done), done
@@ -206,6 +213,7 @@ def test_a_cancelled_upload_or_deleted_backup_stops_cleans_up_and_leaves_the_rep
         kube: Kube, location: str, cluster: Cluster, s3_server: S3Server) -> None:
     shop(kube, cluster, big_mib=160)
     with running_server(kube), node_agent(kube, cluster):
+        watch = Watch(kube, DATA_UPLOADS)
         move_data_backup(kube, "b1")
         du = wait_moving(kube, "b1", "db")
         kube.patch(DATA_UPLOADS, NS, du["metadata"]["name"], {"spec": {"cancel": True}})
@@ -214,6 +222,8 @@ def test_a_cancelled_upload_or_deleted_backup_stops_cleans_up_and_leaves_the_rep
         assert phase(b) == "PartiallyFailed", b["status"]
         status = uploads_of(kube, "b1")["db"]["status"]
         assert status["phase"] == "Canceled" and status["message"] == "the data upload was canceled", status
+        # As Velero's: Canceling once the agent saw the cancel, Canceled once the upload stopped.
+        assert phases_seen(watch.close(), du["metadata"]["name"])[-3:] == ["InProgress", "Canceling", "Canceled"]
 
         # Deleting the backup while its volume moves cancels it too.
         move_data_backup(kube, "b2")
@@ -301,3 +311,54 @@ def test_a_moved_backup_restores_through_data_downloads_byte_for_byte(
         assert_same_tree(cluster.volume(f"deleted-pv-shop-{claim}"), cluster.disk_of("shop", claim))
     assert helpers_left(kube) == []
     restic(kube, s3_server, location, "shop").run("check", "--read-data")
+
+
+def test_a_block_volume_is_backed_up_as_its_device_s_bytes_and_restored_onto_a_new_device(
+        kube: Kube, location: str, cluster: Cluster, s3_server: S3Server, tmp_path: Path) -> None:
+    kube.create(NAMESPACES, None, {"metadata": {"name": "shop"}})
+    device = cluster.claim("shop", "disk", "fast", size="24Mi", block=True)
+    mixed_file(device, 24, seed=7)
+    image = device.read_bytes()
+    with running_server(kube), node_agent(kube, cluster):
+        move_data_backup(kube, "b1")
+        assert phase(wait_phase(kube, BACKUPS, "b1", timeout=60)) == "Completed"
+        move_data_backup(kube, "b2")  # the device did not change
+        assert phase(wait_phase(kube, BACKUPS, "b2", timeout=60)) == "Completed"
+        wait_for(lambda: gone(kube, cluster), lambda left: not left, 10, "the intermediate objects to go")
+        first, second = (uploads_of(kube, b)["disk"]["status"] for b in ("b1", "b2"))
+        pods = [o for (k, _), o in cluster.seen.items() if k == "Pod"]
+        assert pods and all("volumeDevices" in p["spec"]["containers"][0] for p in pods)
+
+        # The device's bytes moved, all of them, each time; the second time nothing was new.
+        assert first["progress"]["totalBytes"] == first["progress"]["bytesDone"] == 24 * MIB
+        assert second["progress"]["totalBytes"] == second["progress"]["bytesDone"] == 24 * MIB
+        assert first["progress"]["incrementalBytes"] > 12 * MIB and second["progress"]["incrementalBytes"] == 0
+
+        kube.delete(NAMESPACES, None, "shop")
+        wait_for(lambda: kube.get_or_none(PVS, None, "pv-shop-disk"), lambda pv: pv is None, 20,
+                 "the source volume deleted")
+        restore(kube, "r1", "b2", {})
+        r = wait_phase(kube, RESTORES, "r1", timeout=60)
+    assert phase(r) == "Completed", r["status"]
+    restored = kube.get(PVCS, "shop", "disk")
+    assert restored["spec"]["volumeMode"] == "Block" and phase(restored) == "Bound"
+    assert cluster.disk_of("shop", "disk").read_bytes() == image  # a new device, byte for byte
+
+    # restic is the peer: the snapshot is one file holding the device's bytes, the second the
+    # first's tree again.
+    repo = restic(kube, s3_server, location, "shop")
+    repo.run("check", "--read-data")
+    snaps = {s["short_id"]: s for s in json.loads(repo.run("snapshots", "--json").stdout)}
+    assert snaps[second["snapshotID"]]["parent"] == snaps[first["snapshotID"]]["id"]
+    assert snaps[second["snapshotID"]]["tree"] == snaps[first["snapshotID"]]["tree"]
+    repo.run("restore", first["snapshotID"], "--target", str(tmp_path / "out"))
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["disk"]
+    assert (tmp_path / "out" / "disk").read_bytes() == image
+
+    # kbrowse --bsl shows the block volume as that file.
+    with bucket_view(kube) as bucket:
+        (vol,) = bucket.volumes("b2")
+        view, _, node = bucket.volume_root("b2", vol)
+        assert (node.name, node.type, node.size) == ("disk", "file", 24 * MIB)
+        assert b"".join(view.iter_content(node)) == image
+

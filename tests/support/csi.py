@@ -81,16 +81,22 @@ class Cluster:
     def disk_of(self, namespace: str, claim: str) -> Path:
         return self.volume(self.kube.get(PVCS, namespace, claim)["spec"]["volumeName"])
 
-    def claim(self, ns: str, name: str, storage_class: str, mode: str = "ReadWriteOnce") -> Path:
-        """A bound claim on a CSI volume, as a provisioner leaves it; returns the volume's data."""
-        pv = f"pv-{ns}-{name}"
+    def claim(self, ns: str, name: str, storage_class: str, mode: str = "ReadWriteOnce", size: str = "1Gi",
+              block: bool = False) -> Path:
+        """A bound claim on a CSI volume, as a provisioner leaves it; returns the volume's data:
+        a folder, or with ``block`` the device (a file of ``size`` bytes, zeros)."""
+        pv, volume_mode = f"pv-{ns}-{name}", "Block" if block else "Filesystem"
         pvc = self.kube.create(PVCS, ns, {"metadata": {"name": name}, "spec": {
-            "accessModes": [mode], "volumeName": pv, "storageClassName": storage_class,
-            "resources": {"requests": {"storage": "1Gi"}}}})
-        self.volume(pv).mkdir()
+            "accessModes": [mode], "volumeName": pv, "storageClassName": storage_class, "volumeMode": volume_mode,
+            "resources": {"requests": {"storage": size}}}})
+        if block:
+            with open(self.volume(pv), "xb") as f:
+                f.truncate(_bytes(size))
+        else:
+            self.volume(pv).mkdir()
         self.kube.create(PVS, None, {"metadata": {"name": pv}, "spec": {
-            "capacity": {"storage": "1Gi"}, "accessModes": [mode], "persistentVolumeReclaimPolicy": "Delete",
-            "storageClassName": storage_class, "csi": {"driver": DRIVER, "volumeHandle": pv},
+            "capacity": {"storage": size}, "accessModes": [mode], "persistentVolumeReclaimPolicy": "Delete",
+            "storageClassName": storage_class, "volumeMode": volume_mode, "csi": {"driver": DRIVER, "volumeHandle": pv},
             "claimRef": {"namespace": ns, "name": name, "uid": pvc["metadata"]["uid"]}}})
         return self.volume(pv)
 

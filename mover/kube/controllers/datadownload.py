@@ -5,7 +5,8 @@ Phases: New -> Accepted (an agent claims it and exposes it: a restore PVC shaped
 target claim and a restore pod mounting it, both in the agent's namespace and owned by the
 DataDownload) -> Prepared (the agent of the node the pod runs on takes it) -> InProgress (that
 agent writes the snapshot into the volume, progress every second) -> Completed, once the
-volume is handed to the target claim; or Failed / Canceled. The helpers are removed whatever
+volume is handed to the target claim; or Failed / Canceled (Canceling while a running restore
+stops). The helpers are removed whatever
 the end. A DataDownload found InProgress that no worker holds was cut short by an agent
 restart: it is failed with the reason, as Velero does, since the volume is half written.
 """
@@ -41,6 +42,7 @@ CANCELED = "the data download was canceled"
 
 class DataDownloadController(VolumeController):
     resource = DATA_DOWNLOADS
+    shows_canceling = True
 
     def __init__(self, ctx: Context, agent: Agent, image: str = RESTORE_HELPER_IMAGE,
                  prepare_timeout: float = PREPARE_TIMEOUT) -> None:
@@ -75,6 +77,8 @@ class DataDownloadController(VolumeController):
                 self._end(name, "Canceled", CANCELED)
                 return None
             self._run(fresh)
+        elif phase == "Canceling":  # the agent stopped while the canceled restore stopped
+            self._end(name, "Canceled", CANCELED)
         elif phase == "InProgress":
             self._end(name, "Failed", "found a datadownload with status InProgress during the node agent starting, "
                                       "mark it as Failed: the node agent stopped while restoring it")

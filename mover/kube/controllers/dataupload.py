@@ -5,8 +5,9 @@ Phases, as Velero's: New -> Accepted (one agent claims it, waits up to
 ``spec.operationTimeout`` for the snapshot to be ready and exposes it: backup snapshot, claim
 and pod in the mover's namespace) -> Prepared (the agent of the node the exposer pod was
 scheduled on takes it) -> InProgress (``status.progress`` written every second) -> Completed
-(``snapshotID``) / Failed / Canceled (``spec.cancel``, or the object deleted), each with a
-message. Whatever the end, the exposer's objects and the source snapshot are removed first.
+(``snapshotID``) / Failed / Canceled (``spec.cancel``, or the object deleted; Canceling while
+a running upload stops), each with a message. A block volume is stored as one file, its
+device's bytes. Whatever the end, the exposer's objects and the source snapshot are removed first.
 The parent snapshot is the latest of the same claim, so an unchanged volume is not read again.
 """
 
@@ -19,7 +20,15 @@ from mover.archiver.pipeline import Cancelled
 from mover.errors import RepoError
 from mover.golang.duration import parse_duration
 from mover.kube.datapath import ATTEMPT_ANNOTATION, MAX_ATTEMPTS, Agent, VolumeController, attempt, volume_path
-from mover.kube.exposer import clean_up, expose, exposure_of, moved, reclaim_backup_volume, snapshot_ready
+from mover.kube.exposer import (
+    clean_up,
+    expose,
+    exposes_device,
+    exposure_of,
+    moved,
+    reclaim_backup_volume,
+    snapshot_ready,
+)
 from mover.kube.framework.client import KubeError, Obj
 from mover.kube.framework.controller import Context
 from mover.kube.repositories import open_repository
@@ -37,6 +46,7 @@ DEFAULT_TIMEOUT = timedelta(minutes=10)  # Velero's --csi-snapshot-timeout, for 
 class DataUploadController(VolumeController):
     resource = DATA_UPLOADS
     what = "data upload"
+    shows_canceling = True
 
     def __init__(self, ctx: Context, agent: Agent, config: NodeAgentConfig) -> None:
         super().__init__(ctx, agent)
@@ -132,7 +142,8 @@ class DataUploadController(VolumeController):
         name = du.metadata.name
         with self.agent.slots:
             try:
-                path = volume_path(self.ctx.kube, self.agent.kubelet_root, pod, name)
+                block = exposes_device(pod)
+                path = volume_path(self.ctx.kube, self.agent.kubelet_root, pod, name, block)
                 location = du.spec.backup_storage_location
                 bsl = self.ctx.kube.get_or_none(BSLS, self.ctx.namespace, location)
                 if bsl is None:
@@ -142,7 +153,8 @@ class DataUploadController(VolumeController):
                 repo = open_repository(self.ctx.kube, self.agent.stores, bsl, du.spec.source_namespace)
                 try:
                     tags = snapshot_tags(du, du.metadata.labels.get(labels.PVC_UID, ""))
-                    snapshot, progress = self._upload(name, repo, path, tags)
+                    # A block volume is its device's bytes, one file named after the source claim.
+                    snapshot, progress = self._upload(name, repo, path, tags, du.spec.source_pvc if block else "")
                 finally:
                     repo.close()
             except Cancelled:
