@@ -39,9 +39,11 @@ class Abandoned(Exception):
 
 
 def wait_all(ctx: Context, resource: Resource, names: list[str], wanted: Callable[[], bool],
-             timeout: float) -> list[Obj | None]:
+             timeout: float, cancel_late: bool = False) -> list[Obj | None]:
     """Wait until every named object reaches a final phase; return them (None for one that
-    was deleted). A ``wanted()`` that turns False cancels the unfinished ones (``spec.cancel``)."""
+    was deleted). A ``wanted()`` that turns False cancels the unfinished ones (``spec.cancel``).
+    After ``timeout`` seconds, an error; with ``cancel_late``, the unfinished ones are
+    cancelled and returned as they are."""
     deadline = time.monotonic() + timeout
     while True:
         # The cache may not show an object just created yet: ask the server about those.
@@ -50,21 +52,28 @@ def wait_all(ctx: Context, resource: Resource, names: list[str], wanted: Callabl
                       if o is not None and (o.get("status") or {}).get("phase") not in FINAL_PHASES]
         # Asked first: deleting the owner may delete these objects too, which is no finish.
         if not wanted():
-            for name in unfinished:
-                try:
-                    ctx.kube.patch(resource, ctx.namespace, name, {"spec": {"cancel": True}})
-                except KubeError as exc:
-                    if not exc.not_found:
-                        raise
+            _cancel(ctx, resource, unfinished)
             raise Abandoned()
         if not unfinished:
             return objs
         if ctx.stop.is_set():
             raise Stopped()
         if time.monotonic() > deadline:
+            if cancel_late:
+                _cancel(ctx, resource, unfinished)
+                return objs
             raise RepoError(f"timed out after {timeout:.0f}s waiting for {resource.kind}s "
                             f"{', '.join(unfinished)}")
         ctx.stop.wait(POLL)
+
+
+def _cancel(ctx: Context, resource: Resource, names: list[str]) -> None:
+    for name in names:
+        try:
+            ctx.kube.patch(resource, ctx.namespace, name, {"spec": {"cancel": True}})
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
 
 
 class VolumeBackups:

@@ -362,3 +362,44 @@ def test_a_block_volume_is_backed_up_as_its_device_s_bytes_and_restored_onto_a_n
         assert (node.name, node.type, node.size) == ("disk", "file", 24 * MIB)
         assert b"".join(view.iter_content(node)) == image
 
+
+def snapshots_in(kube: Kube, namespace: str) -> list[str]:
+    return [o["metadata"]["name"] for o in kube.list(VOLUME_SNAPSHOTS, namespace)["items"]]
+
+
+def test_a_backup_deleted_before_an_agent_takes_its_uploads_removes_their_snapshots(
+        kube: Kube, location: str, cluster: Cluster) -> None:
+    shop(kube, cluster)
+    with running_server(kube):  # no node agent: nobody accepts the uploads
+        move_data_backup(kube, "b1")
+        wait_for(lambda: uploads_of(kube, "b1"), lambda ups: len(ups) == 2, 30, "the data uploads")
+        wait_for(lambda: kube.list(VOLUME_SNAPSHOT_CONTENTS)["items"], lambda c: len(c) == 2, 10,
+                 "the snapshots taken")
+        assert phase(wait_phase(kube, BACKUPS, "b1", ("InProgress",))) == "InProgress"
+        kube.delete(BACKUPS, NS, "b1")
+        # The snapshots, their contents and the storage's snapshots.
+        wait_for(lambda: (snapshots_in(kube, "shop"), kube.list(VOLUME_SNAPSHOT_CONTENTS)["items"],
+                          list((cluster.root / "snapshots").iterdir())),
+                 lambda left: left == ([], [], []), 20, "the volume snapshots deleted")
+    assert uploads_of(kube, "b1") == {}
+
+
+def test_an_upload_that_outlasts_the_item_operation_timeout_is_canceled_and_cleaned_up(
+        kube: Kube, location: str, cluster: Cluster) -> None:
+    kube.create(NAMESPACES, None, {"metadata": {"name": "shop"}})
+    cluster.claim("shop", "db", "fast")
+    cluster.stuck["db"] = "the storage system is slow today"  # the snapshot stays not ready
+    with running_server(kube), node_agent(kube, cluster):
+        move_data_backup(kube, "b1", itemOperationTimeout="3s")
+        b = wait_phase(kube, BACKUPS, "b1", timeout=60)
+        assert phase(b) == "PartiallyFailed", b["status"]
+        (du,) = uploads_of(kube, "b1").values()
+        name = du["metadata"]["name"]
+        assert du["spec"]["cancel"] is True and du["spec"]["operationTimeout"] == "10m0s"
+        du = wait_phase(kube, DATA_UPLOADS, name, ("Completed", "Failed", "Canceled"))  # its agent stops it
+        assert phase(du) == "Canceled", du["status"]
+        wait_for(lambda: gone(kube, cluster), lambda left: not left, 10, "the intermediate objects to go")
+    log = gzip.decompress(bucket_store(kube).store.get("backups/b1/b1-logs.gz")).decode()
+    assert (f"data upload {name} of claim shop/db did not finish within the backup's itemOperationTimeout of 3s "
+            "(it was Accepted): canceled") in log
+    assert snapshots_in(kube, "shop") == []

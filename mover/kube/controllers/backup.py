@@ -307,15 +307,18 @@ class BackupController(Controller):
             return current is not None and current["metadata"].get("uid") == uid \
                 and not current["metadata"].get("deletionTimestamp")
 
-        timeout = self.settings.pod_volume_timeout.total_seconds()
         backed_up: list[PodVolumeBackup] = []
-        if volumes.names:
-            log.info(f"Waiting for {len(volumes.names)} pod volume backups to complete")
-            backed_up = volumes.wait(wanted, timeout)
         moved: list[tuple[datamovement.DataUpload, str, Obj]] = []
-        if uploads.names:
-            log.info(f"Waiting for {len(uploads.names)} data uploads to complete")
-            moved = [(du, uploads.volumes.get(du.metadata.name, ""), o) for du, o in uploads.wait(wanted, timeout)]
+        try:
+            if volumes.names:
+                log.info(f"Waiting for {len(volumes.names)} pod volume backups to complete")
+                backed_up = volumes.wait(wanted, self.settings.pod_volume_timeout.total_seconds())
+            if uploads.names:
+                log.info(f"Waiting for {len(uploads.names)} data uploads to complete")
+                moved = [(du, uploads.volumes.get(du.metadata.name, ""), o) for du, o in uploads.wait(wanted)]
+        except Abandoned:
+            uploads.release()  # the snapshots no node agent took would be left to nobody
+            raise
         return backed_up, moved
 
     def _finish(self, obj: Obj, phase: str, log: OperationLog | None = None, *, failure: str = "",
