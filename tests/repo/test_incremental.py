@@ -15,13 +15,18 @@ import builtins
 import hashlib
 import os
 import random
+import shutil
+import subprocess
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from mover.archiver import chunker
 from mover.archiver.pipeline import Archiver, find_parent
+from mover.errors import RepoError
 from mover.repo.backend import FileType
 from mover.repo.backend.local import LocalBackend
 from mover.repo.blob import BlobType
@@ -383,3 +388,45 @@ def test_long_backup_of_small_files_writes_index_parts_by_blob_count(
     assert all(fresh.index.has(BlobType.DATA, c) for n in fresh.load_tree(res.snapshot.tree) for c in n.content or [])
     checked = Restic(str(tmp_path / "repo"), TEST_PASSWORD, binary=restic_bin).check()
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@contextmanager
+def loop_device(image: Path) -> Iterator[str]:
+    """``image`` attached as a real block device (a loop device), where this machine allows it."""
+    if not IS_ROOT or shutil.which("losetup") is None:
+        pytest.skip("a loop device needs root and losetup")
+    attached = subprocess.run(["losetup", "--find", "--show", str(image)], capture_output=True, text=True)
+    if attached.returncode != 0:
+        pytest.skip(f"no loop device here: {attached.stderr.strip()}")
+    device = attached.stdout.strip()
+    try:
+        yield device
+    finally:
+        subprocess.run(["losetup", "--detach", device], check=True)
+
+
+def test_a_block_device_is_one_file_of_its_bytes_read_whole_each_time(tmp_path: Path, restic_bin: str) -> None:
+    """A real block device (its st_size is 0) is stored as one regular file at the root; backed
+    up again unchanged it is read again, adds no data and gives the same tree; restic reads it."""
+    rnd = random.Random(11)
+    data = rnd.randbytes(3 * MiB) + bytes(2 * MiB) + rnd.randbytes(MiB + 4096)
+    image = tmp_path / "disk.img"
+    image.write_bytes(data)
+    backend = LocalBackend(str(tmp_path / "repo"))
+    Repository.init(backend, TEST_PASSWORD)
+    repo = Repository.open(backend, TEST_PASSWORD)
+    with loop_device(image) as device:
+        assert os.stat(device).st_size == 0
+        first = Archiver(repo).backup_device(device, "disk", host="h")
+        again = Archiver(repo).backup_device(device, "disk", host="h", parent=first.snapshot)
+    (node,) = repo.load_tree(first.snapshot.tree)
+    assert (node.name, node.type, node.size) == ("disk", "file", len(data))
+    assert first.stats.bytes_read == again.stats.bytes_read == len(data)
+    assert first.stats.data_added > 0 and again.stats.data_added == 0
+    assert again.snapshot.tree == first.snapshot.tree and again.snapshot.parent == first.snapshot.id
+    restic = Restic(str(tmp_path / "repo"), TEST_PASSWORD, binary=restic_bin)
+    assert restic.check().returncode == 0
+    restic.restore(again.snapshot.id.hex(), tmp_path / "out")
+    assert (tmp_path / "out" / "disk").read_bytes() == data
+    with pytest.raises(RepoError, match=f"^{tmp_path} is not a block device: back its volume up as a file system$"):
+        Archiver(repo).backup_device(str(tmp_path), "disk", host="h")
