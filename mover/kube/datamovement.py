@@ -147,6 +147,6 @@ class DataUploads:
                 self.log.error(f"data upload {name} of claim {du.spec.source_namespace}/{du.spec.source_pvc} "
                                f"{du.status.phase.lower()}: {du.status.message or 'no reason given'}",
                                namespace=du.spec.source_namespace)
-        if late:
+        if late or len(done) < len(self.names):  # an upload canceled late, or deleted (by hand, say)
             self.release()
         return done

@@ -367,20 +367,34 @@ def snapshots_in(kube: Kube, namespace: str) -> list[str]:
     return [o["metadata"]["name"] for o in kube.list(VOLUME_SNAPSHOTS, namespace)["items"]]
 
 
+def snapshots_gone(kube: Kube, cluster: Cluster) -> None:
+    """Wait until the volume snapshots, their contents and the storage's snapshots are deleted."""
+    wait_for(lambda: (snapshots_in(kube, "shop"), kube.list(VOLUME_SNAPSHOT_CONTENTS)["items"],
+                      list((cluster.root / "snapshots").iterdir())),
+             lambda left: left == ([], [], []), 20, "the volume snapshots deleted")
+
+
 def test_a_backup_deleted_before_an_agent_takes_its_uploads_removes_their_snapshots(
         kube: Kube, location: str, cluster: Cluster) -> None:
     shop(kube, cluster)
     with running_server(kube):  # no node agent: nobody accepts the uploads
+        # One upload deleted by hand, the other never taken until the item operation timeout:
+        # neither leaves its snapshot behind.
+        move_data_backup(kube, "b0", itemOperationTimeout="4s")
+        wait_for(lambda: uploads_of(kube, "b0"), lambda ups: len(ups) == 2, 30, "the data uploads")
+        kube.delete(DATA_UPLOADS, NS, uploads_of(kube, "b0")["db"]["metadata"]["name"])
+        b = wait_phase(kube, BACKUPS, "b0", timeout=60)
+        assert phase(b) == "PartiallyFailed" and b["status"]["errors"] == 2, b["status"]
+        assert uploads_of(kube, "b0")["media"]["spec"]["cancel"] is True
+        snapshots_gone(kube, cluster)
+
         move_data_backup(kube, "b1")
         wait_for(lambda: uploads_of(kube, "b1"), lambda ups: len(ups) == 2, 30, "the data uploads")
         wait_for(lambda: kube.list(VOLUME_SNAPSHOT_CONTENTS)["items"], lambda c: len(c) == 2, 10,
                  "the snapshots taken")
         assert phase(wait_phase(kube, BACKUPS, "b1", ("InProgress",))) == "InProgress"
         kube.delete(BACKUPS, NS, "b1")
-        # The snapshots, their contents and the storage's snapshots.
-        wait_for(lambda: (snapshots_in(kube, "shop"), kube.list(VOLUME_SNAPSHOT_CONTENTS)["items"],
-                          list((cluster.root / "snapshots").iterdir())),
-                 lambda left: left == ([], [], []), 20, "the volume snapshots deleted")
+        snapshots_gone(kube, cluster)
     assert uploads_of(kube, "b1") == {}
 
 
