@@ -67,7 +67,7 @@ class DataUploadProgress:
 
 @dataclass
 class DataUploadStatus:
-    phase: str = ""  # New -> Accepted -> Prepared -> InProgress -> Completed / Failed / Canceled
+    phase: str = ""  # New -> Accepted -> Prepared -> InProgress [-> Canceling] -> Completed / Failed / Canceled
     path: str = ""
     snapshot_id: str = field(default="", metadata={"json": "snapshotID"})
     message: str = ""

@@ -6,9 +6,9 @@ target claim and a restore pod mounting it, both in the agent's namespace and ow
 DataDownload) -> Prepared (the agent of the node the pod runs on takes it) -> InProgress (that
 agent writes the snapshot into the volume, progress every second) -> Completed, once the
 volume is handed to the target claim; or Failed / Canceled (Canceling while a running restore
-stops). The helpers are removed whatever
-the end. A DataDownload found InProgress that no worker holds was cut short by an agent
-restart: it is failed with the reason, as Velero does, since the volume is half written.
+stops). The helpers are removed whatever the end. A DataDownload found InProgress that no
+worker holds was cut short by an agent restart: it is failed with the reason, as Velero does,
+since the volume is half written.
 """
 
 from __future__ import annotations

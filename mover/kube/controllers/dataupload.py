@@ -6,9 +6,10 @@ Phases, as Velero's: New -> Accepted (one agent claims it, waits up to
 and pod in the mover's namespace) -> Prepared (the agent of the node the exposer pod was
 scheduled on takes it) -> InProgress (``status.progress`` written every second) -> Completed
 (``snapshotID``) / Failed / Canceled (``spec.cancel``, or the object deleted; Canceling while
-a running upload stops), each with a message. A block volume is stored as one file, its
-device's bytes. Whatever the end, the exposer's objects and the source snapshot are removed first.
-The parent snapshot is the latest of the same claim, so an unchanged volume is not read again.
+a running upload stops), each with a message. Whatever the end, the exposer's objects and the
+source snapshot are removed first. The parent snapshot is the latest of the same claim, so an
+unchanged volume is not read again; a block volume is stored as one file, its device's bytes,
+read whole every time (its chunks deduplicate against the parent's).
 """
 
 from __future__ import annotations
