@@ -107,6 +107,12 @@ class VolumeController(Controller):
         self._patch(name, {"phase": phase, "message": message or None,
                            "completionTimestamp": format_time(self.ctx.clock()), **status})
 
+    def _failure(self, name: str, exc: Exception) -> str:
+        """The one line a failed transfer ends with (logged here): the API's message, not its dump."""
+        message = getattr(exc, "message", None) or str(exc)
+        log.warning("%s %s failed: %s", self.what, name, message)
+        return message
+
     def _reporter(self, name: str, counters: Counters, cancel: threading.Event) -> Reporter:
         """The Reporter of the object ``name``'s transfer: it is unwanted once cancelled or deleted;
         with ``shows_canceling``, a cancel request seen is written as the phase Canceling."""

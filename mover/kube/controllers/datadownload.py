@@ -42,6 +42,7 @@ CANCELED = "the data download was canceled"
 
 class DataDownloadController(VolumeController):
     resource = DATA_DOWNLOADS
+    what = "data download"
     shows_canceling = True
 
     def __init__(self, ctx: Context, agent: Agent, image: str = RESTORE_HELPER_IMAGE,
@@ -175,8 +176,7 @@ class DataDownloadController(VolumeController):
                     return
                 self._rebind(name, claim, timeout_seconds(spec.get("operationTimeout")))
             except (RepoError, OSError, KubeError) as exc:
-                message = getattr(exc, "message", None) or str(exc)
-                log.warning("data download %s failed: %s", name, message)
+                message = self._failure(name, exc)
                 self._end(name, "Failed", message)
                 return
             self._finish(name, "Completed", progress=progress)

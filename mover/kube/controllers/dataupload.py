@@ -121,7 +121,7 @@ class DataUploadController(VolumeController):
             if isinstance(exc, KubeError) and exc.conflict:
                 raise  # another agent took it: look again once the cache caught up
             if mine:
-                self._end(du, "Failed", getattr(exc, "message", None) or str(exc))
+                self._end(du, "Failed", self._failure(du.metadata.name, exc))
             return None
         return WAIT
 
@@ -165,8 +165,7 @@ class DataUploadController(VolumeController):
                     self._end(du, "Canceled", "the data upload was canceled")
                 return
             except (RepoError, OSError, KubeError) as exc:
-                message = getattr(exc, "message", None) or str(exc)
-                log.warning("data upload %s failed: %s", name, message)
+                message = self._failure(name, exc)
                 self._end(du, "Failed", message)
                 return
             self._end(du, "Completed", snapshotID=snapshot.short_id, progress=progress)

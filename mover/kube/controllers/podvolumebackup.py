@@ -96,8 +96,7 @@ class PodVolumeBackupController(VolumeController):
                     self._finish(name, "Canceled", "the pod volume backup was canceled")
                 return
             except (RepoError, OSError, KubeError) as exc:
-                message = getattr(exc, "message", None) or str(exc)
-                log.warning("pod volume backup %s failed: %s", name, message)
+                message = self._failure(name, exc)
                 self._finish(name, "Failed", message)
                 return
             # Written while the slot is held: a finished volume never looks like a running one.

@@ -28,6 +28,7 @@ WAIT_FOR_POD = 1.0  # seconds between looks at a pod that is not ready for its r
 
 class PodVolumeRestoreController(VolumeController):
     resource = POD_VOLUME_RESTORES
+    what = "pod volume restore"
 
     def reconcile(self, name: str, obj: Obj | None) -> float | None:
         if obj is None or (obj.get("status") or {}).get("phase") in FINAL_PHASES:
@@ -72,8 +73,7 @@ class PodVolumeRestoreController(VolumeController):
                     return
                 write_marker(path, restore_uid)
             except (RepoError, OSError, KubeError) as exc:
-                message = getattr(exc, "message", None) or str(exc)
-                log.warning("pod volume restore %s failed: %s", name, message)
+                message = self._failure(name, exc)
                 self._finish(name, "Failed", message)
                 return
             # Written while the slot is held: a finished volume never looks like a running one.
