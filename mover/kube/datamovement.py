@@ -14,10 +14,9 @@ from mover.kube.exposer import volume_snapshot
 from mover.kube.framework.client import KubeError, Obj
 from mover.kube.framework.controller import Context
 from mover.kube.oplog import OperationLog
-from mover.kube.podvolumes import wait_all
+from mover.kube.podvolumes import BackupVolumes, wait_all
 from mover.kube.repositories import ensure_repository
 from mover.kube.resources import DATA_UPLOADS, PVS, VOLUME_SNAPSHOT_CLASSES, VOLUME_SNAPSHOTS
-from mover.velero import labels
 from mover.velero.datadownload import DEFAULT_OPERATION_TIMEOUT, timeout_seconds
 from mover.velero.datamovement import (
     DATA_MOVER,
@@ -32,15 +31,11 @@ from mover.velero.datamovement import (
 from mover.velero.objects import decode
 
 
-class DataUploads:
+class DataUploads(BackupVolumes):
     """The data uploads of one Backup."""
 
     def __init__(self, ctx: Context, backup: Obj, bsl: Obj, log: OperationLog) -> None:
-        self.ctx = ctx
-        self.backup = backup
-        self.bsl = bsl
-        self.log = log
-        self.names: list[str] = []
+        super().__init__(ctx, backup, bsl, log)
         self.volumes: dict[str, str] = {}  # persistent volume by data upload
         self.snapshots: dict[str, tuple[str, str]] = {}  # source snapshot (namespace, name) by data upload
         self.started = time.monotonic()  # Velero counts an item operation's timeout from its start
@@ -49,10 +44,8 @@ class DataUploads:
         """Snapshot each claim of ``pvcs`` on a CSI volume, except the ``taken`` ones (namespace,
         name: their pod volumes are backed up file by file), and hand it to the node agents.
         Those of an earlier run of this very backup are taken over, not made twice."""
-        uid = self.backup["metadata"].get("uid", "")
         earlier = {(o["spec"].get("sourceNamespace"), o["spec"].get("sourcePVC")): o
-                   for o in self.ctx.cached_all(DATA_UPLOADS)
-                   if (o["metadata"].get("labels") or {}).get(labels.BACKUP_UID) == uid}
+                   for o in self.earlier(DATA_UPLOADS)}
         classes: list[Obj] | None = None
         spec = self.backup.get("spec") or {}
         for pvc in pvcs:

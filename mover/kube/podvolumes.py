@@ -76,8 +76,9 @@ def _cancel(ctx: Context, resource: Resource, names: list[str]) -> None:
                 raise
 
 
-class VolumeBackups:
-    """The pod volume backups of one Backup."""
+class BackupVolumes:
+    """What the volume objects of one Backup (its pod volume backups or its data uploads) share:
+    the names made, and those an earlier run of this very backup made, to be taken over."""
 
     def __init__(self, ctx: Context, backup: Obj, bsl: Obj, log: OperationLog) -> None:
         self.ctx = ctx
@@ -85,14 +86,25 @@ class VolumeBackups:
         self.bsl = bsl
         self.log = log
         self.names: list[str] = []
+
+    def earlier(self, resource: Resource) -> list[Obj]:
+        """The ``resource`` objects labelled with this backup's uid."""
+        uid = self.backup["metadata"].get("uid", "")
+        return [o for o in self.ctx.cached_all(resource)
+                if (o["metadata"].get("labels") or {}).get(labels.BACKUP_UID) == uid]
+
+
+class VolumeBackups(BackupVolumes):
+    """The pod volume backups of one Backup."""
+
+    def __init__(self, ctx: Context, backup: Obj, bsl: Obj, log: OperationLog) -> None:
+        super().__init__(ctx, backup, bsl, log)
         self.claims: set[tuple[str, str]] = set()  # (namespace, name) of the claims backed up here
 
     def start(self, pods: list[Obj]) -> None:
         """Create the PodVolumeBackups of ``pods`` (those of an earlier run of this very backup
         are taken over, not made twice)."""
-        uid = self.backup["metadata"].get("uid", "")
-        earlier = {_volume_key(p): p["metadata"]["name"] for p in self.ctx.cached_all(POD_VOLUME_BACKUPS)
-                   if (p["metadata"].get("labels") or {}).get(labels.BACKUP_UID) == uid}
+        earlier = {_volume_key(p): p["metadata"]["name"] for p in self.earlier(POD_VOLUME_BACKUPS)}
         default = bool((self.backup.get("spec") or {}).get("defaultVolumesToFsBackup"))
         claims = self.claims
         repositories: dict[str, Obj | RepoError] = {}  # by namespace: asked for once per backup
