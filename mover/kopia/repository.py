@@ -17,6 +17,8 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import msgspec
+
 from mover.errors import (
     IntegrityError,
     NotARepository,
@@ -53,6 +55,30 @@ class ObjectRef:
             return cls(n, z, str_to_key(oid[i:]))
         except ValueError:
             raise IntegrityError(f"{oid!r} is not a kopia object id") from None
+
+
+class DirEntry(msgspec.Struct, gc=False):
+    """One entry of a directory object, as kopia's ``snapshot.DirEntry`` writes it: ``mode``
+    is octal text, ``mtime`` RFC 3339 in UTC; kopia leaves out what is empty. Fields kopia
+    adds (a directory's ``summ``) are skipped without being decoded."""
+
+    name: str = ""
+    type: str = ""
+    mode: str = ""
+    size: int = 0
+    mtime: str = ""
+    uid: int = 0
+    gid: int = 0
+    obj: str = ""
+
+
+class _DirObject(msgspec.Struct, gc=False):
+    stream: str = ""
+    entries: list[DirEntry] | None = None
+
+
+# msgspec builds the entries straight from the JSON: a third of json.loads' time, and no dict
+_DIR_DECODER = msgspec.json.Decoder(_DirObject)
 
 
 @dataclass(frozen=True)
@@ -285,17 +311,17 @@ class KopiaRepository:
         add(oid, 0)
         return Chunks(starts, lengths, oids)
 
-    def load_dir(self, oid: str) -> list[dict]:
-        """A directory object's entries (kopia's JSON), cached."""
-        def load() -> list[dict]:
+    def load_dir(self, oid: str) -> list[DirEntry]:
+        """A directory object's entries, cached."""
+        def load() -> list[DirEntry]:
             raw = self.read_object(oid)
             try:
-                d = json.loads(raw)
-                if d.get("stream") != "kopia:directory":
-                    raise ValueError(f"stream {d.get('stream')!r}")
-                return list(d.get("entries") or [])
-            except (ValueError, TypeError, AttributeError) as e:
+                d = _DIR_DECODER.decode(raw)
+                if d.stream != "kopia:directory":
+                    raise ValueError(f"stream {d.stream!r}")
+            except ValueError as e:  # msgspec's DecodeError and ValidationError are ValueErrors
                 raise IntegrityError(f"directory object {oid}: not a valid directory ({e})") from None
+            return d.entries or []
         return self._cached("dir:" + oid, load)
 
     # ---- manifests -------------------------------------------------------------------------
