@@ -14,8 +14,10 @@ import json
 import threading
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import msgspec
 
@@ -33,9 +35,11 @@ from mover.kopia.index import ContentIndex, ContentInfo, key_to_str, str_to_key
 from mover.kopia.storage import BLOBCFG_BLOB, FORMAT_BLOB, BlobStore
 from mover.view.cache import BlobCache
 
-LOAD_THREADS = 8  # index and manifest blobs are small: fetched in parallel for remote stores
+LOAD_THREADS = 8  # index and manifest blobs are small: fetched in parallel from remote stores
 _CACHED_OBJECTS = 1024
 METADATA_PACKS_BYTES = 64 << 20
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -179,10 +183,19 @@ class KopiaRepository:
         if blobs is None:
             blobs, watermark = self._current_index_blobs()
         idx = ContentIndex()
-        with ThreadPoolExecutor(LOAD_THREADS, thread_name_prefix="kopia-index") as pool:
-            for blob_id, plain in zip(blobs, pool.map(self._open_index_blob, blobs), strict=True):
-                idx.add_blob(plain, f"index blob {blob_id}", ContentCipher.OVERHEAD)
+        for blob_id, plain in zip(blobs, self._load_all(self._open_index_blob, blobs, "kopia-index"),
+                                  strict=True):
+            idx.add_blob(plain, f"index blob {blob_id}", ContentCipher.OVERHEAD)
         self._index, self._index_blobs, self._watermark = idx, frozenset(blobs), watermark
+
+    def _load_all(self, load: Callable[[T], R], items: list[T], name: str) -> list[R]:
+        """``load`` of each item: on threads from a remote store, where each is a round trip;
+        in this thread from a local one, where handing reads to threads costs more than they
+        take (on a busy machine each hand-over waits for the scheduler)."""
+        if self.store.is_local() or len(items) < 2:
+            return [load(i) for i in items]
+        with ThreadPoolExecutor(min(LOAD_THREADS, len(items)), thread_name_prefix=name) as pool:
+            return list(pool.map(load, items))
 
     def _open_index_blob(self, blob_id: str) -> bytes:
         what = f"index blob {blob_id} of {self.location()}"
@@ -332,8 +345,7 @@ class KopiaRepository:
         idx = self.index
         keys = [k for k in idx.keys_with_prefix(b"m")
                 if (info := idx.get(k, self._watermark)) is not None and not info.deleted]
-        with ThreadPoolExecutor(LOAD_THREADS, thread_name_prefix="kopia-manifests") as pool:
-            loaded = list(pool.map(self._load_manifest_content, keys))
+        loaded = self._load_all(self._load_manifest_content, keys, "kopia-manifests")
         latest: dict[str, tuple[int, dict]] = {}
         for entries in loaded:
             for e in entries:
