@@ -29,27 +29,40 @@ class ViewOpening:
         self._cache_bytes = cache_bytes
         self._cache = cache
         self._opening: Opening | None = None
+        self._is_kopia = False
         self._kopia: Started | None = None
         self._error: BaseException | None = None
         self._view: SnapshotView | None = None
+        self._format_read = threading.Event()  # set once the format is known (or opening failed)
         self._thread = threading.Thread(target=self._run, name="open-view", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
             # light modules only on this thread: the caller imports the heavy ones meanwhile
-            from mover.kopia.open import start_opening
+            from mover.kopia.open import derive_key, find_repository
 
-            self._kopia = start_opening(self.location, self.password)
-            if self._kopia is None:
+            found = find_repository(self.location)
+            self._is_kopia = found is not None
+            self._format_read.set()
+            if found is not None:
+                self._kopia = derive_key(found, self.password)
+            else:
                 from mover.repo.open import Opening  # restic's key files: not read for kopia
 
                 self._opening = Opening(self.location, self.password)
         except BaseException as e:  # raised again in the caller's thread
             self._error = e
+        finally:
+            self._format_read.set()
 
     def result(self) -> SnapshotView:
         if self._view is None:
+            self._format_read.wait()
+            if self._is_kopia:  # its key is being derived: import its reader meanwhile
+                from mover.kopia.open import import_reader
+
+                import_reader()
             self._thread.join()
             if self._error is not None:
                 raise self._error

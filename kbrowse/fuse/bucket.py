@@ -2,13 +2,15 @@
 
     backups/<backup>/volumes/<namespace>/<pod>/<volume>/            the volume's snapshot tree
     backups/<backup>/volumes/<namespace>/_pvc/<claim>/             a claim moved by the data mover
+    backups/<backup>/volumes/<namespace>/_pvc/<claim>              a block claim: the device's bytes
     backups/<backup>/resources/<resource>[.<group>]/<namespace>/<name>.yaml
                                                     (namespace _cluster: cluster-scoped objects)
 
 Only the backup names are read at mount time (and again, for backups made since, when
 backups/ is listed or a name in it is missing). A backup's files are read when its directory is
-looked into, its resources tarball when resources/ is, and a volume's repository is opened
-(password, index) only when the volume's directory is entered. A resource file holds the text
+looked into, its resources tarball when resources/ is (or volumes/ holding moved claims, whose
+volume modes it records), and a volume's repository is opened (password, index) only when the
+volume's directory is entered, or a block volume's file stat'ed. A resource file holds the text
 `kbrowse cat --bsl` prints. Virtual entries take the backup's completion time.
 """
 
@@ -103,7 +105,7 @@ def _volumes(bucket: BucketView, backup: str, mtime: Callable[[], int]) -> dict[
 def _volume_dir(bucket: BucketView, backup: str, vol: BackupVolume,
                 mtime: Callable[[], int]) -> LazySnapshot:
     def open_snapshot() -> SnapEntry:
-        view, snap = bucket.volume_snapshot(backup, vol)
-        return SnapEntry(snap, view.root(snap), b"", view)
+        view, snap, top = bucket.volume_root(backup, vol)
+        return SnapEntry(snap, top, b"", view)
 
-    return LazySnapshot(open_snapshot, mtime)
+    return LazySnapshot(open_snapshot, mtime, device=bucket.is_block(backup, vol))

@@ -231,6 +231,8 @@ class SnapshotFS:
             entry = self._enter(entry, path)
         if isinstance(entry, DIRS):
             child = self._children(entry, path).get(name)
+            if isinstance(child, LazySnapshot) and child.device:  # a file: its size is needed now
+                child = self._enter(child, f"{path.rstrip('/')}/{name.decode(_ENC)}")
         elif isinstance(entry, SnapEntry) and entry.node.type == "dir":
             node = self._index(entry, path).get(name)
             child = None if node is None else SnapEntry(entry.snap, node, entry.path + b"/" + name,
@@ -291,7 +293,8 @@ class SnapshotFS:
     def _dirent(self, entry: LazyDir | LazySnapshot | TextFile, path: str) -> dict:
         """What readdir tells about a lazy child of a virtual directory: inode and type, without
         loading it (listing a directory of YAML files renders none of them)."""
-        mode = stat.S_IFREG if isinstance(entry, TextFile) else stat.S_IFDIR
+        file = isinstance(entry, TextFile) or isinstance(entry, LazySnapshot) and entry.device
+        mode = stat.S_IFREG if file else stat.S_IFDIR
         return {"st_ino": _ino(b"/", path.encode(_ENC)), "st_mode": mode}
 
     def getattr(self, path: str, fh: object = None) -> dict:

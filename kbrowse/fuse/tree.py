@@ -92,10 +92,13 @@ class LazyDir:
 @dataclass(eq=False)
 class LazySnapshot:
     """A directory showing a snapshot's root whose repository is opened when it is first
-    entered (listed or looked into); its own stat is virtual, so `ls -l` above opens nothing."""
+    entered (listed or looked into); its own stat is virtual, so `ls -l` above opens nothing.
+    A block volume (``device``) is the device's bytes: ``open`` gives that one file, and the
+    entry is that file, opened when first stat'ed (its size is in the repository)."""
 
     open: Callable[[], SnapEntry]
     load_mtime: Callable[[], int]
+    device: bool = False
     _root: _Once = field(init=False, repr=False)
     _mtime: _Once = field(init=False, repr=False)
 

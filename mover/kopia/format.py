@@ -15,7 +15,7 @@ import hmac
 import json
 import threading
 import zlib
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from mover.errors import IntegrityError, RepoError
 
@@ -25,9 +25,10 @@ NONCE = 12
 TAG = 16
 
 
-@dataclass
-class FormatBlob:
-    """``kopia.repository``: what is needed to derive the format key, and the sealed config."""
+class FormatBlob(NamedTuple):
+    """``kopia.repository``: what is needed to derive the format key, and the sealed config.
+    (Named tuples, not dataclasses, here: the opener's thread imports this module before it
+    starts the key derivation, and importing dataclasses would delay that.)"""
 
     unique_id: bytes
     key_algo: str
@@ -84,8 +85,7 @@ def hkdf(key: bytes, salt: bytes, info: bytes, length: int = 32) -> bytes:
     return out[:length]
 
 
-@dataclass
-class RepoConfig:
+class RepoConfig(NamedTuple):
     """The decrypted repository config: how contents are hashed, encrypted and indexed."""
 
     hash: str
@@ -96,7 +96,7 @@ class RepoConfig:
     index_version: int = 1
     epochs: bool = False
     ecc: str = ""
-    features: list[str] = field(default_factory=list)
+    features: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, plain: bytes, where: str) -> RepoConfig:
@@ -107,7 +107,7 @@ class RepoConfig:
                        base64.b64decode(f.get("masterKey") or ""),
                        int(f.get("version") or 1), int(f.get("indexVersion") or 1),
                        bool((f.get("epochParameters") or {}).get("Enabled")), f.get("ecc") or "",
-                       [str(r.get("feature")) for r in f.get("requiredFeatures") or []])
+                       tuple(str(r.get("feature")) for r in f.get("requiredFeatures") or []))
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise IntegrityError(f"{where}: the repository config is not valid ({e})") from None
 

@@ -11,10 +11,15 @@ import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from mover.errors import BackendError, NotFound
-from mover.repo.backend.base import Backend
-from mover.repo.backend.local import LocalBackend, read_range
+
+if TYPE_CHECKING:
+    from mover.repo.backend.base import Backend
+
+# The opener's thread reads the format blob through this module before it starts the key
+# derivation: restic's backends (dataclasses, enum, secrets) are imported only where used.
 
 FORMAT_BLOB = "kopia.repository"
 BLOBCFG_BLOB = "kopia.blobcfg"
@@ -87,6 +92,8 @@ class ShardedFiles(BlobStore):
         return os.path.join(self.path, *parts, rest + _SUFFIX)
 
     def get(self, blob_id: str, offset: int = 0, length: int | None = None) -> bytes:
+        from mover.repo.backend.local import read_range
+
         path = self.file(blob_id)
         try:
             return read_range(path, offset, length)
@@ -156,6 +163,8 @@ def open_store(location: str) -> BlobStore:
 def store_over(backend: Backend) -> BlobStore:
     """The blobs at a restic backend's location (a Velero bucket hands out backends for its
     repository prefixes, with its S3 settings)."""
+    from mover.repo.backend.local import LocalBackend
+
     if isinstance(backend, LocalBackend):
         return ShardedFiles(backend.path)
     if hasattr(backend, "s3"):

@@ -284,7 +284,7 @@ class BucketView:
         the device's bytes as one file) that file."""
         view, snap = self.volume_snapshot(name, vol)
         root = view.root(snap)
-        if not self._is_block(name, vol):
+        if not self.is_block(name, vol):
             return view, snap, root
         entries = view.list_dir(root)
         if len(entries) != 1 or entries[0].type != "file":
@@ -293,7 +293,8 @@ class BucketView:
                                  "device's one file")
         return view, snap, entries[0]
 
-    def _is_block(self, name: str, vol: BackupVolume) -> bool:
+    def is_block(self, name: str, vol: BackupVolume) -> bool:
+        """Whether the volume is a claim of volumeMode Block (its backup's resources say)."""
         if vol.pod or not vol.pvc:  # pod volume backups copy file systems, never devices
             return False
         try:

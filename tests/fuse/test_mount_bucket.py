@@ -12,14 +12,19 @@ import errno
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mover.velero.objectstore import LocalStore
+from mover.velero.repopassword import DEFAULT_PASSWORD
+from mover.velero.writer import BackupRecord, write_backup
 from tests.fuse.test_mount import (
     _MISSING,
     KBROWSE,
@@ -29,9 +34,19 @@ from tests.fuse.test_mount import (
     _unmount,
     mounted,
 )
+from tests.support.restic_cli import Restic
 from tests.support.s3server import S3Server
 from tests.support.treekit import compare_trees
-from tests.support.velerobucket import BuiltBucket, build, copy_to_s3
+from tests.support.velerobucket import (
+    BuiltBucket,
+    PodVolume,
+    _backup,
+    _restic_backup,
+    build,
+    copy_to_s3,
+    data_upload,
+    pvc_item,
+)
 
 pytestmark = pytest.mark.skipif(_MISSING is not None, reason=f"cannot mount: {_MISSING}")
 
@@ -304,3 +319,30 @@ def test_the_demo_s_data_mover_claim_is_a_directory_of_the_mount(
         conf = vols / "_pvc/db-data/pgdata/postgresql.conf"
         assert conf.read_bytes() == (demo.db_source / "pgdata/postgresql.conf").read_bytes()
         assert "workers: 4" in (vols / "web-0/data/config/app.yaml").read_text()  # before day 2's edit
+
+
+def test_a_block_claim_is_its_device_file(tmp_path: Path, env: dict[str, str], restic_bin: str,
+                                          monkeypatch_module: None) -> None:
+    """A block claim (volumeMode Block) moved into a restic repository is one file in the mount,
+    the device's bytes, as `kbrowse cat` reads it (kopia's: tests/kopia/test_kopia_bsl.py)."""
+    bsl = tmp_path / "bsl"
+    restic = Restic(os.fspath(bsl / "restic/shop"), DEFAULT_PASSWORD, binary=restic_bin)
+    restic.init(version=2)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    device = os.urandom(3 << 20)
+    (disk / "disk").write_bytes(device)
+    uid = str(uuid.uuid4())
+    snap = _restic_backup(restic, disk, PodVolume("shop", "", "disk", "disk", {}), "blocks", uid)
+    items = [pvc_item("shop", "disk", "Block")]
+    write_backup(LocalStore(bsl), BackupRecord(
+        backup=_backup("blocks", uid, ["shop"], len(items)), items=items,
+        volume_infos=[data_upload("shop", "disk", "restic", snap[:8], len(device))]))
+    with mounted(_mount_cmd(bsl, tmp_path / "m", "--foreground"), tmp_path / "m") as m:
+        pvcs = m.path / "backups/blocks/volumes/shop/_pvc"
+        assert [(e.name, e.is_file()) for e in os.scandir(pvcs)] == [("disk", True)]
+        st = os.stat(pvcs / "disk")
+        assert stat.S_ISREG(st.st_mode) and st.st_size == len(device)
+        assert (pvcs / "disk").read_bytes() == device
+        with pytest.raises(NotADirectoryError):
+            os.listdir(pvcs / "disk")

@@ -5,21 +5,29 @@ Velero's default password. kbrowse --bsl lists, reads and restores them as kopia
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
-from mover.velero.objects import SnapshotDataMovementInfo, VolumeInfo
+import pytest
+
 from mover.velero.objectstore import LocalStore
 from mover.velero.repopassword import DEFAULT_PASSWORD
-from mover.velero.tarball import BackedUpItem
 from mover.velero.writer import BackupRecord, write_backup
 from tests.fuse.test_mount import _MISSING, mounted
 from tests.kopia.kopia_cli import Kopia, restore_differences
 from tests.support.treekit import make_full_tree
-from tests.support.velerobucket import STARTED, PodVolume, _backup, _items, _pvb, _volume_info
+from tests.support.velerobucket import (
+    PodVolume,
+    _backup,
+    _items,
+    _pvb,
+    _volume_info,
+    data_upload,
+    pvc_item,
+)
 
 
 def _kb(bsl: Path, *args: str) -> subprocess.CompletedProcess:
@@ -55,8 +63,9 @@ def test_velero_kopia_volumes(tmp_path: Path) -> None:
 
     uid = str(uuid.uuid4())
     pvb = _pvb(pod_vol, "kopia-web", uid, "kopia", str(bsl / "kopia/shop"), pvb_snap, 1000)
-    data_uploads = [_data_upload("data", du_snap, 3 << 20), _data_upload("disk", disk_snap, 5 << 20)]
-    items = [*_items(), _pvc("data", "Filesystem"), _pvc("disk", "Block")]
+    data_uploads = [data_upload("shop", "data", "kopia", du_snap, 3 << 20),
+                    data_upload("shop", "disk", "kopia", disk_snap, 5 << 20)]
+    items = [*_items(), pvc_item("shop", "data", "Filesystem"), pvc_item("shop", "disk", "Block")]
     write_backup(LocalStore(bsl), BackupRecord(
         backup=_backup("kopia-web", uid, ["shop"], len(items)), items=items,
         pod_volume_backups=[pvb], volume_infos=[_volume_info(pod_vol, pvb), *data_uploads]))
@@ -97,21 +106,11 @@ def test_velero_kopia_volumes(tmp_path: Path) -> None:
             pvcs = m.path / "backups/kopia-web/volumes/shop/_pvc"
             assert sorted(os.listdir(pvcs)) == ["data", "disk"]
             assert (pvcs / "data/db.bin").read_bytes() == (pvc_src / "db.bin").read_bytes()
+            # the block volume is its device's bytes, one file, as ls/cat/cp show it
+            assert {e.name: e.is_file() for e in os.scandir(pvcs)} == {"data": False, "disk": True}
+            st = os.stat(pvcs / "disk")
+            assert stat.S_ISREG(st.st_mode) and st.st_size == 5 << 20
+            assert (pvcs / "disk").read_bytes() == cat.stdout
+            with pytest.raises(NotADirectoryError):
+                os.listdir(pvcs / "disk")
 
-
-def _data_upload(pvc: str, snap: str, size: int) -> VolumeInfo:
-    return VolumeInfo(
-        pvc_name=pvc, pvc_namespace="shop", pv_name=f"pvc-{pvc}", backup_method="CSISnapshot",
-        snapshot_data_moved=True, result="succeeded", start_timestamp=STARTED,
-        completion_timestamp=STARTED + timedelta(seconds=9),
-        snapshot_data_movement_info=SnapshotDataMovementInfo(
-            data_mover="velero", uploader_type="kopia", snapshot_handle=snap, size=size,
-            phase="Completed"))
-
-
-def _pvc(name: str, mode: str) -> BackedUpItem:
-    return BackedUpItem("persistentvolumeclaims", {
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-        "metadata": {"name": name, "namespace": "shop"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "volumeMode": mode,
-                 "resources": {"requests": {"storage": "1Gi"}}}})

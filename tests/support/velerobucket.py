@@ -39,6 +39,7 @@ from mover.velero.objects import (
     PodVolumeBackupStatus,
     PodVolumeInfo,
     Result,
+    SnapshotDataMovementInfo,
     VolumeInfo,
     VolumeOperationProgress,
 )
@@ -105,6 +106,26 @@ def _items() -> list[BackedUpItem]:
                                       "rules": [{"verbs": ["get"], "resources": ["pods"],
                                                  "apiGroups": [""]}]}),
     ]
+
+
+def pvc_item(namespace: str, name: str, mode: str) -> BackedUpItem:
+    """A claim of volumeMode ``mode`` ("Filesystem" or "Block") as the backup holds it."""
+    return BackedUpItem("persistentvolumeclaims", {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"accessModes": ["ReadWriteOnce"], "volumeMode": mode,
+                 "resources": {"requests": {"storage": "1Gi"}}}})
+
+
+def data_upload(namespace: str, pvc: str, uploader: str, snapshot: str, size: int) -> VolumeInfo:
+    """The volume info of a claim the data mover moved into the ``uploader`` repository."""
+    return VolumeInfo(
+        pvc_name=pvc, pvc_namespace=namespace, pv_name=f"pvc-{pvc}", backup_method="CSISnapshot",
+        snapshot_data_moved=True, result="succeeded", start_timestamp=STARTED,
+        completion_timestamp=STARTED + timedelta(seconds=9),
+        snapshot_data_movement_info=SnapshotDataMovementInfo(
+            data_mover="velero", uploader_type=uploader, snapshot_handle=snapshot, size=size,
+            phase="Completed"))
 
 
 def _write_volume(root: Path, vol: PodVolume) -> Path:
