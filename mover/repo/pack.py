@@ -37,6 +37,13 @@ class PackBuilder:
 
     def finish(self, key: Key) -> tuple[bytes, bytes, list[PackedBlob]]:
         """Returns (pack id, pack bytes, blob entries for the index)."""
+        pack_id, parts, blobs = self.finish_parts(key)
+        return pack_id, b"".join(parts), blobs
+
+    def finish_parts(self, key: Key) -> tuple[bytes, list[bytes | bytearray], list[PackedBlob]]:
+        """:meth:`finish` with the pack as its parts (to be written one after another), so it
+        is never copied into one buffer: that copy of 16 MiB held the GIL and was most of what
+        a backup's peak memory had above restic's."""
         header = bytearray()
         for btype, bid, _off, length, raw in self._entries:
             if raw:
@@ -44,13 +51,15 @@ class PackBuilder:
             else:
                 header += struct.pack("<BI", btype, length) + bid
         sealed_header = key.seal(bytes(header))
-        self._parts += (sealed_header, struct.pack("<I", len(sealed_header)))
-        data = b"".join(self._parts)  # one copy of the pack, not two
-        self._parts = []
-        pack_id = hashlib.sha256(data).digest()
+        parts, self._parts = self._parts, []
+        parts += (sealed_header, struct.pack("<I", len(sealed_header)))
+        h = hashlib.sha256()
+        for p in parts:  # each update of 2 KiB or more runs without the GIL
+            h.update(p)
+        pack_id = h.digest()
         blobs = [PackedBlob(btype, bid, pack_id, off, length, raw)
                  for btype, bid, off, length, raw in self._entries]
-        return pack_id, data, blobs
+        return pack_id, parts, blobs
 
 
 def header_length(tail: bytes, pack_size: int, what: str) -> int:

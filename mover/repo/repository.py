@@ -251,14 +251,13 @@ class Repository:
     def _submit_pack(self, b: PackBuilder) -> None:
         with self._room:
             self._pending_packs += 1
+        if self._upload_pool is None:
+            self._upload_pool = ThreadPoolExecutor(4, thread_name_prefix="pack-upload")
         try:
-            pack_id, data, blobs = b.finish(self.key)
+            fut = self._upload_pool.submit(self._upload_pack, b)
         except BaseException:
             self._pack_stored()
             raise
-        if self._upload_pool is None:
-            self._upload_pool = ThreadPoolExecutor(4, thread_name_prefix="pack-upload")
-        fut = self._upload_pool.submit(self._upload_pack, pack_id, data, blobs)
         with self._write_lock:
             self._uploads.append(fut)
 
@@ -267,12 +266,15 @@ class Repository:
         if gate is not None:
             gate()
 
-    def _upload_pack(self, pack_id: bytes, data: bytes, blobs: list[PackedBlob]) -> None:
+    def _upload_pack(self, b: PackBuilder) -> None:
+        """Finish a full pack and store it, on an upload thread: hashing the pack and writing
+        its parts run without the GIL, and the blob writer that filled it goes on at once."""
         try:
+            pack_id, parts, blobs = b.finish_parts(self.key)
             self._before_write()
-            self.backend.save(Handle(FileType.PACK, pack_id.hex()), data)
+            self.backend.save_parts(Handle(FileType.PACK, pack_id.hex()), parts)
         finally:
-            del data
+            parts = []
             self._pack_stored()
         self.index.add(blobs)
         with self._write_lock:

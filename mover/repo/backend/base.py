@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from mover.errors import NotFound
@@ -92,6 +92,12 @@ class Backend(ABC):
     @abstractmethod
     def save(self, h: Handle, data: bytes) -> None:
         """Store ``data`` under ``h`` atomically. Overwriting an existing file is allowed."""
+
+    def save_parts(self, h: Handle, parts: Sequence[bytes | bytearray | memoryview]) -> None:
+        """:meth:`save` of the concatenation of ``parts`` (a pack: its sealed blobs, header and
+        length). A backend that can write the parts as they are overrides this, so the whole
+        file is never copied into one buffer."""
+        self.save(h, b"".join(parts))
 
     @abstractmethod
     def load(self, h: Handle, offset: int = 0, length: int | None = None) -> bytes:
