@@ -239,8 +239,16 @@ class Repository:
         with self._write_lock:
             b = self._builders.get(btype)
             if b is None:
-                b = self._builders[btype] = PackBuilder()
-            b.add(btype, blob_id, sealed, raw_length)
+                b = self._builders[btype] = PackBuilder(self.backend.spool())
+            try:
+                b.add(btype, blob_id, sealed, raw_length)
+            except BaseException:
+                # a failed write leaves the spool's end unknown: drop the pack whole (this error
+                # fails the backup, so no snapshot refers to the blobs it held)
+                del self._builders[btype]
+                if b.spool is not None:
+                    b.spool.discard()
+                raise
             full = b.size >= self.pack_size
             if full:
                 del self._builders[btype]
@@ -268,12 +276,18 @@ class Repository:
 
     def _upload_pack(self, b: PackBuilder) -> None:
         """Finish a full pack and store it, on an upload thread: hashing the pack and writing
-        its parts run without the GIL, and the blob writer that filled it goes on at once."""
+        it run without the GIL, and the blob writer that filled it goes on at once."""
         try:
             pack_id, parts, blobs = b.finish_parts(self.key)
+            h = Handle(FileType.PACK, pack_id.hex())
             self._before_write()
-            self.backend.save_parts(Handle(FileType.PACK, pack_id.hex()), parts)
+            if b.spool is not None:
+                b.spool.store(h)
+            else:
+                self.backend.save_parts(h, parts)
         finally:
+            if b.spool is not None:
+                b.spool.discard()  # a no-op once stored
             parts = []
             self._pack_stored()
         self.index.add(blobs)
@@ -328,7 +342,11 @@ class Repository:
     def abandon_pending(self) -> None:
         """Drop blobs not yet in a pack (after Ctrl-C) and wait for packs already on their way."""
         with self._write_lock:
+            builders = list(self._builders.values())
             self._builders.clear()
+        for b in builders:
+            if b.spool is not None:
+                b.spool.discard()
         self.flush()
 
     # ---- reading blobs -------------------------------------------------------------------------
