@@ -47,10 +47,10 @@ class PackBuilder:
         return pack_id, b"".join(parts), blobs
 
     def finish_parts(self, key: Key) -> tuple[bytes, list[bytes | bytearray], list[PackedBlob]]:
-        """:meth:`finish` with the pack as its parts (to be written one after another), so it
-        is never copied into one buffer: that copy of 16 MiB held the GIL and was most of what
-        a backup's peak memory had above restic's. A spooled pack gets its header and length
-        written to the spool, and returns no parts."""
+        """:meth:`finish` with the pack as its parts (to be written one after another), hashed
+        part by part rather than joined (a join copies 16 MiB holding the GIL). A spooled pack
+        gets its header and length written to the spool, is hashed from it, and returns no
+        parts."""
         parts, self._parts = self._parts, []
         parts += self._tail(key)
         if self.spool is not None:

@@ -114,9 +114,9 @@ class Backend(ABC):
         """Store ``data`` under ``h`` atomically. Overwriting an existing file is allowed."""
 
     def save_parts(self, h: Handle, parts: Sequence[bytes | bytearray | memoryview]) -> None:
-        """:meth:`save` of the concatenation of ``parts`` (a pack: its sealed blobs, header and
-        length). A backend that can write the parts as they are overrides this, so the whole
-        file is never copied into one buffer."""
+        """:meth:`save` of the concatenation of ``parts`` (a pack held in memory: its sealed
+        blobs, header and length), joined here, on the upload thread that calls this, rather
+        than by the blob writer that filled the pack."""
         self.save(h, b"".join(parts))
 
     def spool(self) -> Spool | None:
