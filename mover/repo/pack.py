@@ -6,6 +6,7 @@ import hashlib
 import struct
 
 from mover.errors import IntegrityError
+from mover.repo.backend.base import Spool
 from mover.repo.blob import BlobType, PackedBlob
 from mover.repo.crypto import OVERHEAD, Key
 
@@ -16,27 +17,58 @@ TAIL_GUESS = 16 * 1024  # read this much from the end first: holds the header of
 
 
 class PackBuilder:
-    """Collects sealed blobs in memory and produces the finished pack bytes.
+    """Collects sealed blobs, in memory or written straight to a ``spool``, and produces the
+    finished pack.
 
     Not thread-safe; the repository serialises access per pack.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, spool: Spool | None = None) -> None:
         self._parts: list[bytes | bytearray] = []
         self._entries: list[tuple[BlobType, bytes, int, int, int]] = []
         self.size = 0
+        self.spool = spool
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def add(self, btype: BlobType, blob_id: bytes, sealed: bytes | bytearray, raw_length: int) -> None:
         """Append a sealed blob; ``raw_length`` > 0 marks it compressed."""
+        if self.spool is not None:
+            self.spool.write(sealed)
+        else:
+            self._parts.append(sealed)
         self._entries.append((btype, blob_id, self.size, len(sealed), raw_length))
-        self._parts.append(sealed)
         self.size += len(sealed)
 
     def finish(self, key: Key) -> tuple[bytes, bytes, list[PackedBlob]]:
         """Returns (pack id, pack bytes, blob entries for the index)."""
+        pack_id, parts, blobs = self.finish_parts(key)
+        return pack_id, b"".join(parts), blobs
+
+    def finish_parts(self, key: Key) -> tuple[bytes, list[bytes | bytearray], list[PackedBlob]]:
+        """:meth:`finish` with the pack as its parts (to be written one after another), hashed
+        part by part rather than joined (a join copies 16 MiB holding the GIL). A spooled pack
+        gets its header and length written to the spool, is hashed from it, and returns no
+        parts."""
+        parts, self._parts = self._parts, []
+        parts += self._tail(key)
+        if self.spool is not None:
+            for p in parts:
+                self.spool.write(p)
+            parts = []
+            pack_id = self.spool.digest()
+        else:
+            h = hashlib.sha256()
+            for p in parts:  # each update of 2 KiB or more runs without the GIL
+                h.update(p)
+            pack_id = h.digest()
+        blobs = [PackedBlob(btype, bid, pack_id, off, length, raw)
+                 for btype, bid, off, length, raw in self._entries]
+        return pack_id, parts, blobs
+
+    def _tail(self, key: Key) -> tuple[bytes, bytes]:
+        """The sealed header and its length, which end a pack."""
         header = bytearray()
         for btype, bid, _off, length, raw in self._entries:
             if raw:
@@ -44,13 +76,7 @@ class PackBuilder:
             else:
                 header += struct.pack("<BI", btype, length) + bid
         sealed_header = key.seal(bytes(header))
-        self._parts += (sealed_header, struct.pack("<I", len(sealed_header)))
-        data = b"".join(self._parts)  # one copy of the pack, not two
-        self._parts = []
-        pack_id = hashlib.sha256(data).digest()
-        blobs = [PackedBlob(btype, bid, pack_id, off, length, raw)
-                 for btype, bid, off, length, raw in self._entries]
-        return pack_id, data, blobs
+        return sealed_header, struct.pack("<I", len(sealed_header))
 
 
 def header_length(tail: bytes, pack_size: int, what: str) -> int:

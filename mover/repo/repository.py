@@ -239,8 +239,16 @@ class Repository:
         with self._write_lock:
             b = self._builders.get(btype)
             if b is None:
-                b = self._builders[btype] = PackBuilder()
-            b.add(btype, blob_id, sealed, raw_length)
+                b = self._builders[btype] = PackBuilder(self.backend.spool())
+            try:
+                b.add(btype, blob_id, sealed, raw_length)
+            except BaseException:
+                # a failed write leaves the spool's end unknown: drop the pack whole (this error
+                # fails the backup, so no snapshot refers to the blobs it held)
+                del self._builders[btype]
+                if b.spool is not None:
+                    b.spool.discard()
+                raise
             full = b.size >= self.pack_size
             if full:
                 del self._builders[btype]
@@ -251,14 +259,13 @@ class Repository:
     def _submit_pack(self, b: PackBuilder) -> None:
         with self._room:
             self._pending_packs += 1
+        if self._upload_pool is None:
+            self._upload_pool = ThreadPoolExecutor(4, thread_name_prefix="pack-upload")
         try:
-            pack_id, data, blobs = b.finish(self.key)
+            fut = self._upload_pool.submit(self._upload_pack, b)
         except BaseException:
             self._pack_stored()
             raise
-        if self._upload_pool is None:
-            self._upload_pool = ThreadPoolExecutor(4, thread_name_prefix="pack-upload")
-        fut = self._upload_pool.submit(self._upload_pack, pack_id, data, blobs)
         with self._write_lock:
             self._uploads.append(fut)
 
@@ -267,12 +274,21 @@ class Repository:
         if gate is not None:
             gate()
 
-    def _upload_pack(self, pack_id: bytes, data: bytes, blobs: list[PackedBlob]) -> None:
+    def _upload_pack(self, b: PackBuilder) -> None:
+        """Finish a full pack and store it, on an upload thread: hashing the pack and writing
+        it run without the GIL, and the blob writer that filled it goes on at once."""
         try:
+            pack_id, parts, blobs = b.finish_parts(self.key)
+            h = Handle(FileType.PACK, pack_id.hex())
             self._before_write()
-            self.backend.save(Handle(FileType.PACK, pack_id.hex()), data)
+            if b.spool is not None:
+                b.spool.store(h)
+            else:
+                self.backend.save_parts(h, parts)
         finally:
-            del data
+            if b.spool is not None:
+                b.spool.discard()  # a no-op once stored
+            parts = []
             self._pack_stored()
         self.index.add(blobs)
         with self._write_lock:
@@ -326,7 +342,11 @@ class Repository:
     def abandon_pending(self) -> None:
         """Drop blobs not yet in a pack (after Ctrl-C) and wait for packs already on their way."""
         with self._write_lock:
+            builders = list(self._builders.values())
             self._builders.clear()
+        for b in builders:
+            if b.spool is not None:
+                b.spool.discard()
         self.flush()
 
     # ---- reading blobs -------------------------------------------------------------------------

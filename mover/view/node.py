@@ -97,9 +97,10 @@ class Node:
         d: dict = {"name": gojson.go_quote(self.name), "type": self.type}
         if self.mode:
             d["mode"] = self.mode
-        d["mtime"] = gotime.format_ns(self.mtime)
-        d["atime"] = gotime.format_ns(self.atime)
-        d["ctime"] = gotime.format_ns(self.ctime)
+        # atime is mtime unless a backup asks for atimes, and ctime often is: format once
+        mtime = d["mtime"] = gotime.format_ns(self.mtime)
+        d["atime"] = mtime if self.atime == self.mtime else gotime.format_ns(self.atime)
+        d["ctime"] = mtime if self.ctime == self.mtime else gotime.format_ns(self.ctime)
         d["uid"] = self.uid
         d["gid"] = self.gid
         for key, val in (("user", self.user), ("group", self.group), ("inode", self.inode),

@@ -430,3 +430,29 @@ def test_a_block_device_is_one_file_of_its_bytes_read_whole_each_time(tmp_path: 
     assert (tmp_path / "out" / "disk").read_bytes() == data
     with pytest.raises(RepoError, match=f"^{tmp_path} is not a block device: back its volume up as a file system$"):
         Archiver(repo).backup_device(str(tmp_path), "disk", host="h")
+
+
+@pytest.mark.parametrize("stat_size, real_size", [(10, 3 * chunker.MIN_SIZE), (5000, 100), (0, 0), (7, 7)])
+def test_a_small_file_is_stored_as_read_when_it_changed_size_since_its_stat(
+    tmp_path: Path, stat_size: int, real_size: int
+) -> None:
+    """Small files are read in one call on the batch workers; one that grew past the stat's
+    size (here past the minimum chunk size) is cut like a big file instead, one that shrank is
+    stored as it now is, and the node's size says what was stored."""
+    Repository.init(LocalBackend(str(tmp_path / "repo")), TEST_PASSWORD)
+    repo = Repository.open(LocalBackend(str(tmp_path / "repo")), TEST_PASSWORD)
+    data = random.Random(real_size).randbytes(real_size)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    arch = Archiver(repo)
+    node = arch._node(str(path), "f", os.lstat(path))
+    node.size = stat_size  # as the walk saw it
+    got = arch._read_file(str(path), node, False, None)  # a batch worker's call
+    assert got is node and node.size == real_size
+    chunks, _ = chunker.chunk_buffer(data, True)  # one chunk for a small file, none for an empty one
+    assert node.content == [hashlib.sha256(c).digest() for c in chunks]
+    if real_size < chunker.MIN_SIZE:
+        assert len(chunks) == (1 if real_size else 0)
+    repo.flush()
+    assert b"".join(repo.load_blob(BlobType.DATA, b) for b in node.content or []) == data
+    assert arch.stats.bytes_read == real_size and arch.counters.files == 1

@@ -334,6 +334,74 @@ def test_pack_header_errors() -> None:
         parse_header(Key.random(), key.seal(struct.pack("<BI", 0, 40) + bytes(32)), b"p", "p")
 
 
+def _repo_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_spooled_packs_are_whole_and_leave_no_temp_files(tmp_path: Path) -> None:
+    """A local repository writes each pack into a temporary file as it fills; stored, every pack
+    is named by its content's hash and reads back, and neither a flush nor an abandoned backup
+    (Ctrl-C) leaves a temporary file behind."""
+    Repository.init(LocalBackend(str(tmp_path / "repo")), TEST_PASSWORD)
+    repo = Repository.open(LocalBackend(str(tmp_path / "repo")), TEST_PASSWORD)
+    repo.pack_size = 5 * 3000  # ~5 blobs a pack
+    blobs = [os.urandom(2500) for _ in range(23)]
+    ids = [repo.save_blob(BlobType.DATA, b)[0] for b in blobs]
+    repo.save_blob(BlobType.TREE, b'{"nodes":[]}\n')
+    repo.flush()
+    files = _repo_files(tmp_path / "repo")
+    assert not [f for f in files if "-tmp-" in f]
+    packs = [tmp_path / "repo" / f for f in files if f.startswith("data/")]
+    assert len(packs) >= 4  # three full data packs, the rest of the data, the tree
+    for p in packs:
+        assert hashlib.sha256(p.read_bytes()).hexdigest() == p.name
+        assert stat.S_IMODE(p.stat().st_mode) == 0o400
+    assert [repo.load_blob(BlobType.DATA, i) for i in ids] == blobs
+
+    repo.save_blob(BlobType.DATA, os.urandom(500))  # a pack begun, not full
+    assert [f for f in _repo_files(tmp_path / "repo") if "-tmp-" in f]
+    repo.abandon_pending()
+    assert _repo_files(tmp_path / "repo") == files
+
+
+def test_a_failed_pack_write_drops_the_pack_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails halfway leaves the spool's end unknown: the pack is dropped (the
+    backup fails with the error), never stored with its later blobs at the wrong offsets."""
+    from mover.errors import BackendError
+    from mover.repo.backend import local
+
+    Repository.init(LocalBackend(str(tmp_path / "repo")), TEST_PASSWORD)
+    repo = Repository.open(LocalBackend(str(tmp_path / "repo")), TEST_PASSWORD)
+    repo.pack_size = 5 * 3000
+    real_write = local.PackSpool.write
+    calls = 0
+
+    def flaky_write(self: local.PackSpool, data: bytes | bytearray | memoryview) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            real_write(self, memoryview(data)[:100])  # a short write, then the error
+            raise BackendError("cannot write: No space left on device")
+        real_write(self, data)
+
+    monkeypatch.setattr(local.PackSpool, "write", flaky_write)
+    blobs = [os.urandom(2000) for _ in range(8)]
+    saved = []
+    for b in blobs:
+        try:
+            saved.append(repo.save_blob(BlobType.DATA, b)[0])
+        except BackendError:
+            pass
+    repo.flush()
+    assert len(saved) == 7
+    assert not [f for f in _repo_files(tmp_path / "repo") if "-tmp-" in f]
+    # the two blobs before the failure went with their pack; every pack stored reads back whole
+    for b in blobs[3:]:
+        assert repo.load_blob(BlobType.DATA, hashlib.sha256(b).digest()) == b
+    for b in blobs[:3]:
+        assert not repo.index.has(BlobType.DATA, hashlib.sha256(b).digest())
+
+
 # ---- index files (§7) -------------------------------------------------------------------------
 
 P1, P2 = bytes.fromhex("11" * 32), bytes.fromhex("22" * 32)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from mover.errors import NotFound
 
@@ -59,6 +60,25 @@ class Layout(enum.Enum):
 _S3LEGACY_FOLDERS = {FileType.KEY: "key", FileType.SNAPSHOT: "snapshot", FileType.LOCK: "lock"}
 
 
+class Spool(Protocol):
+    """A file being written into the backend part by part (a pack while it fills): readers see
+    nothing of it until :meth:`store` gives it its name."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    def digest(self) -> bytes:
+        """SHA-256 of everything written so far."""
+        ...
+
+    def store(self, h: Handle) -> None:
+        """Make the file durable under ``h``, atomically; the spool is done with then."""
+        ...
+
+    def discard(self) -> None:
+        """Drop what was written (also after a failed :meth:`store`); safe to call twice."""
+        ...
+
+
 class Backend(ABC):
     """Where the files of one repository are stored."""
 
@@ -92,6 +112,17 @@ class Backend(ABC):
     @abstractmethod
     def save(self, h: Handle, data: bytes) -> None:
         """Store ``data`` under ``h`` atomically. Overwriting an existing file is allowed."""
+
+    def save_parts(self, h: Handle, parts: Sequence[bytes | bytearray | memoryview]) -> None:
+        """:meth:`save` of the concatenation of ``parts`` (a pack held in memory: its sealed
+        blobs, header and length), joined here, on the upload thread that calls this, rather
+        than by the blob writer that filled the pack."""
+        self.save(h, b"".join(parts))
+
+    def spool(self) -> Spool | None:
+        """A new file to write a pack into as it fills, or None when packs are better held in
+        memory and saved whole (an object store takes one upload per object)."""
+        return None
 
     @abstractmethod
     def load(self, h: Handle, offset: int = 0, length: int | None = None) -> bytes:

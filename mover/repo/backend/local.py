@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import secrets
@@ -52,6 +53,12 @@ class LocalBackend(Backend):
         except OSError as e:
             raise BackendError(f"cannot write {final}: {e.strerror}") from None
 
+    def spool(self) -> PackSpool:
+        # among the packs, under the `<name>-tmp-<random>` a killed save leaves, which no
+        # lister takes for a pack; renamed into the folder its id names when stored
+        where = self._p(Handle(FileType.PACK, secrets.token_hex(32)))
+        return PackSpool(self, f"{where}-tmp-{secrets.token_hex(8)}")
+
     def load(self, h: Handle, offset: int = 0, length: int | None = None) -> bytes:
         try:
             return read_range(self._p(h), offset, length)
@@ -93,31 +100,98 @@ class LocalBackend(Backend):
                     yield e.name, e.stat(follow_symlinks=False).st_size
 
 
+class PackSpool:
+    """A pack written into the repository's folder as its blobs come, as restic writes packs
+    to temporary files: a pack being filled, or waiting to be stored, holds no memory (three of
+    them in memory were most of a backup's peak RSS above restic's)."""
+
+    def __init__(self, backend: LocalBackend, tmp: str) -> None:
+        self._backend = backend
+        self._tmp = tmp
+        try:
+            self._fd = _create(tmp, os.O_RDWR)
+        except OSError as e:
+            raise BackendError(f"cannot write {tmp}: {e.strerror}") from None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            _write_all(self._fd, data)
+        except OSError as e:
+            raise BackendError(f"cannot write {self._tmp}: {e.strerror}") from None
+
+    def digest(self) -> bytes:
+        h = hashlib.sha256()
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        offset = 0
+        try:
+            while n := os.preadv(self._fd, [buf], offset):
+                h.update(view[:n])
+                offset += n
+        except OSError as e:
+            raise BackendError(f"cannot read back {self._tmp}: {e.strerror}") from None
+        return h.digest()
+
+    def store(self, h: Handle) -> None:
+        final = self._backend._p(h)
+        try:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+            os.chmod(self._tmp, 0o400)
+            try:
+                os.replace(self._tmp, final)
+            except FileNotFoundError:  # its folder was removed by hand
+                os.makedirs(os.path.dirname(final), mode=0o700, exist_ok=True)
+                os.replace(self._tmp, final)
+            _fsync_dir(os.path.dirname(final))
+        except OSError as e:
+            self.discard()
+            raise BackendError(f"cannot write {final}: {e.strerror}") from None
+
+    def discard(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        try:
+            os.unlink(self._tmp)
+        except OSError:
+            pass
+
+
+def _create(path: str, access: int) -> int:
+    """A new file (never an existing one); missing parent directories are created (e.g. a
+    data/xx folder removed by hand)."""
+    flags = access | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        return os.open(path, flags, 0o600)
+
+
+def _fsync_dir(d: str) -> None:
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
 def write_atomic(final: str, data: bytes, mode: int) -> None:
     """Write `final` so that readers see no file or all of it, durable once this returns;
     missing parent directories are created (e.g. a data/xx folder removed by hand)."""
     d = os.path.dirname(final)
     tmp = f"{final}-tmp-{secrets.token_hex(8)}"
     try:
+        fd = _create(tmp, os.O_WRONLY)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileNotFoundError:
-            os.makedirs(d, mode=0o700, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
+            _write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, final)
-        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        _fsync_dir(d)
         os.chmod(final, mode)
     except OSError:
         try:
@@ -125,6 +199,13 @@ def write_atomic(final: str, data: bytes, mode: int) -> None:
         except OSError:
             pass
         raise
+
+
+def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
 
 
 def _scandir(path: str) -> list[os.DirEntry]:
