@@ -55,7 +55,7 @@ class Prescan:
         # directory -> its entries' names, sorted, and their lstat (None: it failed here)
         self._listings: dict[str, tuple[list[str], list[os.stat_result | None]]] = {}
         self._limit = limit
-        self._stored = 0  # entries put in _listings (written by the scan thread only)
+        self._stored = 0  # entries put in _listings (by the scan threads, under _lock)
         self._taken = 0  # entries taken out again (written by the walk only)
         self._lock = threading.Lock()
         self._counters: Counters | None = None
@@ -110,47 +110,90 @@ class Prescan:
                     self._counters.scanning = False
 
     def _dir(self, path: str) -> None:
-        stack = [path]
-        listings, keep = self._listings, self._limit
-        while stack:
-            if self._stop.is_set():
-                return
-            d = stack.pop()
+        """List and stat the tree below ``path`` on SCAN_THREADS threads, depth first."""
+        work = _Work(path)
+        helpers = [threading.Thread(target=self._work, args=(work,), name="prescan", daemon=True)
+                   for _ in range(SCAN_THREADS - 1)]
+        for h in helpers:
+            h.start()
+        self._work(work)
+        for h in helpers:
+            h.join()
+
+    def _work(self, work: _Work) -> None:
+        cond = work.cond
+        while True:
+            with cond:
+                while not work.stack and work.busy:
+                    cond.wait()
+                if not work.stack or self._stop.is_set():
+                    cond.notify_all()
+                    return
+                d = work.stack.pop()
+                work.busy += 1
+            subdirs: list[str] = []
             try:
-                # entries are stat'ed relative to the directory's descriptor: the kernel then
-                # resolves one name per entry instead of the whole path
-                fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-            except OSError:
-                continue
-            try:
-                with os.scandir(fd) as it:
-                    found = sorted(it, key=_entry_name)
-                n = b = 0
-                subdirs = []
-                stats: list[os.stat_result | None] = []
-                prefix = d if d.endswith("/") else d + "/"  # os.path.join's result, for less
-                for e in found:
-                    try:
-                        s = e.stat(follow_symlinks=False)
-                    except OSError:
-                        stats.append(None)
-                        n += 1  # counted as os.walk would, size unknown
-                        continue
-                    stats.append(s)
-                    if st.S_ISDIR(s.st_mode):
-                        subdirs.append(prefix + e.name)
-                    elif not (st.S_ISLNK(s.st_mode) and e.is_dir()):  # os.walk's view of "a file"
-                        n += 1
-                        b += s.st_size
-            except OSError:
-                continue
+                subdirs = self._list(d)
             finally:
-                os.close(fd)
-            if self._stored - self._taken < keep:
-                listings[d] = ([e.name for e in found], stats)
+                with cond:
+                    work.stack.extend(reversed(subdirs))  # depth first, in name order
+                    work.busy -= 1
+                    cond.notify_all()
+
+    def _list(self, d: str) -> list[str]:
+        """Keep directory ``d``'s sorted names and their lstat; returns its subdirectories."""
+        try:
+            # entries are stat'ed relative to the directory's descriptor: the kernel then
+            # resolves one name per entry instead of the whole path
+            fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            return []
+        n = b = 0
+        subdirs = []
+        stats: list[os.stat_result | None] = []
+        try:
+            with os.scandir(fd) as it:
+                found = sorted(it, key=_entry_name)
+            prefix = d if d.endswith("/") else d + "/"  # os.path.join's result, for less
+            for e in found:
+                try:
+                    s = e.stat(follow_symlinks=False)
+                except OSError:
+                    stats.append(None)
+                    n += 1  # counted as os.walk would, size unknown
+                    continue
+                stats.append(s)
+                if st.S_ISDIR(s.st_mode):
+                    subdirs.append(prefix + e.name)
+                elif not (st.S_ISLNK(s.st_mode) and e.is_dir()):  # os.walk's view of "a file"
+                    n += 1
+                    b += s.st_size
+        except OSError:
+            return []
+        finally:
+            os.close(fd)
+        with self._lock:
+            if self._stored - self._taken < self._limit:
+                self._listings[d] = ([e.name for e in found], stats)
                 self._stored += len(found)
-            self._count(n, b)
-            stack.extend(reversed(subdirs))  # depth first, in name order, as the walk goes
+        self._count(n, b)
+        return subdirs
+
+
+# Threads listing and stat'ing ahead of the walk. With a cold cache every lstat waits for the
+# disk, and one thread waits for each in turn: several keep the disk busy (the bench's 20,000
+# files, cold: ~0.86 s on one thread, ~0.65 s on four), at the price of handing the GIL around
+# when everything is cached.
+SCAN_THREADS = 4
+
+
+class _Work:
+    """Directories still to list, shared by the scan threads."""
+
+    def __init__(self, root: str) -> None:
+        self.stack = [root]
+        self.busy = 0  # threads listing a directory, which may add more
+        self.cond = threading.Condition()
 
 
 def _entry_name(e: os.DirEntry) -> str:
