@@ -170,7 +170,7 @@ def run(prog: str, fn: Callable[[], int], *, fast_exit: bool = False) -> NoRetur
     ``fast_exit`` (a process's own command line, not a caller's ``main(argv)``): once the work
     is done and no other thread needs waiting for, the exit handlers run, the output is flushed
     and the process ends with ``os._exit``, skipping the interpreter's teardown (a collection and
-    a free of every object: a no-change backup's trees and index, ~50 ms of CPU)."""
+    a free of every object: ~35 of the ~45 ms of CPU a no-change backup spent exiting)."""
     try:
         code = fn()
     except RepoError as e:
@@ -188,8 +188,9 @@ def run(prog: str, fn: Callable[[], int], *, fast_exit: bool = False) -> NoRetur
     # the default handler back while it shuts down), which says less than the code we have.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.stdout.flush()
-    if fast_exit and not any(t is not threading.main_thread() and not t.daemon and t.is_alive()
-                             for t in threading.enumerate()):
+    if fast_exit and isinstance(code, int) and not any(
+            t is not threading.main_thread() and not t.daemon and t.is_alive()
+            for t in threading.enumerate()):
         atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
