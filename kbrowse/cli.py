@@ -329,6 +329,7 @@ def open_app(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> NoReturn:
     from kbrowse.bucket.options import add_options
 
+    fast_exit = argv is None  # the process's own command line (see cliargs.run)
     argv = sys.argv[1:] if argv is None else argv
     peek = cliargs.peek(argv, add_options)
     early = None
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         finally:
             view.close()
 
-    run(PROG, body)
+    run(PROG, body, fast_exit=fast_exit)
 
 
 if __name__ == "__main__":

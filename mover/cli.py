@@ -60,6 +60,7 @@ CLUSTER_COMMANDS = ("mover.deploy.installcmd", "mover.kube.servercmd", "mover.ku
 
 
 def main(argv: list[str] | None = None) -> None:
+    fast_exit = argv is None  # the process's own command line (see cliargs.run)
     argv = sys.argv[1:] if argv is None else argv
     peek = cliargs.peek(argv)
     # a repository command parses without the cluster commands; help lists them all
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.print_help()
         sys.exit(0)
     handler = getattr(args, "handler", None) or COMMANDS[args.command]
-    cliargs.run("mover", lambda: handler(args))
+    cliargs.run("mover", lambda: handler(args), fast_exit=fast_exit)
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ leaves only unreferenced packs behind.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import grp
 import hashlib
 import os
@@ -74,6 +75,7 @@ class _DirPlan:
 
 
 _TYPES = {ifmt: t for t, ifmt in NODE_IFMT.items()}
+_go_mode = functools.cache(go_mode_from_posix)  # a source has few distinct modes
 
 
 def _name_key(n: Node) -> bytes:
@@ -289,7 +291,9 @@ class Archiver:
                 pnode = self._parent_child(ptree, part)
                 existing = next((c for c in plan.children if isinstance(c, _DirPlan) and c.node.name == part), None)
                 if depth == len(parts) - 1:
-                    plan.children.append(self._plan_entry(path, part, pnode, fp, bp))
+                    target = self._lstat(path)
+                    if target is not None:
+                        plan.children.append(self._plan_entry(path, part, pnode, fp, bp, target))
                     break
                 if existing is None:
                     existing = _DirPlan(self._node(path, part, os.lstat(path)))
@@ -346,17 +350,15 @@ class Archiver:
             return None  # a damaged parent only costs us re-reading files
         return None
 
-    def _plan_entry(self, path: str, name: str, pnode: Node | None, fp, bp):
-        got = self._prescan.take(path) if self._prescan is not None else None
-        if got is not None:
-            s, xattrs = got
-        else:
-            xattrs = None
-            try:
-                s = os.lstat(path)
-            except OSError as e:
-                self._warn(f"cannot stat {path}: {e.strerror}")
-                return None
+    def _lstat(self, path: str) -> os.stat_result | None:
+        try:
+            return os.lstat(path)
+        except OSError as e:
+            self._warn(f"cannot stat {path}: {e.strerror}")
+            return None
+
+    def _plan_entry(self, path: str, name: str, pnode: Node | None, fp, bp, s: os.stat_result):
+        """One entry of a directory, ``s`` its lstat."""
         if pnode is not None and self._same_file(pnode, s) and \
                 self.repo.index.has_all(BlobType.DATA, pnode.content or ()):
             # the node this file would get is the parent's, field for field: keep that one, so
@@ -366,11 +368,11 @@ class Archiver:
             self.counters.done(files=1, nbytes=s.st_size)
             return pnode
         if st.S_ISDIR(s.st_mode):
-            plan = _DirPlan(self._node(path, name, s, pnode, xattrs))
+            plan = _DirPlan(self._node(path, name, s, pnode))
             self._plan_dir_entries(plan, path, pnode.subtree if pnode is not None and pnode.type == "dir" else None, fp, bp)
             self._walked(plan, fp, bp)
             return plan
-        node = self._node(path, name, s, pnode, xattrs)
+        node = self._node(path, name, s, pnode)
         if node.type != "file":
             self.counters.done(files=1)
             return node
@@ -419,8 +421,11 @@ class Archiver:
 
     def _plan_dir_entries(self, plan: _DirPlan, path: str, parent_tree: bytes | None, fp, bp) -> None:
         self.stats.dirs += 1  # only the walk counts these: no lock
-        names = self._prescan.take_listing(path) if self._prescan is not None else None
-        if names is None:
+        listing = self._prescan.take_listing(path) if self._prescan is not None else None
+        stats: list[os.stat_result | None] | None = None
+        if listing is not None:
+            names, stats = listing
+        else:
             try:
                 with os.scandir(path) as it:
                     names = sorted(e.name for e in it)
@@ -436,27 +441,47 @@ class Archiver:
             except RepoError:
                 parents = {}
         prefix = path if path.endswith("/") else path + "/"  # os.path.join's result, for less
-        for name in names:
-            if self.cancel.is_set():
+        children = plan.children
+        # Unchanged files keep their parent nodes (see _plan_entry); their blobs are looked up
+        # in the index once for the whole directory, and in the rare case one is missing, each
+        # of them goes the long way after all.
+        kept: list[tuple[int, Node, os.stat_result]] = []
+        same, cancel = self._same_file, self.cancel
+        for i, name in enumerate(names):
+            if cancel.is_set():
                 raise Cancelled("backup cancelled")
-            child = self._plan_entry(prefix + name, name, parents.get(name), fp, bp)
-            if child is not None:
-                plan.children.append(child)
+            child_path = prefix + name
+            s = stats[i] if stats is not None else None
+            if s is None and (s := self._lstat(child_path)) is None:
+                continue
+            pnode = parents.get(name)
+            if pnode is not None and same(pnode, s):
+                kept.append((len(children), pnode, s))
+                children.append(pnode)
+                continue
+            children.append(self._plan_entry(child_path, name, pnode, fp, bp, s))
+        if not kept:
+            return
+        if self.repo.index.has_all(BlobType.DATA, [b for _, n, _ in kept for b in n.content or ()]):
+            self.stats.files_unmodified += len(kept)  # only the walk counts these: no lock
+            self.counters.done(files=len(kept), nbytes=sum(s.st_size for _, _, s in kept))
+            return
+        for at, pnode, s in kept:
+            children[at] = self._plan_entry(prefix + pnode.name, pnode.name, pnode, fp, bp, s)
 
     def _same_file(self, pnode: Node, s: os.stat_result) -> bool:
         """Whether :meth:`_node` would make ``pnode`` again for a file with stat ``s``: same
         content by restic's rule, and every other field the stat, the owner names and the
         extended attributes (kept when ctime is, see _node) give."""
         names = self._names
-        return (file_unchanged(pnode, s) and pnode.mode == go_mode_from_posix(s.st_mode)
+        return (file_unchanged(pnode, s) and pnode.mode == _go_mode(s.st_mode)
                 and pnode.atime == (s.st_atime_ns if self.with_atime else s.st_mtime_ns)
                 and pnode.uid == s.st_uid and pnode.gid == s.st_gid
                 and pnode.device_id == s.st_dev and pnode.links == s.st_nlink
                 and pnode.user == names.user(s.st_uid) and pnode.group == names.group(s.st_gid)
                 and not (pnode.linktarget or pnode.device or pnode.subtree or pnode.error))
 
-    def _node(self, path: str, name: str, s: os.stat_result, pnode: Node | None = None,
-              xattrs: list[tuple[str, bytes]] | None = None) -> Node:
+    def _node(self, path: str, name: str, s: os.stat_result, pnode: Node | None = None) -> Node:
         # once per entry of the source: plain locals and positional arguments (see Node.from_json)
         mode, mtime, ctime, ino, dev = s.st_mode, s.st_mtime_ns, s.st_ctime_ns, s.st_ino, s.st_dev
         t = _TYPES.get(st.S_IFMT(mode), "irregular")
@@ -474,10 +499,10 @@ class Archiver:
             # setting or removing an extended attribute moves ctime: same inode, same ctime,
             # same attributes (the same trust restic puts in ctime for a file's content)
             xattrs = list(pnode.xattrs)
-        elif xattrs is None:
+        else:
             xattrs = read_xattrs(path)
         names = self._names
-        return Node(name, t, go_mode_from_posix(mode), mtime, s.st_atime_ns if self.with_atime else mtime,
+        return Node(name, t, _go_mode(mode), mtime, s.st_atime_ns if self.with_atime else mtime,
                     ctime, s.st_uid, s.st_gid, names.user(s.st_uid), names.group(s.st_gid), ino, dev,
                     size, links, target, xattrs, device, content)
 
@@ -613,7 +638,8 @@ class Archiver:
         while q and (self._unfinished_entries > MAX_UNFINISHED_ENTRIES or _stored(q[0])):
             head = q.popleft()
             self._unfinished_entries -= len(head.children)
-            if any(isinstance(c, _Small) and c.batch is self._batch for c in head.children):
+            batch = self._batch
+            if batch.items and any(c.__class__ is _Small and c.batch is batch for c in head.children):
                 self._submit_batch(fp, bp)  # about to wait for it
             self._finish(head)
 
@@ -622,7 +648,9 @@ class Archiver:
             return plan.tree
         nodes: list[Node] = []
         for c in plan.children:
-            if isinstance(c, _DirPlan):
+            if c.__class__ is Node:  # most often, and always in a no-change backup
+                nodes.append(c)
+            elif isinstance(c, _DirPlan):
                 c.node.subtree = self._finish(c)
                 nodes.append(c.node)
             elif isinstance(c, _Small):
@@ -639,8 +667,11 @@ class Archiver:
         old = plan.parent_nodes
         if old is not None and len(old) == len(nodes) and plan.parent_tree is not None:
             # equal nodes encode to equal bytes: the parent's tree is this tree (if it is still
-            # in the index; otherwise it is stored again below)
-            if sorted(nodes, key=_name_key) == old and self.repo.index.has(BlobType.TREE, plan.parent_tree):
+            # in the index; otherwise it is stored again below). The walk lists names in str
+            # order, which is the trees' byte order unless a name is not UTF-8: compare as they
+            # are first, kept nodes by identity.
+            if (nodes == old or sorted(nodes, key=_name_key) == old) \
+                    and self.repo.index.has(BlobType.TREE, plan.parent_tree):
                 plan.tree = plan.parent_tree
         if plan.tree is None:
             plan.tree = self.repo.save_tree(nodes)
@@ -686,6 +717,8 @@ class Archiver:
 def _stored(plan: _DirPlan) -> bool:
     """Whether every entry of a walked directory is stored (its tree can be saved now)."""
     for c in plan.children:
+        if c.__class__ is Node:
+            continue
         if isinstance(c, _DirPlan):
             if c.tree is None:
                 return False

@@ -14,10 +14,6 @@ class BlobType(enum.IntEnum):
     def json_name(self) -> str:
         return "data" if self is BlobType.DATA else "tree"
 
-    @classmethod
-    def from_json(cls, name: str) -> BlobType:
-        return {"data": cls.DATA, "tree": cls.TREE}[name]
-
 
 @dataclass(frozen=True, slots=True)
 class PackedBlob:

@@ -10,10 +10,12 @@ measures it).
 
 from __future__ import annotations
 
-import json
 import threading
 from array import array
 from collections.abc import Iterable, Iterator
+from typing import Literal
+
+import msgspec
 
 from mover.errors import IntegrityError
 from mover.golang import gojson
@@ -178,17 +180,11 @@ class Index:
         the index holds part of the file and must not be used.
         """
         try:
-            obj = json.loads(raw)
-            if isinstance(obj, list):  # legacy format: a bare list of packs
-                obj = {"packs": obj}
-            packs = []
-            for p in obj.get("packs") or []:
-                pid = bytes.fromhex(p["id"])
-                packs.append((pid, [(_TYPES[b["type"]], bytes.fromhex(b["id"]), int(b["offset"]),
-                                     int(b["length"]), int(b.get("uncompressed_length") or 0))
-                                    for b in p.get("blobs") or []]))
-            sup = [bytes.fromhex(s) for s in obj.get("supersedes") or []]
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            sup, stored = _decode(raw)
+            packs = [(bytes.fromhex(p.id), [(_TYPES[b.type], bytes.fromhex(b.id), b.offset, b.length,
+                                              b.uncompressed_length or 0) for b in p.blobs or ()])
+                     for p in stored]
+        except ValueError as e:  # msgspec's errors are ValueErrors, and so are fromhex's
             raise IntegrityError(f"{what}: not a valid index file ({e})") from None
         rows: tuple[list, list] = ([], [])
         with self._lock:
@@ -256,6 +252,38 @@ class Index:
 _TYPES = {"data": BlobType.DATA, "tree": BlobType.TREE}
 
 
+class _StoredBlob(msgspec.Struct, gc=False):
+    id: str
+    type: Literal["data", "tree"]
+    offset: int
+    length: int
+    uncompressed_length: int | None = None
+
+
+class _StoredPack(msgspec.Struct, gc=False):
+    id: str
+    blobs: list[_StoredBlob] | None = None
+
+
+class _StoredIndex(msgspec.Struct):
+    supersedes: list[str] | None = None
+    packs: list[_StoredPack] | None = None
+
+
+# An index file's schema, decoded in C into structs (every command loads the whole index: a
+# dict per blob from json.loads cost three times the decoding); unknown keys are skipped, as
+# restic skips them. A bare list of packs is the legacy format.
+_INDEX_DECODER = msgspec.json.Decoder(_StoredIndex | list[_StoredPack])
+
+
+def _decode(raw: bytes) -> tuple[list[bytes], list[_StoredPack]]:
+    """(superseded index ids, packs) of an index file; ValueError if it is not one."""
+    obj = _INDEX_DECODER.decode(raw)
+    if isinstance(obj, list):
+        return [], obj
+    return [bytes.fromhex(s) for s in obj.supersedes or ()], obj.packs or []
+
+
 def encode_index_file(packs: dict[bytes, list[PackedBlob]], supersedes: Iterable[bytes] = ()) -> bytes:
     obj: dict = {}
     sup = [s.hex() for s in supersedes]
@@ -278,17 +306,12 @@ def _blob_json(b: PackedBlob) -> dict:
 def decode_index_file(raw: bytes, what: str) -> tuple[list[bytes], list[PackedBlob]]:
     """Returns (superseded index ids, blobs). Accepts the legacy bare-array format too."""
     try:
-        obj = json.loads(raw)
-        if isinstance(obj, list):  # legacy format: a bare list of packs
-            obj = {"packs": obj}
+        sup, packs = _decode(raw)
         blobs: list[PackedBlob] = []
-        for p in obj.get("packs") or []:
-            pid = bytes.fromhex(p["id"])
-            for b in p.get("blobs") or []:
-                blobs.append(PackedBlob(BlobType.from_json(b["type"]), bytes.fromhex(b["id"]), pid,
-                                        int(b["offset"]), int(b["length"]),
-                                        int(b.get("uncompressed_length") or 0)))
-        sup = [bytes.fromhex(s) for s in obj.get("supersedes") or []]
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        for p in packs:
+            pid = bytes.fromhex(p.id)
+            blobs.extend(PackedBlob(_TYPES[b.type], bytes.fromhex(b.id), pid, b.offset, b.length,
+                                    b.uncompressed_length or 0) for b in p.blobs or ())
+    except ValueError as e:  # msgspec's errors are ValueErrors, and so are fromhex's
         raise IntegrityError(f"{what}: not a valid index file ({e})") from None
     return sup, blobs

@@ -14,12 +14,14 @@ damaged or hostile key cannot take the machine's memory.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import hashlib
 import threading
+from typing import TYPE_CHECKING
 
 from mover.errors import IntegrityError, RepoError
+
+if TYPE_CHECKING:
+    import ctypes
 
 MAX_MEMORY = 1 << 30  # 1 GiB: 16 times what restic's calibration aims at (60 MiB)
 _MARGIN = 1 << 20  # OpenSSL's own bookkeeping beside the scrypt arrays
@@ -55,6 +57,11 @@ _sodium_lock = threading.Lock()
 
 
 def _load_sodium() -> ctypes.CDLL | None:
+    # ctypes.util (subprocess, shutil: ~15 ms) only for keys OpenSSL cannot derive: every
+    # command imports this module before its key derivation starts
+    import ctypes
+    import ctypes.util
+
     global _sodium
     with _sodium_lock:
         if _sodium is None:
@@ -76,6 +83,8 @@ def _load_sodium() -> ctypes.CDLL | None:
 
 def _sodium_scrypt(password: bytes, salt: bytes, n: int, r: int, p: int, dklen: int,
                    what: str) -> bytes:
+    import ctypes
+
     lib = _load_sodium()
     if lib is None:
         raise RepoError(f"{what}: scrypt with N={n} r={r} is beyond what OpenSSL computes (it "

@@ -9,11 +9,13 @@ defaults, so whichever position the user picks fills the same attribute.
 from __future__ import annotations
 
 import argparse
+import atexit
 import getpass
 import json
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Collection
 from typing import NoReturn, Protocol, TypeVar
 
@@ -162,8 +164,13 @@ def err(prog: str, msg: str) -> None:
     sys.stderr.write(f"{prog}: {msg}\n")
 
 
-def run(prog: str, fn: Callable[[], int]) -> NoReturn:
-    """Run a command body: clear one-line errors and exit codes, never a traceback."""
+def run(prog: str, fn: Callable[[], int], *, fast_exit: bool = False) -> NoReturn:
+    """Run a command body: clear one-line errors and exit codes, never a traceback.
+
+    ``fast_exit`` (a process's own command line, not a caller's ``main(argv)``): once the work
+    is done and no other thread needs waiting for, the exit handlers run, the output is flushed
+    and the process ends with ``os._exit``, skipping the interpreter's teardown (a collection and
+    a free of every object: ~35 of the ~45 ms of CPU a no-change backup spent exiting)."""
     try:
         code = fn()
     except RepoError as e:
@@ -181,6 +188,13 @@ def run(prog: str, fn: Callable[[], int]) -> NoReturn:
     # the default handler back while it shuts down), which says less than the code we have.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.stdout.flush()
+    if fast_exit and isinstance(code, int) and not any(
+            t is not threading.main_thread() and not t.daemon and t.is_alive()
+            for t in threading.enumerate()):
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 

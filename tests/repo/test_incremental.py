@@ -18,6 +18,7 @@ import random
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,10 +27,12 @@ import pytest
 
 from mover.archiver import chunker
 from mover.archiver.pipeline import Archiver, find_parent
+from mover.archiver.prescan import Prescan
 from mover.errors import RepoError
 from mover.repo.backend import FileType
 from mover.repo.backend.local import LocalBackend
 from mover.repo.blob import BlobType
+from mover.repo.index import Index
 from mover.repo.repository import Repository
 from tests.support.mover_cli import TEST_PASSWORD, Mover, listing, read_proc_io
 from tests.support.restic_cli import Restic
@@ -456,3 +459,72 @@ def test_a_small_file_is_stored_as_read_when_it_changed_size_since_its_stat(
     repo.flush()
     assert b"".join(repo.load_blob(BlobType.DATA, b) for b in node.content or []) == data
     assert arch.stats.bytes_read == real_size and arch.counters.files == 1
+
+
+def test_prescanned_walk_reads_extended_attributes_only_where_ctime_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prescan hands the walk listings and lstat results only: the walk stats nothing
+    again, and reads a file's extended attributes itself when its ctime moved (an unchanged
+    file keeps its parent node's)."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    for i in range(4):
+        (src / f"f{i}").write_bytes(bytes([i]) * 100)
+    (src / "sub" / "g").write_bytes(b"g")
+    try:
+        os.setxattr(src / "f1", "user.note", b"one")
+    except OSError as e:
+        pytest.skip(f"no user extended attributes here: {e}")
+    backend = LocalBackend(str(tmp_path / "repo"))
+    Repository.init(backend, TEST_PASSWORD)
+    repo = Repository.open(backend, TEST_PASSWORD)
+
+    def backup(parent):
+        scan = Prescan([str(src)])
+        while not scan.done:
+            time.sleep(0.01)
+        stats = []
+        real = os.lstat
+        monkeypatch.setattr(os, "lstat", lambda p, *a, **k: stats.append(p) or real(p, *a, **k))
+        try:
+            res = Archiver(repo, prescan=scan).backup([str(src)], host="h", contents_at_root=True,
+                                                      parent=parent)
+        finally:
+            monkeypatch.setattr(os, "lstat", real)
+        assert set(stats) == {str(src)}  # the target only: every entry's lstat came from the prescan
+        return res
+
+    first = backup(None)
+    assert {n.name: n.xattrs for n in repo.load_tree(first.snapshot.tree)}["f1"] == [("user.note", b"one")]
+    os.setxattr(src / "f1", "user.note", b"two")  # moves f1's ctime, not its content
+    second = backup(first.snapshot)
+    assert second.stats.files_unmodified == 4 and second.stats.files_changed == 1
+    nodes = {n.name: n for n in repo.load_tree(second.snapshot.tree)}
+    assert nodes["f1"].xattrs == [("user.note", b"two")] and nodes["f2"].xattrs == []
+    third = backup(second.snapshot)
+    assert third.snapshot.tree == second.snapshot.tree and third.stats.files_unmodified == 5
+
+
+def test_an_unchanged_file_whose_blob_left_the_index_is_read_again(tmp_path: Path) -> None:
+    """A directory's unchanged files have their blobs looked up in the index together; when
+    one is missing, that file is read and stored again, and the others are still kept."""
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = random.Random(5)
+    for i in range(5):
+        (src / f"f{i}").write_bytes(rng.randbytes(2000 + i))
+    backend = LocalBackend(str(tmp_path / "repo"))
+    Repository.init(backend, TEST_PASSWORD)
+    repo = Repository.open(backend, TEST_PASSWORD)
+    first = Archiver(repo).backup([str(src)], host="h", contents_at_root=True)
+    lost = {n.name: n for n in repo.load_tree(first.snapshot.tree)}["f3"].content
+    assert lost is not None and len(lost) == 1
+    partial = Index()
+    partial.add(pb for pb in repo.index if pb.id != lost[0])
+    repo.use_index(partial)
+    second = Archiver(repo).backup([str(src)], host="h", contents_at_root=True, parent=first.snapshot)
+    assert second.stats.files_unmodified == 4 and second.stats.files_changed == 1
+    assert second.stats.bytes_read == 2003 and second.stats.data_blobs_added == 1
+    assert second.snapshot.tree == first.snapshot.tree
+    assert repo.index.has(BlobType.DATA, lost[0])

@@ -135,5 +135,8 @@ def listing(repo: StrPath) -> dict[str, int]:
     for dirpath, _dirs, files in os.walk(root):
         for f in files:
             p = os.path.join(dirpath, f)
-            out[os.path.relpath(p, root)] = os.lstat(p).st_size
+            try:
+                out[os.path.relpath(p, root)] = os.lstat(p).st_size
+            except FileNotFoundError:  # a live writer's temporary file, renamed meanwhile
+                continue
     return out
