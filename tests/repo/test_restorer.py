@@ -366,3 +366,68 @@ def test_owner_and_mode_exact_whatever_the_umask_and_a_setgid_dest(repo: Reposit
     assert meta(plain / "mine") == meta(plain / "d" / "inner") == (0o664, 0, 0)
     assert meta(plain / "theirs") == (0o640, 4321, 4322)
     assert sorted(calls) == ["chmod", "chmod", "chown", "chown"]  # "theirs" and "d" only
+
+
+def _small_files_snapshot(repo: Repository, n: int = 12) -> tuple[Snapshot, dict[str, bytes]]:
+    files = {f"f{i:02d}": os.urandom(100 + i) for i in range(n)}
+    files["big"] = os.urandom(3 * BLOB + 5)  # several blobs: restored by the parent's threads
+    return make_snapshot(repo, [(k, v) for k, v in files.items()]), files
+
+
+def test_one_blob_files_restored_by_child_processes(repo: Repository, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from mover import restorer
+
+    monkeypatch.setattr(restorer, "FORK_FILES", 1)
+    forks = []
+    fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or fork())
+    snap, files = _small_files_snapshot(repo)
+    bad = repo.lookup(BlobType.DATA, node_at(repo, snap, "/f05").content[0])
+    _flip(_pack_path(repo, bad.pack), bad.offset + bad.length // 2)
+    counters = Counters()
+    res = restore(repo, root_node(repo, snap), str(tmp_path / "out"), counters)
+    assert forks
+    assert len(res.errors) == 1 and "f05" in res.errors[0] and "MAC check failed" in res.errors[0]
+    assert sorted(os.listdir(tmp_path / "out")) == sorted(set(files) - {"f05"})
+    for name, data in files.items():
+        if name != "f05":
+            assert (tmp_path / "out" / name).read_bytes() == data
+            st = os.lstat(tmp_path / "out" / name)
+            assert (stat.S_IMODE(st.st_mode), st.st_mtime_ns) == (0o640, os.lstat(tmp_path / "out" / "f00").st_mtime_ns
+                                                                 + (int(name[1:]) if name != "big" else len(files) - 1) * 1_000_000_007)
+    good = sum(len(v) for k, v in files.items() if k != "f05")
+    assert (res.files, res.bytes) == (len(files) - 1, good)
+    assert (counters.files, counters.errors) == (len(files) - 1, 1)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # every child reaped
+
+
+def test_a_child_that_dies_fails_its_files_and_cancel_stops_children(repo: Repository, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from mover import restorer
+
+    monkeypatch.setattr(restorer, "FORK_FILES", 1)
+    snap, files = _small_files_snapshot(repo)
+    write = restorer._Restorer._write_direct
+
+    def dying(self: restorer._Restorer, e: restorer._Entry, *a: object) -> None:
+        if e.name == "f03":
+            os._exit(3)
+        write(self, e, *a)
+
+    monkeypatch.setattr(restorer._Restorer, "_write_direct", dying)
+    res = restore(repo, root_node(repo, snap), str(tmp_path / "out"))
+    small = [k for k in files if k != "big"]
+    assert len(res.errors) == len(small)
+    assert all("ended early (exit status 3); file not restored" in e for e in res.errors)
+    assert os.listdir(tmp_path / "out") == ["big"]  # nothing of the child's is left half-done
+
+    monkeypatch.setattr(restorer._Restorer, "_write_direct", write)
+    cancel = threading.Event()
+    create = restorer._Restorer._create
+    monkeypatch.setattr(restorer._Restorer, "_create", lambda self, *a: create(self, *a) or cancel.set())
+    res = restore(repo, root_node(repo, snap), str(tmp_path / "again"), cancel=cancel)
+    assert res.cancelled and not res.ok
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
