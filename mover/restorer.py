@@ -339,10 +339,10 @@ class _Restorer:
             root_fd = os.open(root.name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as ex:
             raise RepoError(f"cannot open {go_quote(root.name)}: {ex.strerror}") from None
-        # the plan allocates a few objects per file, none in a cycle: collections set off by
-        # them would scan every node planned so far, again and again
         try:
             root.plain = not os.fstat(root_fd).st_mode & stat.S_ISGID
+            # the plan allocates a few objects per file, none in a cycle: collections set off
+            # by them would scan every node planned so far, again and again
             with _collector_paused():
                 for window in self._plan(root):
                     self._create(window, root, root_fd)
