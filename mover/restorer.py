@@ -852,14 +852,14 @@ class _PipeCounters(Counters):
 
 
 class _Forked:
-    """Child processes for the packs of one-blob files.
+    """Child processes for the blobs of one-blob files.
 
     Such a file's work -- decoding a small blob, creating the file, writing it, setting its
     metadata -- is Python holding the GIL between short system calls, so threads take turns at
     it on one core (and, on a loaded machine, wait for each other's time slices at every turn).
     Forked once a window is planned, each child has the plan as it stands and restores its
-    share of these packs on an interpreter of its own, telling the parent through a pipe what
-    it must know: errors, warnings, progress, packs finished. Every use of these packs is a
+    share of these blobs on an interpreter of its own, telling the parent through a pipe what
+    it must know: errors, warnings, progress, packs finished. Every use of these blobs is a
     one-blob file, so no file's state is split between processes. Only for local repositories:
     a remote one's connections must not be shared with a child.
     """
@@ -886,9 +886,17 @@ class _Forked:
             return None
         small.clear()
         small.extend(rest)
+        # each pack's blobs are dealt out in runs by offset, so every child has work even
+        # when a window's tiny files fill a single pack
+        shares: list[list[tuple[bytes, dict]]] = [[] for _ in range(PROCESSES)]
+        for pack, blobs in mine:
+            items = sorted(blobs.items(), key=lambda it: it[1][0].offset)
+            for i, share in enumerate(shares):
+                part = items[i * len(items) // PROCESSES:(i + 1) * len(items) // PROCESSES]
+                if part:
+                    share.append((pack, dict(part)))
         forked = cls(r)
-        for i in range(PROCESSES):
-            share = mine[i::PROCESSES]
+        for share in shares:
             if share and not forked._spawn(share, root, root_fd):
                 small.extend(share)  # no process to be had: the threads do these too
         return forked

@@ -418,10 +418,13 @@ def test_a_child_that_dies_fails_its_files_and_cancel_stops_children(repo: Repos
 
     monkeypatch.setattr(restorer._Restorer, "_write_direct", dying)
     res = restore(repo, root_node(repo, snap), str(tmp_path / "out"))
-    small = [k for k in files if k != "big"]
-    assert len(res.errors) == len(small)
     assert all("ended early (exit status 3); file not restored" in e for e in res.errors)
-    assert os.listdir(tmp_path / "out") == ["big"]  # nothing of the child's is left half-done
+    failed = {e.split(": ")[0].rsplit("/", 1)[1] for e in res.errors}
+    assert "f03" in failed and "big" not in failed
+    assert res.files == len(files) - len(failed)  # the other child's files are restored
+    left = set(os.listdir(tmp_path / "out"))
+    assert left == set(files) - failed  # nothing of the dead child's is left half-done
+    assert all((tmp_path / "out" / k).read_bytes() == files[k] for k in left)
 
     monkeypatch.setattr(restorer._Restorer, "_write_direct", write)
     cancel = threading.Event()
