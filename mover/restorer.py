@@ -29,14 +29,11 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import stat
 import threading
-import time
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from multiprocessing.connection import Connection
 from typing import Protocol
 
 from mover.errors import NotFound, RepoError
@@ -59,8 +56,6 @@ OPEN_FILES = 16  # file descriptors cached per pack job
 # blobs' places) is only held for one window (~1 KiB a file: ~25 MiB for 25,000 one-blob files)
 WINDOW = 50_000
 TREES_AT_ONCE = 64  # directories whose trees are loaded together
-PROCESSES = 2  # child processes for the packs of one-blob files (see _Forked)
-FORK_FILES = 2000  # one-blob files in a window that are worth forking for
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: should something swap a FIFO in, open() fails instead of hanging
@@ -564,8 +559,7 @@ class _Restorer:
         """Run the pack jobs on ``workers`` threads, half of them preferring packs of small
         blobs and half packs of big ones. A small blob's work (creating its file, metadata) is
         mostly Python holding the GIL; a big blob's is decryption, decompression, hashing and
-        writing without it; running one kind beside the other keeps both cores busy. Packs of
-        one-blob files go to child processes instead when there are many (see _Forked)."""
+        writing without it; running one kind beside the other keeps both cores busy."""
         jobs, self._packs = self._packs, {}
         if not jobs:
             return
@@ -574,7 +568,6 @@ class _Restorer:
             plain = sum(pb.plain_length for pb, _ in blobs.values())
             queues[0 if plain < len(blobs) * SMALL_BLOB else 1].append((pack, blobs))
         del jobs
-        forked = _Forked.start(self, queues[0], root, root_fd)
         lock = threading.Lock()
         failure: list[BaseException] = []
 
@@ -599,12 +592,8 @@ class _Restorer:
         try:
             for t in threads:
                 t.join()
-            if forked is not None:
-                forked.wait()
         except BaseException:
             self.cancel.set()  # KeyboardInterrupt: workers stop at their next blob
-            if forked is not None:
-                forked.kill()
             for t in threads:
                 t.join()
             raise
@@ -827,190 +816,3 @@ class _Restorer:
             os.utime(target, ns=(n.atime, n.mtime), dir_fd=dir_fd, follow_symlinks=follow)
         except (OSError, OverflowError) as ex:
             self._error(None, f"{c.path()}: cannot set times: {getattr(ex, 'strerror', ex)}")
-
-
-class _PipeCounters(Counters):
-    """A child process's counters: its progress goes to the parent, a message at most every
-    tenth of a second."""
-
-    def __init__(self, conn: Connection) -> None:
-        super().__init__()
-        self.conn = conn
-        self.last = time.monotonic()
-
-    def done(self, files: int = 0, nbytes: int = 0) -> None:
-        self.files += files
-        self.bytes += nbytes
-        if time.monotonic() - self.last >= 0.1:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.files or self.bytes:
-            self.conn.send(("p", self.files, self.bytes))
-            self.files = self.bytes = 0
-        self.last = time.monotonic()
-
-
-class _Forked:
-    """Child processes for the blobs of one-blob files.
-
-    Such a file's work -- decoding a small blob, creating the file, writing it, setting its
-    metadata -- is Python holding the GIL between short system calls, so threads take turns at
-    it on one core (and, on a loaded machine, wait for each other's time slices at every turn).
-    Forked once a window is planned, each child has the plan as it stands and restores its
-    share of these blobs on an interpreter of its own, telling the parent through a pipe what
-    it must know: errors, warnings, progress, packs finished. Every use of these blobs is a
-    one-blob file, so no file's state is split between processes. Only for local repositories:
-    a remote one's connections must not be shared with a child.
-    """
-
-    def __init__(self, r: _Restorer) -> None:
-        self.r = r
-        self.children: list[tuple[int, threading.Thread, list[tuple[bytes, dict]], set[bytes]]] = []
-        self._entries: dict[int, _Entry] | None = None
-
-    @classmethod
-    def start(cls, r: _Restorer, small: deque, root: _Entry, root_fd: int) -> _Forked | None:
-        """Take the blobs of one-blob files out of the packs in ``small`` and start children
-        on them, when there are enough of them to be worth it."""
-        if PROCESSES < 1 or not hasattr(os, "fork") or not r.src.is_local():
-            return None
-        mine, rest = [], []
-        for pack, blobs in small:
-            direct = {b: it for b, it in blobs.items() if all(e.direct for e, _ in it[1])}
-            if direct:
-                mine.append((pack, direct))
-            if len(direct) < len(blobs):  # the rest of the pack stays with the threads
-                rest.append((pack, {b: it for b, it in blobs.items() if b not in direct}))
-        if sum(len(uses) for _, blobs in mine for _, uses in blobs.values()) < FORK_FILES:
-            return None
-        small.clear()
-        small.extend(rest)
-        # each pack's blobs are dealt out in runs by offset, so every child has work even
-        # when a window's tiny files fill a single pack
-        shares: list[list[tuple[bytes, dict]]] = [[] for _ in range(PROCESSES)]
-        for pack, blobs in mine:
-            items = sorted(blobs.items(), key=lambda it: it[1][0].offset)
-            for i, share in enumerate(shares):
-                part = items[i * len(items) // PROCESSES:(i + 1) * len(items) // PROCESSES]
-                if part:
-                    share.append((pack, dict(part)))
-        forked = cls(r)
-        for share in shares:
-            if share and not forked._spawn(share, root, root_fd):
-                small.extend(share)  # no process to be had: the threads do these too
-        return forked
-
-    def _spawn(self, share: list[tuple[bytes, dict]], root: _Entry, root_fd: int) -> bool:
-        rfd, wfd = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(rfd)
-            os.close(wfd)
-            return False
-        if pid == 0:
-            code = 1
-            try:
-                os.close(rfd)
-                self._child(share, root, root_fd, Connection(wfd, readable=False))
-                code = 0
-            finally:
-                os._exit(code)  # never the parent's clean-up: its threads, files and buffers
-        os.close(wfd)
-        finished: set[bytes] = set()
-        t = threading.Thread(target=self._read, args=(Connection(rfd, writable=False), finished),
-                             name="restore-child", daemon=True)
-        t.start()
-        self.children.append((pid, t, share, finished))
-        return True
-
-    def _child(self, share: list[tuple[bytes, dict]], root: _Entry, root_fd: int,
-               conn: Connection) -> None:
-        r = self.r
-        r._lock = threading.Lock()  # whatever held the parent's held it in the parent only
-
-        def error(e: _Entry | None, msg: str) -> None:
-            if e is None:
-                conn.send(("g", msg))
-            elif e.ok:
-                e.ok = False
-                conn.send(("e", id(e), msg))  # the parent's entry lives at the same address
-
-        counters = _PipeCounters(conn)
-        r.counters = counters
-        r._error = error  # type: ignore[method-assign]
-        r._warn = lambda msg: conn.send(("w", msg))  # type: ignore[method-assign]
-        try:
-            for pack, blobs in share:
-                r._fill_pack(pack, blobs, _Dirs(root, root_fd))
-                counters.flush()
-                conn.send(("k", pack))
-        except Exception as ex:  # a bug: said once, and its files are reported as not restored
-            conn.send(("g", f"a restore process failed: {ex!r}"))
-            raise
-        conn.close()
-
-    def _read(self, conn: Connection, finished: set[bytes]) -> None:
-        r = self.r
-        try:
-            while True:
-                try:
-                    msg = conn.recv()
-                except EOFError:
-                    return
-                kind = msg[0]
-                if kind == "p":
-                    r.counters.done(files=msg[1], nbytes=msg[2])
-                elif kind == "e":
-                    r._error(self._entry(msg[1]), msg[2])
-                elif kind == "g":
-                    r._error(None, msg[1])
-                elif kind == "w":
-                    r._warn(msg[1])
-                elif kind == "k":
-                    finished.add(msg[1])
-        finally:
-            conn.close()
-
-    def _entry(self, address: int) -> _Entry:
-        if self._entries is None:  # only on a child's first error
-            self._entries = {id(e): e for _, _, share, _ in self.children for _, blobs in share
-                             for _, uses in blobs.values() for e, _ in uses}
-        return self._entries[address]
-
-    def wait(self) -> None:
-        """Wait for every child (stopping them on cancel); its finished files are then done,
-        the others of an early end failed."""
-        for pid, t, share, finished in self.children:
-            while t.is_alive():
-                t.join(0.1)
-                if self.r.cancel.is_set():
-                    self.kill()
-                    return
-            status = os.waitpid(pid, 0)[1]
-            for pack, blobs in share:
-                for _, uses in blobs.values():
-                    for e, _ in uses:
-                        if not e.ok:
-                            continue
-                        if pack in finished:
-                            e.pending, e.done = 0, True
-                        elif not self.r.cancel.is_set():
-                            self.r._error(e, f"{e.path()}: the restore process writing it ended early "
-                                             f"({_exit_text(status)}); file not restored")
-        self.children = []
-
-    def kill(self) -> None:
-        """Stop the children now (cancel, KeyboardInterrupt) and reap them."""
-        for pid, t, _, _ in self.children:
-            os.kill(pid, signal.SIGKILL)  # not reaped yet, so the pid is still this child's
-            t.join()
-            os.waitpid(pid, 0)
-        self.children = []
-
-
-def _exit_text(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {os.WTERMSIG(status)}"
-    return f"exit status {os.waitstatus_to_exitcode(status)}"
