@@ -1,16 +1,21 @@
 """Restore a snapshot, or one file or folder of it, into a local directory.
 
-Four passes, so all the work is known before a byte moves:
+The trees are walked breadth-first in windows of about WINDOW files and blobs, so memory stays
+bounded however many files the snapshot holds; each window goes through three passes, so all
+its work is known before a byte moves:
 
-1. plan: walk the trees below the node (a level at a time, trees loaded in parallel), check every
-   name, look up every data blob and group the blobs by pack; totals go to the counters;
-2. skeleton: directories, files already sized to their length (so what is never written stays
-   a hole), symlinks, FIFOs, devices, hard links;
+1. plan: load the trees of the next directories (in parallel), check every name, look up every
+   data blob and group the blobs by pack; totals go to the counters;
+2. skeleton: directories, multi-blob files already sized to their length (so what is never
+   written stays a hole), symlinks, FIFOs, devices, hard links;
 3. data: one job per pack reads the span holding the needed blobs with one ranged load (a few
    when they lie far apart), verifies each blob once and ``pwrite``s it everywhere it belongs;
-   all-zero blobs are not written, so holes stay holes;
-4. metadata: owner, mode, xattrs and times, deepest directories first and each directory after
-   its children, since creating or removing a child changes a directory's mtime.
+   all-zero blobs are not written, so holes stay holes; a one-blob file is created, written
+   and given its metadata here through one descriptor;
+
+then the metadata of the window's other files: owner, mode, xattrs and times. Directories get
+theirs after the last window, deepest first and each after its children, since creating or
+removing a child changes a directory's mtime.
 
 Nothing is ever written outside ``dest``: a name that is empty, ``.``, ``..`` or holds ``/`` or
 NUL is refused, and every operation is relative to a directory descriptor that was itself opened
@@ -27,6 +32,7 @@ import os
 import stat
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -37,6 +43,7 @@ from mover.repo.backend import FileType, Handle
 from mover.repo.backend.local import LocalBackend
 from mover.repo.blob import BlobType, PackedBlob
 from mover.repo.repository import Repository
+from mover.repo.tree import _collector_paused
 from mover.view.node import NODE_IFMT, Node, posix_perm_from_go
 from mover.view.protocol import RestoreResult
 
@@ -45,6 +52,10 @@ MAX_SPAN = 32 << 20  # bound on one read, hence on the memory each worker holds
 SMALL_BLOB = 256 << 10  # packs whose blobs average less are "small-file" packs (see _fill)
 OPEN_DIRS = 64  # directory descriptors cached per thread
 OPEN_FILES = 16  # file descriptors cached per pack job
+# files and blobs planned per window: what the restore holds per file (its node, its entry, its
+# blobs' places) is only held for one window (~1 KiB a file: ~25 MiB for 25,000 one-blob files)
+WINDOW = 50_000
+TREES_AT_ONCE = 64  # directories whose trees are loaded together
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: should something swap a FIFO in, open() fails instead of hanging
@@ -131,7 +142,7 @@ class _Entry:
     """One node of the restore and its place under ``dest`` (the root's name is the dest path)."""
 
     __slots__ = ("node", "name", "parent", "children", "ok", "done", "link_to", "pending", "size",
-                 "direct", "fresh")
+                 "direct", "fresh", "plain")
 
     def __init__(self, node: Node, name: str, parent: _Entry | None) -> None:
         self.node = node
@@ -147,6 +158,10 @@ class _Entry:
         # metadata in one go when its blob is decoded (one open instead of three)
         self.direct = False
         self.fresh = False  # a directory this restore created: nothing can be in the way in it
+        # a directory whose new entries get the restoring process's owner and group: made by
+        # this restore inside such a directory (mkdir passes a setgid bit, and with it the group,
+        # down to new directories); the root is one unless it has a setgid bit
+        self.plain = False
 
     @property
     def up(self) -> _Entry:
@@ -236,6 +251,19 @@ class _Files:
         self.dirs.close()
 
 
+def _umask() -> int | None:
+    """The process's umask, read without changing it (``os.umask`` can only swap it, and other
+    threads may create files meanwhile); None where /proc does not tell (Linux < 4.7)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _is_zero(data: bytes) -> bool:
     # memcmp against calloc'd zeros: C speed, and stops at the first non-zero byte
     return data[:1] == b"\0" and data == bytes(len(data))
@@ -266,10 +294,17 @@ class _Restorer:
         self.result = RestoreResult()
         self._lock = threading.Lock()
         self._dirs: list[_Entry] = []  # breadth-first: parents before children
-        # pack -> blob -> (location, [(file, offset)]): a blob used many times is read once
+        # pack -> blob -> (location, [(file, offset)]) of the window: a blob used many times in
+        # it is read once
         self._packs: dict[bytes, dict[bytes, tuple[PackedBlob, list[tuple[_Entry, int]]]]] = {}
+        self._planned = 0  # files and blobs in the window
+        # the first name of each multiply linked inode: kept across windows (links are rare)
         self._inodes: dict[tuple[int, int], _Entry] = {}
         self._root_meta = False
+        # what a new file gets without being told: the owner, group and the permission bits
+        # the umask lets through (None: unknown, so always set)
+        self._owner = (os.geteuid(), os.getegid())
+        self._umask = _umask()
 
     # ---- reporting -----------------------------------------------------------------------
 
@@ -300,10 +335,15 @@ class _Restorer:
         except OSError as ex:
             raise RepoError(f"cannot open {go_quote(root.name)}: {ex.strerror}") from None
         try:
-            self._plan(root)
-            self._create(root, root_fd)
-            self._fill(root, root_fd)
-            self._finish(root, root_fd)
+            root.plain = not os.fstat(root_fd).st_mode & stat.S_ISGID
+            # the plan allocates a few objects per file, none in a cycle: collections set off
+            # by them would scan every node planned so far, again and again
+            with _collector_paused():
+                for window in self._plan(root):
+                    self._create(window, root, root_fd)
+                    self._fill(root, root_fd)
+                    self._finish_files(window, root, root_fd)
+                self._finish_dirs(root, root_fd)
         except _Cancelled:
             self.result.cancelled = True
         except BaseException:
@@ -312,7 +352,6 @@ class _Restorer:
         finally:
             os.close(root_fd)
             self.counters.scanning = False
-        self._tally()
         return self.result
 
     def _root(self, node: Node, dest: str) -> _Entry:
@@ -339,37 +378,35 @@ class _Restorer:
             root.children.append(_Entry(node, name, root))
         return root
 
-    def _tally(self) -> None:
-        res = self.result
-        for d in self._dirs:
-            if d.ok and d.done:
-                res.dirs += 1
-            for c in d.children or []:
-                if c.ok and c.done and c.node.type != "dir":
-                    res.files += 1
-                    if c.link_to is None:
-                        res.bytes += c.size
-
     # ---- 1. plan -------------------------------------------------------------------------
 
-    def _plan(self, root: _Entry) -> None:
+    def _plan(self, root: _Entry) -> Iterator[list[_Entry]]:
+        """Windows of directories whose children are planned (breadth-first, so a directory
+        is always created in an earlier window than its children or in the same one)."""
         self._dirs.append(root)
         if root.children is not None:  # a single file
             for c in root.children:
                 self._plan_leaf(c)
             self.counters.scanning = False
+            yield [root]
             return
-        level = [root]
+        todo = deque([root])
+        window: list[_Entry] = []
         with ThreadPoolExecutor(self.workers, thread_name_prefix="restore-plan") as pool:
-            while level:
+            while todo:
                 self._check_cancel()
-                nxt: list[_Entry] = []
-                for d, nodes in zip(level, pool.map(self._load_tree, level), strict=True):
+                batch = [todo.popleft() for _ in range(min(len(todo), TREES_AT_ONCE))]
+                for d, nodes in zip(batch, pool.map(self._load_tree, batch), strict=True):
                     if nodes is not None:
-                        nxt += self._add_children(d, nodes)
-                self._dirs += nxt
-                level = nxt
+                        subdirs = self._add_children(d, nodes)
+                        self._dirs += subdirs
+                        todo += subdirs
+                        window.append(d)
+                if self._planned >= WINDOW and todo:
+                    yield window
+                    window, self._planned = [], 0
         self.counters.scanning = False
+        yield window
 
     def _load_tree(self, d: _Entry) -> list[Node] | None:
         if d.node.subtree is None:
@@ -397,6 +434,7 @@ class _Restorer:
                 subdirs.append(c)
             else:
                 self._plan_leaf(c)
+        self._planned += len(d.children)
         return subdirs
 
     def _plan_leaf(self, c: _Entry) -> None:
@@ -422,6 +460,7 @@ class _Restorer:
             self._packs.setdefault(pb.pack, {}).setdefault(pb.id, (pb, []))[1].append((c, offset))
             offset += pb.plain_length
         c.size, c.pending = offset, len(blobs)
+        self._planned += len(blobs)
         c.direct = len(blobs) == 1  # a hard link to it, found later, turns this off
         if offset != n.size:
             self._warn(f"{c.path()}: the snapshot records {n.size} bytes but the content has "
@@ -430,10 +469,10 @@ class _Restorer:
 
     # ---- 2. skeleton ---------------------------------------------------------------------
 
-    def _create(self, root: _Entry, root_fd: int) -> None:
+    def _create(self, window: list[_Entry], root: _Entry, root_fd: int) -> None:
         dirs = _Dirs(root, root_fd)
         try:
-            for d in self._dirs:
+            for d in window:
                 self._check_cancel()
                 if d.parent is not None and not d.parent.ok:
                     d.ok = False  # its parent could not be made; the error is already reported
@@ -464,6 +503,7 @@ class _Restorer:
                     os.unlink(name, dir_fd=fd)
                     os.mkdir(name, 0o700, dir_fd=fd)
                     c.fresh = True
+            c.plain = c.fresh and c.up.plain
             c.done = True
             return
         # A file is replaced, not truncated: the old one may be a hard link to something else.
@@ -613,9 +653,18 @@ class _Restorer:
             self.counters.done(files=int(finished), nbytes=len(plain))
 
     def _write_direct(self, e: _Entry, plain: bytes, zero: bool, files: _Files) -> None:
-        """Create a one-blob file, write it, set its metadata: one descriptor for all of it."""
+        """Create a one-blob file, write it, set its metadata: one descriptor for all of it.
+
+        A new file already has this process's owner and group (in a directory without a setgid
+        bit), and the mode it is created with when the umask keeps none of its bits: then it
+        is created with its mode, and the chown and chmod are left out (each is a journalled
+        inode update, a third of a small file's system time)."""
+        n = e.node
+        owned = e.up.plain and n.uid == self._owner[0] and n.gid == self._owner[1]
+        perm = posix_perm_from_go(n.mode)
+        moded = owned and self._umask is not None and not perm & (self._umask | ~0o777)
         try:
-            fd = os.open(e.name, _CREATE_FLAGS, 0o600, dir_fd=files.dirs.fd(e.up))
+            fd = os.open(e.name, _CREATE_FLAGS, perm if moded else 0o600, dir_fd=files.dirs.fd(e.up))
         except OSError as ex:
             self._error(e, f"{e.path()}: cannot create: {ex.strerror}")
             return
@@ -635,7 +684,7 @@ class _Restorer:
             with self._lock:
                 e.pending = 0
                 e.done = True
-            self._apply_meta(e, fd)
+            self._apply_meta(e, fd, owner=not owned, mode=not moded)
         finally:
             os.close(fd)
         self.counters.done(files=1, nbytes=len(plain))
@@ -646,12 +695,15 @@ class _Restorer:
 
     # ---- 4. metadata ---------------------------------------------------------------------
 
-    def _finish(self, root: _Entry, root_fd: int) -> None:
+    def _finish_files(self, window: list[_Entry], root: _Entry, root_fd: int) -> None:
+        """The window's files: failed ones removed, the others given their metadata and
+        counted; then they are let go (a directory keeps only its own node)."""
+        res = self.result
         dirs = _Dirs(root, root_fd)
         try:
-            # reversed breadth-first order: every directory after all its descendants
-            for d in reversed(self._dirs):
+            for d in window:
                 self._check_cancel()
+                children, d.children = d.children or [], None
                 if not d.ok:
                     continue
                 try:
@@ -659,7 +711,7 @@ class _Restorer:
                 except OSError as ex:
                     self._error(d, f"{d.path()}: cannot open: {ex.strerror}")
                     continue
-                for c in d.children or []:
+                for c in children:
                     if c.node.type == "dir":
                         continue
                     if c.ok and c.link_to is not None and not c.link_to.ok:
@@ -673,11 +725,35 @@ class _Restorer:
                             except OSError as ex:
                                 self._error(None, f"{c.path()}: incomplete, and cannot be removed: "
                                                   f"{ex.strerror}")
-                    elif c.link_to is None and not c.direct:  # direct: set when written; a hard
+                        continue
+                    if c.link_to is None and not c.direct:  # direct: set when written; a hard
                         self._set_meta(c, fd)  # link shares its first name's inode and metadata
-                if d.parent is not None or self._root_meta:
-                    self._apply_meta(d, fd)
+                    if c.done:
+                        res.files += 1
+                        if c.link_to is None:
+                            res.bytes += c.size
                 dirs.trim()
+        finally:
+            dirs.close()
+
+    def _finish_dirs(self, root: _Entry, root_fd: int) -> None:
+        dirs = _Dirs(root, root_fd)
+        try:
+            # reversed breadth-first order: every directory after all its descendants
+            for d in reversed(self._dirs):
+                self._check_cancel()
+                if not d.ok:
+                    continue
+                if d.parent is not None or self._root_meta:
+                    try:
+                        fd = dirs.fd(d)
+                    except OSError as ex:
+                        self._error(d, f"{d.path()}: cannot open: {ex.strerror}")
+                        continue
+                    self._apply_meta(d, fd)
+                    dirs.trim()
+                if d.done:
+                    self.result.dirs += 1
         finally:
             dirs.close()
 
@@ -701,22 +777,24 @@ class _Restorer:
         finally:
             os.close(fd)
 
-    def _apply_meta(self, c: _Entry, target: int | str, dir_fd: int | None = None) -> None:
+    def _apply_meta(self, c: _Entry, target: int | str, dir_fd: int | None = None, *,
+                    owner: bool = True, mode: bool = True) -> None:
         """Owner, mode, xattrs, times, in that order: chown clears setuid/setgid bits.
 
         ``target`` is a descriptor or a path; with ``dir_fd`` it is a name in that directory,
-        which is not followed (symlinks).
+        which is not followed (symlinks). ``owner``/``mode`` False: already right.
         """
         n = c.node
         follow = dir_fd is None
-        try:
-            os.chown(target, n.uid, n.gid, dir_fd=dir_fd, follow_symlinks=follow)
-        except PermissionError:
-            if os.geteuid() == 0:  # like cp -a, rsync -a and restic: only root must get owners right
-                self._error(None, f"{c.path()}: cannot set owner {n.uid}:{n.gid}")
-        except OSError as ex:
-            self._error(None, f"{c.path()}: cannot set owner {n.uid}:{n.gid}: {ex.strerror}")
-        if n.type != "symlink":  # Linux has no symlink modes
+        if owner:
+            try:
+                os.chown(target, n.uid, n.gid, dir_fd=dir_fd, follow_symlinks=follow)
+            except PermissionError:
+                if self._owner[0] == 0:  # like cp -a, rsync -a and restic: only root must get owners right
+                    self._error(None, f"{c.path()}: cannot set owner {n.uid}:{n.gid}")
+            except OSError as ex:
+                self._error(None, f"{c.path()}: cannot set owner {n.uid}:{n.gid}: {ex.strerror}")
+        if mode and n.type != "symlink":  # Linux has no symlink modes
             try:
                 os.chmod(target, posix_perm_from_go(n.mode))
             except OSError as ex:

@@ -76,6 +76,34 @@ def test_cp_whole_snapshot_equals_the_source(backups: dict, version: int, tmp_pa
     assert sparse.st_size == 8 * MiB and sparse.st_blocks * 512 <= 2 * MiB  # holes stay holes
 
 
+def test_restore_in_small_windows_equals_the_source(backups: dict, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows of two files: hard links, owners, xattrs and directory times still come out
+    exact, and a window's files are let go before the next window is planned."""
+    from mover import restorer
+
+    monkeypatch.setattr(restorer, "WINDOW", 2)
+    monkeypatch.setattr(restorer, "TREES_AT_ONCE", 1)
+    held: list[int] = []
+    create = restorer._Restorer._create
+
+    def counting(self: restorer._Restorer, window: list, *a: object) -> None:
+        held.append(sum(len(d.children) for d in self._dirs if d.children is not None))
+        create(self, window, *a)
+
+    monkeypatch.setattr(restorer._Restorer, "_create", counting)
+    repo, snap = backups["repos"][2]
+    view = RepositoryView(open_repository(repo, PASSWORD))
+    try:
+        res = view.restore(view.root(view.find_snapshot(snap)), str(tmp_path / "out"))
+    finally:
+        view.close()
+    assert res.ok, res.errors
+    assert_same_tree(backups["src"], tmp_path / "out", check_atime=True)
+    biggest = max(len(os.listdir(d)) for d, _, _ in os.walk(backups["src"]))
+    assert len(held) > 5 and max(held) <= 2 + biggest
+
+
 def test_cp_one_file_and_one_directory(backups: dict, tmp_path: Path) -> None:
     repo, snap = backups["repos"][2]
     src = backups["src"]

@@ -315,3 +315,54 @@ def test_hard_links_to_a_damaged_file_are_removed_too(repo: Repository, tmp_path
     assert os.listdir(tmp_path / "out") == []
     assert len(res.errors) == 2 and "second: not restored, a hard link to" in res.errors[1]
     assert res.files == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="owners and a foreign setgid group need root")
+def test_owner_and_mode_exact_whatever_the_umask_and_a_setgid_dest(repo: Repository, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new file is created with its mode and left unchowned only when that already gives
+    the recorded owner, group and mode: not under a umask that strips bits, not in a setgid
+    directory (whose group new entries take), not for another owner."""
+    t = T0
+    content = [repo.save_blob(BlobType.DATA, b"abc")[0]]
+
+    def f(name: str, mode: int, uid: int = 0, gid: int = 0) -> Node:
+        return Node(name, "file", mode=mode, mtime=t, atime=t, size=3, uid=uid, gid=gid, content=content)
+
+    sub = repo.save_tree([f("inner", 0o664)])
+    tree = repo.save_tree([f("mine", 0o664), f("theirs", 0o640, 4321, 4322),
+                           Node("d", "dir", mode=GO_DIR | 0o755, mtime=t, subtree=sub)])
+    repo.flush()
+    snap = Snapshot(time=t, tree=tree, paths=["/x"])
+    dest = tmp_path / "out"
+    dest.mkdir()
+    os.chown(dest, 0, 4242)
+    os.chmod(dest, 0o2755)  # new entries would get group 4242
+    old = os.umask(0o027)  # and lose group write and all of other's bits
+    try:
+        res = restore(repo, root_node(repo, snap), str(dest))
+    finally:
+        os.umask(old)
+    assert res.ok, res.errors
+
+    def meta(p: Path) -> tuple[int, int, int]:
+        st = os.lstat(p)
+        return stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+
+    assert meta(dest / "mine") == (0o664, 0, 0)
+    assert meta(dest / "theirs") == (0o640, 4321, 4322)
+    assert meta(dest / "d" / "inner") == (0o664, 0, 0)
+
+    plain = tmp_path / "plain"
+    calls: list[str] = []
+    for name in ("chown", "chmod"):
+        monkeypatch.setattr(os, name, lambda *a, _f=getattr(os, name), _n=name, **k: calls.append(_n) or _f(*a, **k))
+    old = os.umask(0o002)
+    try:
+        res = restore(repo, root_node(repo, snap), str(plain))
+    finally:
+        os.umask(old)
+    assert res.ok, res.errors
+    assert meta(plain / "mine") == meta(plain / "d" / "inner") == (0o664, 0, 0)
+    assert meta(plain / "theirs") == (0o640, 4321, 4322)
+    assert sorted(calls) == ["chmod", "chmod", "chown", "chown"]  # "theirs" and "d" only
