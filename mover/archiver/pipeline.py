@@ -9,7 +9,6 @@ leaves only unreferenced packs behind.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import grp
 import hashlib
@@ -333,9 +332,14 @@ class Archiver:
             raise RepoError(f"cannot read the device {device}: {e.strerror}") from None
         finally:
             os.close(fd)
-        if pnode is not None and dataclasses.replace(node, mtime=pnode.mtime, atime=pnode.atime,
-                                                     ctime=pnode.ctime) == pnode:
-            node = pnode
+        if pnode is not None:
+            # a device has no times of its own: unchanged bytes keep the parent's node (and tree)
+            stored = (node.mtime, node.atime, node.ctime)
+            node.mtime, node.atime, node.ctime = pnode.mtime, pnode.atime, pnode.ctime
+            if node == pnode:
+                node = pnode
+            else:
+                node.mtime, node.atime, node.ctime = stored
         root.children.append(node)
         return root
 

@@ -16,8 +16,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DAY = _EPOCH.toordinal()
 _MIN_NS = -62135596800 * 10**9  # 0001-01-01T00:00:00Z, Go's zero time
 _MAX_NS = (253402300799 * 10**9) + 999_999_999  # 9999-12-31T23:59:59.999999999Z
+# As Go reads it, with any number of fraction digits (past the ninth ignored), and as msgspec's
+# check of a tree's times (mover.repo.tree) lets through, also a zone without its colon
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})$"
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:?\d{2})$"
 )
 
 ZERO = _MIN_NS
@@ -72,12 +74,12 @@ def _day_text(days: int) -> str:
 # parse_ns matches the minute (cached) and the rest apart: a tree's times mostly differ in their
 # seconds and fractions, while thousands of them share a minute
 _MINUTE = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})")
-_REST = re.compile(r":(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})")
+_REST = re.compile(r":(\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:?\d{2})")
 _FRACTION_SCALE = tuple(10 ** (9 - digits) for digits in range(10))
 
 
 def parse_ns(text: str) -> int:
-    """Parse RFC 3339 (with up to 9 fraction digits) into epoch nanoseconds.
+    """Parse RFC 3339 into epoch nanoseconds (the fraction's digits past the ninth ignored).
 
     Every node of a tree carries three times, so this is the bulk of decoding a directory: the
     calendar arithmetic is cached per minute instead of building a datetime per call.
@@ -88,7 +90,7 @@ def parse_ns(text: str) -> int:
         _invalid(text)
     frac = m[2]
     return ((base + int(m[1]) - _offset(m[3])) * 1_000_000_000
-            + (int(frac) * _FRACTION_SCALE[len(frac)] if frac else 0))
+            + (int(frac[:9]) * _FRACTION_SCALE[min(len(frac), 9)] if frac else 0))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -127,7 +129,7 @@ def parse_offset(text: str) -> int:
 def _offset(tz: str) -> int:
     if tz in ("Z", "z"):
         return 0
-    return (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60) * (1 if tz[0] == "+" else -1)
+    return (int(tz[1:3]) * 3600 + int(tz[-2:]) * 60) * (1 if tz[0] == "+" else -1)
 
 
 # between these, well inside datetime's years 1..9999 in any zone, localtime's tm_gmtoff is what

@@ -179,13 +179,7 @@ class Index:
         Same checks and errors as :func:`decode_index_file`; after an error (IntegrityError)
         the index holds part of the file and must not be used.
         """
-        try:
-            sup, stored = _decode(raw)
-            packs = [(bytes.fromhex(p.id), [(_TYPES[b.type], bytes.fromhex(b.id), b.offset, b.length,
-                                              b.uncompressed_length or 0) for b in p.blobs or ()])
-                     for p in stored]
-        except ValueError as e:  # msgspec's errors are ValueErrors, and so are fromhex's
-            raise IntegrityError(f"{what}: not a valid index file ({e})") from None
+        sup, packs = _parse_index_file(raw, what)
         rows: tuple[list, list] = ([], [])
         with self._lock:
             try:
@@ -252,38 +246,6 @@ class Index:
 _TYPES = {"data": BlobType.DATA, "tree": BlobType.TREE}
 
 
-class _StoredBlob(msgspec.Struct, gc=False):
-    id: str
-    type: Literal["data", "tree"]
-    offset: int
-    length: int
-    uncompressed_length: int | None = None
-
-
-class _StoredPack(msgspec.Struct, gc=False):
-    id: str
-    blobs: list[_StoredBlob] | None = None
-
-
-class _StoredIndex(msgspec.Struct):
-    supersedes: list[str] | None = None
-    packs: list[_StoredPack] | None = None
-
-
-# An index file's schema, decoded in C into structs (every command loads the whole index: a
-# dict per blob from json.loads cost three times the decoding); unknown keys are skipped, as
-# restic skips them. A bare list of packs is the legacy format.
-_INDEX_DECODER = msgspec.json.Decoder(_StoredIndex | list[_StoredPack])
-
-
-def _decode(raw: bytes) -> tuple[list[bytes], list[_StoredPack]]:
-    """(superseded index ids, packs) of an index file; ValueError if it is not one."""
-    obj = _INDEX_DECODER.decode(raw)
-    if isinstance(obj, list):
-        return [], obj
-    return [bytes.fromhex(s) for s in obj.supersedes or ()], obj.packs or []
-
-
 def encode_index_file(packs: dict[bytes, list[PackedBlob]], supersedes: Iterable[bytes] = ()) -> bytes:
     obj: dict = {}
     sup = [s.hex() for s in supersedes]
@@ -305,13 +267,45 @@ def _blob_json(b: PackedBlob) -> dict:
 
 def decode_index_file(raw: bytes, what: str) -> tuple[list[bytes], list[PackedBlob]]:
     """Returns (superseded index ids, blobs). Accepts the legacy bare-array format too."""
+    sup, packs = _parse_index_file(raw, what)
+    return sup, [PackedBlob(t, bid, pid, off, length, rawlen)
+                 for pid, blobs in packs for t, bid, off, length, rawlen in blobs]
+
+
+class _StoredBlob(msgspec.Struct, gc=False):
+    id: str
+    type: Literal["data", "tree"]
+    offset: int
+    length: int
+    uncompressed_length: int | None = None
+
+
+class _StoredPack(msgspec.Struct, gc=False):
+    id: str
+    blobs: list[_StoredBlob] | None = None
+
+
+class _StoredIndex(msgspec.Struct):
+    supersedes: list[str] | None = None
+    packs: list[_StoredPack] | None = None
+
+
+# every command loads the whole index first: decoded in C into structs (no dict per blob), a
+# third of what json.loads and reading its dicts took; the legacy format is a bare list of packs
+_INDEX_DECODER = msgspec.json.Decoder(_StoredIndex | list[_StoredPack])
+
+_Parsed = tuple[list[bytes], list[tuple[bytes, list[tuple[BlobType, bytes, int, int, int]]]]]
+
+
+def _parse_index_file(raw: bytes, what: str) -> _Parsed:
+    """(superseded index ids, [(pack id, [(type, blob id, offset, length, raw length)])])."""
+    fromhex = bytes.fromhex
     try:
-        sup, packs = _decode(raw)
-        blobs: list[PackedBlob] = []
-        for p in packs:
-            pid = bytes.fromhex(p.id)
-            blobs.extend(PackedBlob(_TYPES[b.type], bytes.fromhex(b.id), pid, b.offset, b.length,
-                                    b.uncompressed_length or 0) for b in p.blobs or ())
-    except ValueError as e:  # msgspec's errors are ValueErrors, and so are fromhex's
+        obj = _INDEX_DECODER.decode(raw)
+        stored, sup = (obj, None) if isinstance(obj, list) else (obj.packs, obj.supersedes)
+        packs = [(fromhex(p.id), [(_TYPES[b.type], fromhex(b.id), b.offset, b.length,
+                                   b.uncompressed_length or 0) for b in p.blobs or ()])
+                 for p in stored or ()]
+        return [fromhex(s) for s in sup or ()], packs
+    except ValueError as e:  # msgspec's errors are ValueErrors, so are bad hex ids
         raise IntegrityError(f"{what}: not a valid index file ({e})") from None
-    return sup, blobs

@@ -13,8 +13,9 @@ straight to ``os`` functions. Times are integer nanoseconds since the epoch.
 from __future__ import annotations
 
 import base64
+import operator
 import stat as st
-from dataclasses import dataclass, field
+from typing import overload
 
 import msgspec
 
@@ -66,28 +67,105 @@ def posix_perm_from_go(mode: int) -> int:
     return m
 
 
-@dataclass(slots=True)
+class _Time:
+    """A node's time in integer nanoseconds. A node read from a tree keeps the RFC 3339 text
+    until the time is first read: a big folder's listing shows a few rows and the no-change
+    backup compares two times a file, while parsing all three of every node was most of what
+    decoding a tree cost in Python (the tree decoder has checked that the text is a time)."""
+
+    __slots__ = ("slot",)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = owner.__dict__["_" + name]  # the slot holding the text or the number
+
+    @overload
+    def __get__(self, node: None, owner: type) -> _Time: ...
+    @overload
+    def __get__(self, node: Node, owner: type | None = None) -> int: ...
+
+    def __get__(self, node: Node | None, owner: type | None = None) -> int | _Time:
+        if node is None:
+            return self
+        t = self.slot.__get__(node)
+        if t.__class__ is str:
+            text, t = t, _parsed.get(t)
+            if t is None:
+                t = gotime.parse_ns(text) if text else gotime.ZERO
+                if len(_parsed) >= 4096:
+                    _parsed.clear()
+                _parsed[text] = t
+            self.slot.__set__(node, t)
+        return t
+
+    def __set__(self, node: Node, ns: int) -> None:
+        self.slot.__set__(node, ns)
+
+
+# times parsed lately: a node's atime is mostly its mtime (restic and mover record it so), and
+# often its ctime too
+_parsed: dict[str, int] = {}
+
+
+_FIELDS = ("name", "type", "mode", "mtime", "atime", "ctime", "uid", "gid", "user", "group",
+           "inode", "device_id", "size", "links", "linktarget", "xattrs", "device", "content",
+           "subtree", "error")
+_fields = operator.attrgetter(*_FIELDS)
+
+
 class Node:
-    name: str
-    type: str
-    mode: int = 0
-    mtime: int = gotime.ZERO
-    atime: int = gotime.ZERO
-    ctime: int = gotime.ZERO
-    uid: int = 0
-    gid: int = 0
-    user: str = ""
-    group: str = ""
-    inode: int = 0
-    device_id: int = 0
-    size: int = 0
-    links: int = 0
-    linktarget: str = ""
-    xattrs: list[tuple[str, bytes]] = field(default_factory=list)
-    device: int = 0
-    content: list[bytes] | None = None
-    subtree: bytes | None = None
-    error: str = ""
+    """One entry of a directory. Compared field by field (times as numbers), mutable, so not
+    hashable."""
+
+    __slots__ = ("name", "type", "mode", "_mtime", "_atime", "_ctime", "uid", "gid", "user",
+                 "group", "inode", "device_id", "size", "links", "linktarget", "xattrs",
+                 "device", "content", "subtree", "error")
+
+    mtime = _Time()
+    atime = _Time()
+    ctime = _Time()
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, name: str, type: str, mode: int = 0, mtime: int = gotime.ZERO,
+                 atime: int = gotime.ZERO, ctime: int = gotime.ZERO, uid: int = 0, gid: int = 0,
+                 user: str = "", group: str = "", inode: int = 0, device_id: int = 0,
+                 size: int = 0, links: int = 0, linktarget: str = "",
+                 xattrs: list[tuple[str, bytes]] | None = None, device: int = 0,
+                 content: list[bytes] | None = None, subtree: bytes | None = None,
+                 error: str = "") -> None:
+        self.name = name
+        self.type = type
+        self.mode = mode
+        self._mtime: int | str = mtime
+        self._atime: int | str = atime
+        self._ctime: int | str = ctime
+        self.uid = uid
+        self.gid = gid
+        self.user = user
+        self.group = group
+        self.inode = inode
+        self.device_id = device_id
+        self.size = size
+        self.links = links
+        self.linktarget = linktarget
+        self.xattrs = [] if xattrs is None else xattrs
+        self.device = device
+        self.content = content
+        self.subtree = subtree
+        self.error = error
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Node:
+            return NotImplemented
+        return bool(_fields(self) == _fields(other))
+
+    def __repr__(self) -> str:
+        return "Node(" + ", ".join(f"{k}={v!r}" for k, v in zip(_FIELDS, _fields(self), strict=True)) + ")"
+
+    @property
+    def mtime_raw(self) -> int | str:
+        """mtime as held: nanoseconds, or the checked RFC 3339 text of a node read from a tree
+        whose mtime nobody has read yet (for a formatter that can do without parsing it)."""
+        return self._mtime
 
     @property
     def name_bytes(self) -> bytes:
@@ -129,32 +207,39 @@ class Node:
 
     @classmethod
     def from_stored(cls, j: StoredNode) -> Node:
-        # Decoding trees is most of what `ls -R`, a no-change backup and opening a big folder do
-        # in Python: positional arguments, and a time equal to mtime (atime always, as restic
-        # and mover record it, and often ctime) is parsed once.
+        """The node a tree's entry describes, times still as text (the tree decoder checks
+        them). Once per entry of every tree read, so the slots are filled directly, without
+        a call of __init__."""
+        n = _new(cls)
         name = j.name
-        if "\\" in name:
-            name = gojson.go_unquote(name)
-        mt = j.mtime
-        mtime = _time(mt)
-        at = j.atime
-        ct = j.ctime
-        target = j.linktarget
-        if j.linktarget_raw:
-            target = base64.b64decode(j.linktarget_raw).decode("utf-8", "surrogateescape")
-        xattrs = j.extended_attributes
+        n.name = gojson.go_unquote(name) if "\\" in name else name
+        n.type = j.type
+        n.mode = j.mode
+        n._mtime = j.mtime
+        n._atime = j.atime
+        n._ctime = j.ctime
+        n.uid = j.uid
+        n.gid = j.gid
+        n.user = j.user
+        n.group = j.group
+        n.inode = j.inode
+        n.device_id = j.device_id
+        n.size = j.size
+        n.links = j.links
+        raw = j.linktarget_raw
+        n.linktarget = base64.b64decode(raw).decode("utf-8", "surrogateescape") if raw else j.linktarget
+        x = j.extended_attributes
+        n.xattrs = [(a.name, base64.b64decode(a.value)) for a in x] if x else []
+        n.device = j.device
         content = j.content
+        n.content = None if content is None else [bytes.fromhex(c) for c in content] if content else []
         subtree = j.subtree
-        return cls(
-            name, j.type, j.mode, mtime,
-            mtime if at == mt else _time(at), mtime if ct == mt else _time(ct),
-            j.uid, j.gid, j.user, j.group, j.inode, j.device_id, j.size, j.links, target,
-            [(x.name, base64.b64decode(x.value)) for x in xattrs] if xattrs else [],
-            j.device,
-            None if content is None else [bytes.fromhex(c) for c in content],
-            bytes.fromhex(subtree) if subtree else None,
-            j.error,
-        )
+        n.subtree = bytes.fromhex(subtree) if subtree else None
+        n.error = j.error
+        return n
+
+
+_new = object.__new__
 
 
 class StoredXattr(msgspec.Struct, gc=False):
@@ -188,7 +273,3 @@ class StoredNode(msgspec.Struct, gc=False):
     content: list[str] | None = None
     subtree: str | None = None
     error: str = ""
-
-
-def _time(s: str | None) -> int:
-    return gotime.parse_ns(s) if s else gotime.ZERO

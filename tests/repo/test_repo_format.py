@@ -636,6 +636,48 @@ def test_tree_decoding_skips_unknown_keys_and_refuses_wrong_types() -> None:
         assert gc.isenabled()  # the collector paused for the decoding runs again
 
 
+def _tree_of_times(*times: str) -> bytes:
+    return ('{"nodes":[' + ",".join(
+        f'{{"name":"n{i}","type":"file","mtime":"{t}","atime":"{t}","ctime":"{t}","content":[]}}'
+        for i, t in enumerate(times)) + "]}").encode()
+
+
+def test_tree_times_are_checked_at_once_and_parsed_when_read() -> None:
+    texts = ["2026-01-02T03:04:05.123456789+01:00", "2026-01-02T03:04:05Z", "2026-01-02t03:04:05z",
+             "2026-01-02 03:04:05.5-02:30",
+             # forms msgspec's check lets through: parse_ns reads them too, so no later read fails
+             "2026-01-02T03:04:05.1234567891Z", "2026-01-02T03:04:05+0100",
+             # msgspec refuses year 0 (Go writes it), so the tree is parsed at once instead
+             "0000-06-01T00:00:00Z"]
+    for text in texts:
+        [node] = decode_tree(_tree_of_times(text), "t")
+        assert node.mtime == node.atime == node.ctime == gotime.parse_ns(text)
+    [a] = decode_tree(_tree_of_times(texts[0]), "t")
+    assert a._mtime == texts[0]  # not parsed until read
+    ns = gotime.parse_ns(texts[0])
+    assert a == Node(name="n0", type="file", mtime=ns, atime=ns, ctime=ns, content=[])
+    assert a._mtime == ns  # comparing read it
+    assert gotime.parse_ns("2026-01-02T03:04:05.1234567891Z") == gotime.parse_ns("2026-01-02T03:04:05.123456789Z")
+    assert gotime.parse_ns("2026-01-02T03:04:05+0100") == gotime.parse_ns("2026-01-02T02:04:05Z")
+    encoded = encode_tree(decode_tree(_tree_of_times(texts[0]), "t"))
+    assert b'"mtime":"2026-01-02T02:04:05.123456789Z"' in encoded  # re-encoded as before, in UTC
+    for bad in ("2026-02-30T00:00:00Z", "2026-01-02T24:00:00Z", "2026-01-02T03:04:60Z",
+                "2026-01-02T03:04:05", "2026-01-02T03:04Z", "2026-01-02T03:04:05.Z"):
+        with pytest.raises(IntegrityError, match="t: not a valid tree"):
+            decode_tree(_tree_of_times("2026-01-02T03:04:05Z", bad), "t")
+
+
+def test_node_compares_sets_and_prints_like_a_dataclass() -> None:
+    n = Node(name="a", type="file", mtime=5, content=[b"x"])
+    assert n == Node("a", "file", 0, 5, content=[b"x"]) and n != Node(name="a", type="file")
+    assert n.xattrs == [] and n.atime == gotime.ZERO
+    n.mtime = 7
+    assert n.mtime == 7 and n != Node(name="a", type="file", mtime=5, content=[b"x"])
+    assert repr(n).startswith("Node(name='a', type='file', mode=0, mtime=7, atime=")
+    with pytest.raises(TypeError):
+        hash(n)
+
+
 def test_snapshot_json() -> None:
     tree = bytes.fromhex(ID_A)
     s = Snapshot(time=BASE + 5, tree=tree, paths=["/data"], hostname="velero", tags=["a=b"])

@@ -33,13 +33,10 @@ from kbrowse.tui.ui_thread import deliver
 from kbrowse.tui.widgets.dir_tree import DirTree
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import VirtualTable
-from mover.repo.backend.local import LocalBackend
 from mover.repo.open import open_repository
-from mover.repo.repository import Repository
-from mover.view.snapshot import Snapshot
 from mover.view.node import Node
 from mover.repo.view import RepositoryView
-from tests.support.tuikit import shows
+from tests.support.tuikit import big_folder_repo, shows
 
 SIZE = (140, 40)
 SNAPSHOTS = 4  # the demo repository: a pod volume and a data upload, in each of two backups
@@ -559,22 +556,11 @@ async def test_source_picker_offers_the_demo_and_env(demo: Demo, no_env_repo,
 
 # ---- a folder of 100,000 entries -------------------------------------------------------------
 
-T0 = 1_780_000_000 * 10**9
-
-
 @pytest.fixture(scope="module")
 def big_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A snapshot whose only folder holds 100,000 empty files, written with save_tree."""
     where = str(tmp_path_factory.mktemp("big") / "repo")
-    repo = Repository.init(LocalBackend(where), "pw")
-    files = [Node(name=f"file-{i:06d}.txt", type="file", mode=0o644, mtime=T0 + i * 10**9,
-                  atime=T0, ctime=T0, content=[]) for i in range(100_000)]
-    big = repo.save_tree(files)
-    root = repo.save_tree([Node(name="big", type="dir", mode=0o755 | (1 << 31), mtime=T0,
-                                atime=T0, ctime=T0, subtree=big)])
-    repo.flush()
-    repo.save_snapshot(Snapshot(time=T0, tree=root, paths=["/big"], hostname="bench"))
-    repo.close()
+    big_folder_repo(where, "pw")
     return where, "pw"
 
 
