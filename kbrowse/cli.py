@@ -316,6 +316,9 @@ def open_app(args: argparse.Namespace) -> int:
 
         session = ClusterSession.connect(KubeTarget(args.kubeconfig, args.kubecontext, args.namespace))
         try:
+            # The first LISTs travel to the cluster while Textual starts; the Backups screen
+            # reads what the store holds once it is mounted.
+            session.store.start()
             run_tui(None, cluster=session)
         finally:
             session.close()
