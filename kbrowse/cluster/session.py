@@ -10,15 +10,16 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbrowse.cluster.store import ClusterStore, failure
 from mover.errors import RepoError
 from mover.kube.framework.client import Kube, KubeError, Obj, Resource, load_api_client
 from mover.kube.resources import BSLS
-from mover.kube.storage import SecretFiles, open_location
-from mover.velero.bsl import BucketView
-from mover.velero.repopassword import standard_sources
+
+if TYPE_CHECKING:
+    from mover.kube.storage import SecretFiles
+    from mover.velero.bsl import BucketView
 
 IN_CLUSTER = "(in-cluster)"  # the picker's name for the pod's service account
 # One connection per watched kind, and room for the requests of describes and actions.
@@ -66,7 +67,9 @@ class ClusterSession:
     kube: Kube
     store: ClusterStore
     context_name: str
-    _files: SecretFiles = field(default_factory=SecretFiles)
+    # Opened with the first bucket: the storage code imports boto3 (a third of a second), which
+    # the cluster screens do not need to show their rows.
+    _files: SecretFiles | None = None
     _buckets: dict[str, BucketView] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)  # the buckets (opened by workers)
     _closed: bool = False
@@ -102,7 +105,8 @@ class ClusterSession:
         self.store.stop()
         for bucket in buckets:
             bucket.close()
-        self._files.close()
+        if self._files is not None:
+            self._files.close()
         self.kube.api_client.close()
 
     # ---- requests --------------------------------------------------------------------------
@@ -122,9 +126,15 @@ class ClusterSession:
 
     def bucket(self, location: str) -> BucketView:
         """The storage location ``location`` opened as a bucket (kept open for the session)."""
+        from mover.kube.storage import SecretFiles, open_location
+        from mover.velero.bsl import BucketView
+        from mover.velero.repopassword import standard_sources
+
         with self._lock:
             if location in self._buckets:
                 return self._buckets[location]
+            if self._files is None:
+                self._files = SecretFiles()
             bsl = self.store.raw("locations", location) or \
                 self.call("get", BSLS, lambda: self.kube.get(BSLS, self.namespace, location))
             t = self.target

@@ -124,6 +124,9 @@ class ClusterStore:
     # ---- running ---------------------------------------------------------------------------
 
     def start(self) -> ClusterStore:
+        """Start the watches (again: nothing more happens)."""
+        if self._threads:
+            return self
         for key, informer in self._informers.items():
             self._threads.append(threading.Thread(target=informer.run, name=f"watch-{key}", daemon=True))
         self._threads.append(threading.Thread(target=self._dispatch, name="cluster-store", daemon=True))

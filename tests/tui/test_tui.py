@@ -31,6 +31,7 @@ from kbrowse.tui.screens.snapshots import SnapshotsScreen
 from kbrowse.tui.screens.source_picker import SourcePickerScreen
 from kbrowse.tui.ui_thread import deliver
 from kbrowse.tui.widgets.dir_tree import DirTree
+from kbrowse.tui.widgets.footer import Footer
 from kbrowse.tui.widgets.preview import Preview
 from kbrowse.tui.widgets.virtual_table import VirtualTable
 from mover.repo.open import open_repository
@@ -159,6 +160,24 @@ async def test_snapshots_sort_by_key_and_header_click(view: RepositoryView) -> N
         assert table.sort_column == "id" and not table.sort_reverse
         ids = [s.short_id for s in table.items]
         assert ids == sorted(ids)
+
+
+@drive
+async def test_footer_follows_the_bindings_and_a_click_presses_its_key(view: RepositoryView) -> None:
+    app = KbrowseApp(view, "demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: shows(app, SnapshotsScreen) and len(app.screen.table.items) == SNAPSHOTS)
+        screen = app.screen
+        footer = screen.query_one(Footer)
+        line = footer.render().plain
+        assert " / Filter " in line and line.rstrip().endswith("^p palette")
+        assert "Back" not in line  # Escape has nothing to do yet: not offered
+        await pilot.click(Footer, offset=(line.index("Filter"), 0))
+        assert screen.query_one("#filter", Input).has_focus
+        await until(pilot, lambda: "esc Back" in footer.render().plain, what="the footer to offer Escape")
+        await pilot.click(Footer, offset=(footer.render().plain.index("Back"), 0))
+        assert screen.table.has_focus
+        await until(pilot, lambda: "Back" not in footer.render().plain, what="Escape to leave the footer")
 
 
 @drive

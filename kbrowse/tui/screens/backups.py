@@ -4,7 +4,7 @@ filter-as-you-type and the highlighted backup's ``velero backup describe`` below
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.markup import escape
 from textual import on
@@ -12,11 +12,12 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Input
 
 from kbrowse.bucket import printers as bucketfmt
-from kbrowse.tui.screens.backup import BackupScreen
 from kbrowse.tui.screens.listscreen import LIST_BINDINGS, ListScreen
 from kbrowse.tui.widgets.virtual_table import Column, VirtualTable
-from mover.velero.bsl import BucketView
 from mover.velero.objects import Backup
+
+if TYPE_CHECKING:
+    from mover.velero.bsl import BucketView
 
 
 def now() -> datetime:
@@ -136,5 +137,9 @@ class BackupsScreen(ListScreen[Backup]):
             self.open_backup(b)
 
     def open_backup(self, b: Backup) -> None:
+        # imported when opened: it pulls in the repository code, which listing backups (here or
+        # on a cluster) does not need
+        from kbrowse.tui.screens.backup import BackupScreen
+
         assert self.bucket is not None
         self.app.push_screen(BackupScreen(self.bucket, b))

@@ -1,7 +1,10 @@
 """The cluster's backups: `velero backup get`'s table, kept current by the watch; the describe
 pane as `velero backup describe --details` (files through DownloadRequests, as the CLI gets
 them), the log, and Enter opens the backup through its storage location. New backup, restore
-from the highlighted one, delete it: each made as `kbrowse backup|restore create` makes it."""
+from the highlighted one, delete it: each made as `kbrowse backup|restore create` makes it.
+The screens it opens (a backup through its location, the forms) are imported when opened: they
+pull in the storage and repository code (boto3 among it), which the list does not need.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +20,9 @@ from kbrowse.cluster.backup import backup_details
 from kbrowse.cluster.session import ClusterSession
 from kbrowse.cluster.wait import FINAL, download
 from kbrowse.tui.preview_content import TextLines, note
-from kbrowse.tui.screens.backup import BackupScreen
-from kbrowse.tui.screens.backup_form import BackupFormScreen
 from kbrowse.tui.screens.backups import BackupsScreen
 from kbrowse.tui.screens.cluster import ClusterListScreen
 from kbrowse.tui.screens.confirm import ConfirmScreen
-from kbrowse.tui.screens.restore_form import RestoreFormScreen
 from kbrowse.tui.ui_thread import deliver
 from mover.errors import RepoError
 from mover.kube.resources import BACKUPS, DELETE_BACKUP_REQUESTS, RESTORES
@@ -97,6 +97,8 @@ class ClusterBackupsScreen(ClusterListScreen[Backup], BackupsScreen):
         if not location:
             self.notify(f"Backup {b.name} names no storage location.", severity="warning")
             return
+        from kbrowse.tui.screens.backup import BackupScreen
+
         self.notify(f"Opening storage location {location}…", timeout=3)
         self.request(f"open storage location {location}", lambda: self.session.bucket(location),
                      lambda bucket: self.app.push_screen(BackupScreen(bucket, b)))
@@ -104,6 +106,8 @@ class ClusterBackupsScreen(ClusterListScreen[Backup], BackupsScreen):
     # ---- actions ---------------------------------------------------------------------------
 
     def action_new_backup(self) -> None:
+        from kbrowse.tui.screens.backup_form import BackupFormScreen
+
         locations = self.session.store.items("locations")
         names = sorted(loc["metadata"]["name"] for loc in locations)
         default = next((loc["metadata"]["name"] for loc in locations if (loc.get("spec") or {}).get("default")), None)
@@ -124,6 +128,8 @@ class ClusterBackupsScreen(ClusterListScreen[Backup], BackupsScreen):
         if b.status.phase not in FINAL:
             self.notify(f"Backup {b.name} has not finished: restore from it once it has.", severity="warning")
             return
+        from kbrowse.tui.screens.restore_form import RestoreFormScreen
+
         self.app.push_screen(RestoreFormScreen(self.session.namespace, b.name), self._create_restore)
 
     def _create_restore(self, restore: Obj | None) -> None:
