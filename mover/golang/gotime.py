@@ -75,7 +75,7 @@ def _day_text(days: int) -> str:
 # seconds and fractions, while thousands of them share a minute
 _MINUTE = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})")
 _REST = re.compile(r":(\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:?\d{2})")
-_FRACTION_SCALE = tuple(10 ** (9 - digits) for digits in range(10))
+FRACTION_SCALE = tuple(10 ** (9 - digits) for digits in range(10))
 
 
 def parse_ns(text: str) -> int:
@@ -90,7 +90,7 @@ def parse_ns(text: str) -> int:
         _invalid(text)
     frac = m[2]
     return ((base + int(m[1]) - _offset(m[3])) * 1_000_000_000
-            + (int(frac[:9]) * _FRACTION_SCALE[min(len(frac), 9)] if frac else 0))
+            + (int(frac[:9]) * FRACTION_SCALE[min(len(frac), 9)] if frac else 0))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -31,7 +31,6 @@ from mover.view.reading import Prefetcher, lookup_path, preload, read_ahead
 from mover.view.snapshot import Snapshot
 
 _MODE_BITS = 0o777 | GO_SETUID | GO_SETGID | GO_STICKY
-_FRACTION_SCALE = tuple(10 ** (9 - digits) for digits in range(10))
 _NAME = operator.attrgetter("name")
 _KEPT = 4096  # minutes and modes cached
 
@@ -294,7 +293,7 @@ def _mtime_ns(text: str) -> int:
         sec, frac = text[17:19], text[20:-1]
         if sec.isdigit() and sec < "60" and (
                 len(text) == 20 or text[19] == "." and 0 < len(frac) <= 9 and frac.isdigit()):
-            return (base + int(sec)) * 1_000_000_000 + (int(frac) * _FRACTION_SCALE[len(frac)]
+            return (base + int(sec)) * 1_000_000_000 + (int(frac) * gotime.FRACTION_SCALE[len(frac)]
                                                         if frac else 0)
     ns = gotime.parse_ns(text)  # ValueError when it is no time
     if len(text) >= 20 and text[16] == ":" and text[-1] == "Z":
