@@ -87,8 +87,8 @@ def _serve(args: argparse.Namespace, mp: str, fs: ModuleType,
     from kbrowse.fuse.tree import RepositoryTree, SnapEntry
     from mover.opener import open_view
 
-    view = open_view(cliargs.repo_location(args), cliargs.password(args),
-                     cache_bytes=args.cache_size)
+    loc = cliargs.repo_location(args)
+    view = open_view(loc, cliargs.password(args, location=loc), cache_bytes=args.cache_size)
     try:
         if args.snapshot:
             snap = view.find_snapshot(args.snapshot)

@@ -82,7 +82,11 @@ def read_password_file(path: str) -> str:
     return pw
 
 
-def password(args: argparse.Namespace, *, confirm: bool = False) -> str:
+def password(args: argparse.Namespace, *, confirm: bool = False, location: str | None = None) -> str:
+    """The repository password: a file, the environment, else a prompt on a terminal.
+
+    ``location``, the repository about to be opened: a local one whose directory is missing is
+    reported before the prompt, so nobody types a password for a path with a typo in it."""
     path = args.password_file or os.environ.get("RESTIC_PASSWORD_FILE")
     if path:
         return read_password_file(path)
@@ -90,6 +94,10 @@ def password(args: argparse.Namespace, *, confirm: bool = False) -> str:
     if env:
         return env
     if sys.stdin.isatty():
+        local = location[len("local:"):] if location and location.startswith("local:") else location
+        if local and "://" not in local and not local.startswith("s3:") and not os.path.isdir(local):
+            raise RepoError(f"no repository at {local} (no such directory): check the path, "
+                            "or create one with `mover init`")
         pw = getpass.getpass("enter password for repository: ")
         if confirm and getpass.getpass("enter password again: ") != pw:
             raise UsageError("passwords do not match")
@@ -150,7 +158,8 @@ def opening(args: argparse.Namespace, early: OpeningT | None,
     """The repository ``args`` name, being opened: ``early`` if it was started for the same
     location and password, else a new one from ``opener`` (:class:`mover.repo.open.Opening` for the mover,
     which writes; :class:`mover.opener.ViewOpening` for readers of any format)."""
-    loc, pw = repo_location(args), password(args)
+    loc = repo_location(args)
+    pw = password(args, location=loc)
     if early is not None and early.location == loc and early.password == pw:
         return early
     return opener(loc, pw)

@@ -247,3 +247,23 @@ def test_missing_pack_is_reported(backups: dict, tmp_path: Path) -> None:
     fails(kb(repo, "cp", "latest:/random-12m.bin", dest),
           f"{dest}/random-12m.bin: pack {pb.pack.hex()}", "is missing")
     assert os.listdir(dest) == []
+
+
+@pytest.mark.parametrize("cmd", [["snapshots"], ["ls", "latest:/"], ["mount", "MOUNTPOINT"]])
+def test_missing_path_is_reported_before_the_password_prompt(tmp_path: Path, cmd: list[str]) -> None:
+    """On a terminal with no password given, a local repository whose directory is missing is
+    reported at once: no prompt for a password that could not open anything."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    argv = [str(mnt) if a == "MOUNTPOINT" else a for a in cmd]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESTIC_")}
+    leader, follower = os.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "kbrowse.cli", "-r", str(tmp_path / "typo"), *argv],
+                              env=env, stdin=follower, capture_output=True, timeout=60,
+                              start_new_session=True)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    line = fails(proc, f"no repository at {tmp_path / 'typo'}", "no such directory")
+    assert "password" not in line and b"password" not in proc.stdout
