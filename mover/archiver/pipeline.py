@@ -138,11 +138,12 @@ class _Names:
         return self._groups[gid]
 
 
-def file_unchanged(node: Node | None, s: os.stat_result) -> bool:
-    """restic's rule: same type, size, mtime, ctime and inode means the content is the same."""
+def file_unchanged(node: Node | None, s: os.stat_result, atime: int | None = None) -> bool:
+    """restic's rule: same type, size, mtime, ctime and inode means the content is the same
+    (and, if given, the node's atime is ``atime``)."""
     return (node is not None and node.type == "file" and node.content is not None
-            and node.size == s.st_size and node.mtime == s.st_mtime_ns
-            and node.ctime == s.st_ctime_ns and node.inode == s.st_ino)
+            and node.size == s.st_size and node.inode == s.st_ino
+            and node.times_equal(s.st_mtime_ns, s.st_ctime_ns, atime))
 
 
 class Archiver:
@@ -478,9 +479,8 @@ class Archiver:
         content by restic's rule, and every other field the stat, the owner names and the
         extended attributes (kept when ctime is, see _node) give."""
         names = self._names
-        return (file_unchanged(pnode, s) and pnode.mode == _go_mode(s.st_mode)
-                and pnode.atime == (s.st_atime_ns if self.with_atime else s.st_mtime_ns)
-                and pnode.uid == s.st_uid and pnode.gid == s.st_gid
+        return (file_unchanged(pnode, s, s.st_atime_ns if self.with_atime else s.st_mtime_ns)
+                and pnode.mode == _go_mode(s.st_mode) and pnode.uid == s.st_uid and pnode.gid == s.st_gid
                 and pnode.device_id == s.st_dev and pnode.links == s.st_nlink
                 and pnode.user == names.user(s.st_uid) and pnode.group == names.group(s.st_gid)
                 and not (pnode.linktarget or pnode.device or pnode.subtree or pnode.error))

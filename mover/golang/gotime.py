@@ -146,3 +146,28 @@ def local_offset(ns: int) -> int:
     offset = datetime.fromtimestamp(secs).astimezone().utcoffset()
     assert offset is not None  # astimezone() gives an aware datetime
     return int(offset.total_seconds())
+
+
+def equals_ns(text: str, ns: int) -> bool:
+    """Whether the RFC 3339 ``text`` is the time ``ns``, as ``parse_ns(text) == ns`` says, but
+    without parsing a text in the UTC form :func:`format_ns` writes: the no-change backup asks
+    this of two times of every file, and most share their second with the file before."""
+    secs, frac = divmod(ns, 1_000_000_000)
+    if text.endswith("Z") and text.startswith(_second_text(secs)):
+        digits = text[20:-1]
+        if len(text) == 20:
+            return frac == 0
+        if text[19] == "." and len(digits) <= 9 and digits.isdigit() and digits.isascii():
+            return int(digits) * FRACTION_SCALE[len(digits)] == frac
+    return parse_ns(text) == ns
+
+
+@functools.lru_cache(maxsize=4096)
+def _second_text(secs: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` of a second from the epoch, in UTC (outside Go's years, a text
+    that starts no time)."""
+    if not _MIN_NS <= secs * 10**9 <= _MAX_NS:
+        return "\0"  # no text starts with it: parse_ns decides
+    days, sod = divmod(secs, 86400)
+    h, rem = divmod(sod, 3600)
+    return f"{_day_text(days)}T{h:02d}:{rem // 60:02d}:{rem % 60:02d}"

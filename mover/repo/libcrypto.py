@@ -11,7 +11,6 @@ Python's own ``hashlib`` links (OpenSSL 3) can be loaded and passes a self-test 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import threading
 
@@ -53,9 +52,15 @@ def _load() -> ctypes.CDLL | None:
         del _hashlib
     except (ImportError, OSError):
         pass
-    found = ctypes.util.find_library("crypto")
-    if found:
-        names.append(found)
+    if not names:
+        # ctypes.util imports shutil, subprocess and tempfile and runs ldconfig (~20 ms of
+        # CPU and ~60 ms wall warm, before every command's key derivation can end): only when
+        # hashlib's own library is not in the maps
+        from ctypes.util import find_library
+
+        found = find_library("crypto")
+        if found:
+            names.append(found)
     for name in names:
         try:
             lib = ctypes.CDLL(name)

@@ -86,26 +86,27 @@ class Lock:
     def acquire(self, confirm_before_write: bool = False) -> Lock:
         """Write the lock, wait RECHECK_WAIT_S and look again for a lock written meanwhile.
 
-        With ``confirm_before_write`` the wait and the second look run on a thread, and the
-        repository's first write waits for them (``Repository.write_gate``): a backup walks its
-        source during those 200 ms instead of sleeping; a command that only reads calls
-        :meth:`confirm` before it reports. Reading before the second look is safe: a holder of
-        a conflicting lock only changes the repository after its own second look, and one of
-        the two looks sees the other's lock, so one of the two gives up.
+        With ``confirm_before_write`` the write, the wait and the second look run on a thread,
+        and the repository's first write waits for them (``Repository.write_gate``): a backup
+        walks its source meanwhile instead of waiting for the lock file's fsync and sleeping;
+        a command that only reads calls :meth:`confirm` before it reports. Reading before the
+        second look is safe: a holder of a conflicting lock only changes the repository after
+        its own second look, and one of the two looks sees the other's lock, so one of the two
+        gives up (a lock already there is seen by the first look, here, before any reading).
         """
         self._remove_own_stale()
         self._check_conflicts()
+        if confirm_before_write:
+            self._recheck = threading.Thread(target=self._take_later, name="lock-recheck",
+                                             daemon=True)
+            self._repo.write_gate = self.confirm
+            self._recheck.start()
+            return self
         started = time.time_ns()
         try:
             self._id = self._write()
-            if confirm_before_write:
-                self._recheck = threading.Thread(target=self._recheck_later, name="lock-recheck",
-                                                 daemon=True)
-                self._recheck.start()
-                self._repo.write_gate = self.confirm
-            else:
-                time.sleep(RECHECK_WAIT_S)  # a lock written at the same moment shows up by now
-                self._check_conflicts()
+            time.sleep(RECHECK_WAIT_S)  # a lock written at the same moment shows up by now
+            self._check_conflicts()
         except BaseException:  # a conflict, or Ctrl-C while we write or wait: take our lock back
             self._stop_threads()
             if self._id:
@@ -117,30 +118,41 @@ class Lock:
                 except RepoError:
                     pass
             raise
-        self._thread = threading.Thread(target=self._refresh_loop, name="lock-refresh", daemon=True)
-        self._thread.start()
+        self._start_refresh()
         return self
 
     def confirm(self) -> None:
-        """Wait for the second look of ``acquire(confirm_before_write=True)``; raise what it found."""
+        """Wait for the second look of ``acquire(confirm_before_write=True)``; raise what it
+        found, or why the lock could not be written."""
         if self._recheck is not None:
             self._recheck.join()
         if self._conflict is not None:
             raise self._conflict
 
-    def _recheck_later(self) -> None:
-        if self._stop.wait(RECHECK_WAIT_S):
-            return  # released meanwhile
+    def _take_later(self) -> None:
         try:
-            self._check_conflicts()
+            self._id = self._write()
         except BaseException as e:  # raised by confirm() in the writing thread
             self._conflict = e
+            return
+        if self._stop.wait(RECHECK_WAIT_S):
+            return  # released meanwhile (release removes the lock)
+        try:
+            self._check_conflicts()
+        except BaseException as e:
+            self._conflict = e
+            return
+        self._start_refresh()
+
+    def _start_refresh(self) -> None:
+        self._thread = threading.Thread(target=self._refresh_loop, name="lock-refresh", daemon=True)
+        self._thread.start()
 
     def _stop_threads(self) -> None:
         self._stop.set()
         if self._repo.write_gate == self.confirm:
             self._repo.write_gate = None
-        for t in (self._thread, self._recheck):
+        for t in (self._recheck, self._thread):  # the re-check starts the refresh
             if t is not None:
                 t.join()
 

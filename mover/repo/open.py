@@ -9,11 +9,12 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from mover.errors import RepoError
 from mover.repo import (
     keyfile,
     malloc,  # noqa: F401 - glibc's settings, before the first thread starts
 )
-from mover.repo.backend import Backend
+from mover.repo.backend import Backend, FileType
 from mover.repo.backend.local import LocalBackend
 
 if TYPE_CHECKING:
@@ -38,6 +39,17 @@ def open_repository(location: str, password: str) -> Repository:
     return Repository.open(open_backend(location), password)
 
 
+def _prefetch(backend: Backend) -> None:
+    """Have the index and the snapshots read from disk while the key is derived: they need no
+    key to be read, only to be opened, and every command loads the index first (most also
+    the snapshots), which on a cold cache waited for the disk after the key derivation."""
+    try:
+        for t in (FileType.INDEX, FileType.SNAPSHOT):
+            backend.prefetch(t)
+    except RepoError:
+        pass  # a hint only: the loads themselves report what is wrong
+
+
 class Opening:
     """A repository being opened on a thread of its own; :meth:`result` waits for it.
 
@@ -60,6 +72,8 @@ class Opening:
     def _run(self) -> None:
         try:
             self._backend = open_backend(self.location)
+            threading.Thread(target=_prefetch, args=(self._backend,), name="prefetch",
+                             daemon=True).start()
             self._master = keyfile.find_master(self._backend, self.password)
         except BaseException as e:  # raised again in the caller's thread
             self._error = e

@@ -161,6 +161,19 @@ class Node:
     def __repr__(self) -> str:
         return "Node(" + ", ".join(f"{k}={v!r}" for k, v in zip(_FIELDS, _fields(self), strict=True)) + ")"
 
+    def times_equal(self, mtime: int, ctime: int, atime: int | None = None) -> bool:
+        """Whether the node's mtime and ctime (and atime, if given) are these nanoseconds. A
+        time still held as text is compared as text (:func:`gotime.equals_ns`) and stays text:
+        the no-change backup asks this of every file, and parsing was most of its compare."""
+        held = self._mtime
+        if not (_time_is(held, mtime) and _time_is(self._ctime, ctime)):
+            return False
+        if atime is None:
+            return True
+        held_atime = self._atime
+        # atime is mostly mtime (restic and mover record it so): then it is equal too
+        return (atime == mtime and held_atime == held) or _time_is(held_atime, atime)
+
     @property
     def mtime_raw(self) -> int | str:
         """mtime as held: nanoseconds, or the checked RFC 3339 text of a node read from a tree
@@ -240,6 +253,12 @@ class Node:
 
 
 _new = object.__new__
+
+
+def _time_is(held: int | str, ns: int) -> bool:
+    if held.__class__ is str:
+        return gotime.equals_ns(held, ns) if held else ns == gotime.ZERO
+    return held == ns
 
 
 class StoredXattr(msgspec.Struct, gc=False):

@@ -253,3 +253,27 @@ def test_deferred_lock_recheck_stops_the_first_write(tmp_path: Path) -> None:
     assert os.listdir(tmp_path / "repo" / "snapshots") == []
     held.release()
     assert os.listdir(locks) == [other_name]
+
+
+def test_deferred_lock_that_cannot_be_written_stops_the_first_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the re-check deferred the lock file itself is written on the thread too (the
+    backup walks meanwhile): a lock that cannot be written stops the first write with that
+    error, and nothing is written."""
+    from mover.errors import BackendError
+    from mover.repo import lock as lockmod
+    from mover.repo.backend import FileType
+
+    Repository.init(LocalBackend(str(tmp_path / "repo")), TEST_PASSWORD)
+    repo = Repository.open(LocalBackend(str(tmp_path / "repo")), TEST_PASSWORD)
+
+    def refused(_self: lockmod.Lock) -> str:
+        raise BackendError("cannot write locks/x: Read-only file system")
+
+    monkeypatch.setattr(lockmod.Lock, "_write", refused)
+    with lockmod.Lock(repo, exclusive=False).acquire(confirm_before_write=True):
+        with pytest.raises(BackendError, match="Read-only file system"):
+            repo.save_unpacked(FileType.SNAPSHOT, b"{}")
+    assert os.listdir(tmp_path / "repo" / "snapshots") == []
+    assert os.listdir(tmp_path / "repo" / "locks") == [] and repo.write_gate is None

@@ -211,6 +211,35 @@ def test_go_time_clamps_and_parses_variants() -> None:
         gotime.parse_ns("2020-09-13 noon")
 
 
+
+def test_go_time_equals_compares_without_parsing_as_parse_does() -> None:
+    texts = ["1970-01-01T00:00:00Z", "2020-09-13T12:26:40.123456789Z", "2020-09-13T12:26:40.12Z",
+             "2020-09-13T12:26:40.120Z", "2020-09-13T12:26:40.000000001Z", "1969-12-31T23:59:59.999999999Z",
+             "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2020-09-13T14:26:40.5+02:00",
+             "2020-09-13t12:26:40z", "2020-09-13T12:26:40.1234567891Z", "2020-09-13T12:26:40+0000"]
+    for text in texts:
+        ns = gotime.parse_ns(text)
+        assert gotime.equals_ns(text, ns), text
+        for other in (ns + 1, ns - 1, ns + 10**9, ns - 10**9, ns + 3600 * 10**9):
+            assert not gotime.equals_ns(text, other), (text, other)
+    with pytest.raises(ValueError):
+        gotime.equals_ns("2020-09-13 noon", BASE)
+
+
+def test_node_times_compared_as_text_stay_text() -> None:
+    text, ctext = "2026-01-02T03:04:05.5Z", "2026-01-02T03:04:06Z"
+    entry = {"name": "f", "type": "file", "mtime": text, "atime": text, "ctime": ctext, "content": []}
+    [node] = decode_tree(json.dumps({"nodes": [entry]}).encode(), "t")
+    m, c = gotime.parse_ns(text), gotime.parse_ns(ctext)
+    assert node.times_equal(m, c) and node.times_equal(m, c, m)
+    assert not node.times_equal(m + 1, c) and not node.times_equal(m, c - 1)
+    assert not node.times_equal(m, c, c)  # an atime that is not the mtime is compared too
+    assert node._mtime == text and node._ctime == ctext  # compared, not parsed
+    assert node.mtime == m and node.times_equal(m, c, m)  # parsed: compared as numbers
+    [untimed] = decode_tree(b'{"nodes":[{"name":"e","type":"file","content":[]}]}', "t")  # Go's zero time
+    for zero in (untimed, Node(name="z", type="file")):
+        assert zero.times_equal(gotime.ZERO, gotime.ZERO, gotime.ZERO) and not zero.times_equal(0, 0)
+
 # ---- chunker polynomial (§4) ------------------------------------------------------------------
 
 

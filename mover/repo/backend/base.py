@@ -147,6 +147,10 @@ class Backend(ABC):
         Temporary files of interrupted saves are never listed.
         """
 
+    def prefetch(self, t: FileType) -> None:  # noqa: B027  (a hint: nothing to do is right)
+        """Start reading every file of type ``t`` into memory ahead of its :meth:`load` (the
+        page cache of a local disk); may raise BackendError. The default does nothing."""
+
     def exists(self, h: Handle) -> bool:
         try:
             self.stat(h)
