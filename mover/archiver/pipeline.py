@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import grp
 import hashlib
+import mmap
 import os
 import pwd
 import stat as st
@@ -554,6 +555,10 @@ class Archiver:
         # change since its stat is read, and its end seen, in two read calls
         want = node.size + 1 if node.size < chunker.READ_SIZE else chunker.READ_SIZE
         save, sha256, cancel, readv = self._save_chunk, hashlib.sha256, self.cancel, os.readv
+        # a chunk the repository holds already (most of a big file that changed in places) is
+        # not handed to the blob pool: waking a blob worker only for save_blob's own index
+        # lookup cost each such chunk two GIL hand-overs
+        known = self.repo.index.has
         final = False
         while not final:
             if cancel.is_set():
@@ -561,8 +566,7 @@ class Archiver:
             # one buffer per read, carried-over tail first: chunks are views of it, so nothing is
             # copied before compression, and it is freed once its last chunk is packed
             keep = len(carry)
-            buf = bytearray(keep + want)
-            view = memoryview(buf)
+            view = memoryview(_read_buffer(keep + want))
             view[:keep] = carry
             carry = b""
             filled, end = keep, keep + want
@@ -581,7 +585,7 @@ class Archiver:
                     size += len(c)
                     if bp is None:
                         save(c, bid)
-                    else:
+                    elif not known(BlobType.DATA, bid):
                         self._blob_slots.acquire()
                         f = bp.submit(save, c, bid)
                         f.add_done_callback(self._release_blob_slot)
@@ -716,6 +720,14 @@ class Archiver:
             pass
         finally:
             self.counters.scanning = False
+
+
+def _read_buffer(size: int) -> bytearray | mmap.mmap:
+    """A writable buffer of ``size`` bytes for a file read. One of a full read's size comes
+    straight from an anonymous mapping: a bytearray of it is zeroed by a memset that holds the
+    GIL (1,024 page faults per 4 MiB, taken while the walk waits), where the mapping's pages
+    are faulted in by the read itself, in the kernel, without it."""
+    return mmap.mmap(-1, size, mmap.MAP_PRIVATE) if size >= chunker.READ_SIZE else bytearray(size)
 
 
 def _stored(plan: _DirPlan) -> bool:
