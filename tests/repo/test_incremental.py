@@ -528,3 +528,42 @@ def test_an_unchanged_file_whose_blob_left_the_index_is_read_again(tmp_path: Pat
     assert second.stats.bytes_read == 2003 and second.stats.data_blobs_added == 1
     assert second.snapshot.tree == first.snapshot.tree
     assert repo.index.has(BlobType.DATA, lost[0])
+
+
+def test_a_directory_waiting_for_a_big_file_does_not_hold_back_later_trees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trees of directories walked after one that waits for a big file are saved while it
+    is still being read, not all after it: the big file's read here waits until they are."""
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "big").write_bytes(random.Random(3).randbytes(chunker.MIN_SIZE + 1000))
+    for d in ("b", "c", "d"):
+        (src / d).mkdir()
+        (src / d / "link").symlink_to("elsewhere")
+    backend = LocalBackend(str(tmp_path / "repo"))
+    Repository.init(backend, TEST_PASSWORD)
+    repo = Repository.open(backend, TEST_PASSWORD)
+    saved: list[bytes] = []
+    others_saved = threading.Event()
+    save_tree = Repository.save_tree
+
+    def recording_save_tree(self: Repository, nodes) -> bytes:
+        saved.append(b",".join(sorted(n.name_bytes for n in nodes)))
+        if len(saved) == 3:
+            others_saved.set()
+        return save_tree(self, nodes)
+
+    store_content = Archiver._store_content
+
+    def slow_store_content(self: Archiver, fd: int, path: str, *args):
+        released = others_saved.wait(10)
+        saved.append(b"released" if released else b"timed out")
+        return store_content(self, fd, path, *args)
+
+    monkeypatch.setattr(Repository, "save_tree", recording_save_tree)
+    monkeypatch.setattr(Archiver, "_store_content", slow_store_content)
+    res = Archiver(repo).backup([str(src)], host="h", contents_at_root=True)
+    assert saved[:4] == [b"link", b"link", b"link", b"released"]
+    assert saved[4:] == [b"big", b"a,b,c,d"]
+    assert {n.name for n in repo.load_tree(res.snapshot.tree)} == {"a", "b", "c", "d"}
