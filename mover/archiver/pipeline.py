@@ -30,6 +30,7 @@ from mover.progress import Counters
 from mover.repo import identity, malloc
 from mover.repo.blob import BlobType
 from mover.repo.repository import Repository
+from mover.repo.tree import stored_nodes
 from mover.view.node import NODE_IFMT, Node, go_mode_from_posix
 from mover.view.snapshot import Snapshot
 
@@ -71,6 +72,9 @@ class _DirPlan:
     # reused as it is, with no encoding, hashing or index lookup per entry
     parent_tree: bytes | None = None
     parent_nodes: list[Node] | None = None
+    # the parent tree's JSON: a tree saved anew writes the nodes it keeps from the parent (by
+    # identity) as they are stored there
+    parent_json: bytes | None = None
     tree: bytes | None = None  # once saved (its children are dropped then)
     stored_upto: int = 0  # its first child not seen stored yet (see _stored)
 
@@ -444,7 +448,7 @@ class Archiver:
         parents: dict[str, Node] = {}
         if parent_tree is not None:
             try:
-                plan.parent_nodes = self.repo.load_tree(parent_tree)
+                plan.parent_nodes, plan.parent_json = self.repo.load_tree_stored(parent_tree)
                 plan.parent_tree = parent_tree
                 parents = {n.name: n for n in plan.parent_nodes}
             except RepoError:
@@ -701,8 +705,11 @@ class Archiver:
                     and self.repo.index.has(BlobType.TREE, plan.parent_tree):
                 plan.tree = plan.parent_tree
         if plan.tree is None:
-            plan.tree = self.repo.save_tree(nodes)
-        plan.children, plan.parent_nodes = [], None
+            kept = None
+            if old is not None and plan.parent_json is not None:
+                kept = {id(n): raw for n, raw in zip(old, stored_nodes(plan.parent_json), strict=True)}
+            plan.tree = self.repo.save_tree(nodes, kept)
+        plan.children, plan.parent_nodes, plan.parent_json = [], None, None
         return plan.tree
 
     # ---- totals for the progress bar -------------------------------------------------------
