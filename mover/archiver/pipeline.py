@@ -72,8 +72,8 @@ class _DirPlan:
     # reused as it is, with no encoding, hashing or index lookup per entry
     parent_tree: bytes | None = None
     parent_nodes: list[Node] | None = None
-    # the parent tree's JSON: a tree saved anew writes the nodes it keeps from the parent (by
-    # identity) as they are stored there
+    # the parent tree's JSON, when it was read for this walk: a tree saved anew writes the
+    # nodes it keeps from the parent (by identity) as they are stored there
     parent_json: bytes | None = None
     tree: bytes | None = None  # once saved (its children are dropped then)
     stored_upto: int = 0  # its first child not seen stored yet (see _stored)

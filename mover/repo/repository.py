@@ -387,26 +387,23 @@ class Repository:
     # ---- trees and snapshots -------------------------------------------------------------------
 
     def load_tree(self, tree_id: bytes) -> list[Node]:
+        return self.load_tree_stored(tree_id)[0]
+
+    def load_tree_stored(self, tree_id: bytes) -> tuple[list[Node], bytes | None]:
+        """The tree's nodes and, when it is read from the repository rather than found in the
+        cache (which keeps the nodes only), its JSON as stored (see :func:`stored_nodes`)."""
         with self._tree_cache_lock:
             nodes = self._tree_cache.get(tree_id)
             if nodes is not None:
                 self._tree_cache.move_to_end(tree_id)
-                return nodes
-        return self.load_tree_stored(tree_id)[0]
-
-    def load_tree_stored(self, tree_id: bytes) -> tuple[list[Node], bytes]:
-        """The tree's nodes and its JSON as stored (for :func:`stored_nodes`), read from the
-        repository (the cache keeps the nodes only)."""
+                return nodes, None
         raw = self.load_blob(BlobType.TREE, tree_id)
         nodes = decode_tree(raw, f"tree {tree_id.hex()[:16]}")
-        self._cache_tree(tree_id, nodes)
-        return nodes, raw
-
-    def _cache_tree(self, tree_id: bytes, nodes: list[Node]) -> None:
         with self._tree_cache_lock:
             self._tree_cache[tree_id] = nodes
             while len(self._tree_cache) > 256:
                 self._tree_cache.popitem(last=False)
+        return nodes, raw
 
     def save_tree(self, nodes: list[Node], as_stored: Mapping[int, bytes] | None = None) -> bytes:
         """``as_stored``: see :func:`encode_tree`."""

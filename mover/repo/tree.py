@@ -31,11 +31,11 @@ def encode_tree(nodes: list[Node], as_stored: Mapping[int, bytes] | None = None)
         if a.name == b.name:
             raise ValueError(f"duplicate name {a.name!r} in tree")
     if not as_stored:
-        return (gojson.dumps({"nodes": [n.to_json() for n in nodes]}) + "\n").encode()
+        return gojson.dumps_bytes({"nodes": [n.to_json() for n in nodes]}) + b"\n"
     parts = []
     for n in nodes:
         raw = as_stored.get(id(n))
-        parts.append(raw if raw is not None else gojson.dumps(n.to_json()).encode())
+        parts.append(raw if raw is not None else gojson.dumps_bytes(n.to_json()))
     return b'{"nodes":[' + b",".join(parts) + b"]}\n"
 
 
