@@ -10,6 +10,8 @@ import base64
 import json
 import re
 
+import msgspec
+
 _GO_HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
                           "\u2028": "\\u2028", "\u2029": "\\u2029"})
 # Python writes \b and \f; Go (1.19, restic 0.14's toolchain) writes \u0008 and \u000c. Only an
@@ -23,6 +25,25 @@ def dumps(obj: object) -> str:
     if "\\b" in s or "\\f" in s:
         s = _PY_SHORT_ESCAPES.sub(lambda m: m.group(1) + ("\\u0008" if m.group(2) == "b" else "\\u000c"), s)
     return s
+
+
+# msgspec's C encoder writes what json.dumps does (for strings, integers, lists, dicts and
+# None) but for the characters Go escapes and \b, \f: the same rules, on bytes
+_GO_HTML_BYTES = tuple((chr(c).encode(), esc.encode()) for c, esc in _GO_HTML.items())
+_SHORT_ESCAPES_BYTES = re.compile(_PY_SHORT_ESCAPES.pattern.encode())
+
+
+def dumps_bytes(obj: object) -> bytes:
+    """:func:`dumps` encoded to UTF-8 (for the types above), from msgspec's encoder: a tree's
+    nodes are a few hundred thousand values a backup, and json.dumps was half of what
+    encoding a tree cost."""
+    b = msgspec.json.encode(obj)
+    for ch, esc in _GO_HTML_BYTES:
+        if ch in b:
+            b = b.replace(ch, esc)
+    if b"\\b" in b or b"\\f" in b:
+        b = _SHORT_ESCAPES_BYTES.sub(lambda m: m.group(1) + (b"\\u0008" if m.group(2) == b"b" else b"\\u000c"), b)
+    return b
 
 
 # Go's base64.StdEncoding, which json.Unmarshal uses for []byte: whole quanta of 4, padding only

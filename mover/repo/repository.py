@@ -13,7 +13,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from mover.errors import IntegrityError, NotFound, RepoError
@@ -387,20 +387,27 @@ class Repository:
     # ---- trees and snapshots -------------------------------------------------------------------
 
     def load_tree(self, tree_id: bytes) -> list[Node]:
+        return self.load_tree_stored(tree_id)[0]
+
+    def load_tree_stored(self, tree_id: bytes) -> tuple[list[Node], bytes | None]:
+        """The tree's nodes and, when it is read from the repository rather than found in the
+        cache (which keeps the nodes only), its JSON as stored (see :func:`stored_nodes`)."""
         with self._tree_cache_lock:
             nodes = self._tree_cache.get(tree_id)
             if nodes is not None:
                 self._tree_cache.move_to_end(tree_id)
-                return nodes
-        nodes = decode_tree(self.load_blob(BlobType.TREE, tree_id), f"tree {tree_id.hex()[:16]}")
+                return nodes, None
+        raw = self.load_blob(BlobType.TREE, tree_id)
+        nodes = decode_tree(raw, f"tree {tree_id.hex()[:16]}")
         with self._tree_cache_lock:
             self._tree_cache[tree_id] = nodes
             while len(self._tree_cache) > 256:
                 self._tree_cache.popitem(last=False)
-        return nodes
+        return nodes, raw
 
-    def save_tree(self, nodes: list[Node]) -> bytes:
-        return self.save_blob(BlobType.TREE, encode_tree(nodes))[0]
+    def save_tree(self, nodes: list[Node], as_stored: Mapping[int, bytes] | None = None) -> bytes:
+        """``as_stored``: see :func:`encode_tree`."""
+        return self.save_blob(BlobType.TREE, encode_tree(nodes, as_stored))[0]
 
     def save_snapshot(self, snap: Snapshot) -> bytes:
         snap.id = bytes.fromhex(self.save_unpacked(FileType.SNAPSHOT, snap.to_bytes()))

@@ -34,6 +34,7 @@ from mover.repo.backend.local import LocalBackend
 from mover.repo.blob import BlobType
 from mover.repo.index import Index
 from mover.repo.repository import Repository
+from mover.repo.tree import decode_tree, encode_tree, stored_nodes
 from tests.support.mover_cli import TEST_PASSWORD, Mover, listing, read_proc_io
 from tests.support.restic_cli import Restic
 from tests.support.treekit import assert_same_tree, snapshot_tree
@@ -528,3 +529,88 @@ def test_an_unchanged_file_whose_blob_left_the_index_is_read_again(tmp_path: Pat
     assert second.stats.bytes_read == 2003 and second.stats.data_blobs_added == 1
     assert second.snapshot.tree == first.snapshot.tree
     assert repo.index.has(BlobType.DATA, lost[0])
+
+
+def test_a_changed_directory_keeps_the_other_nodes_as_the_parent_tree_stored_them(
+    tmp_path: Path, restic_bin: str
+) -> None:
+    """A directory whose one file changed gets a new tree; every unchanged file's node in it is
+    written as the parent tree holds it (here restic's, its times in the local zone, which mover would
+    write in UTC), and only the changed one is encoded anew. restic checks and restores it."""
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    for i in range(6):
+        (src / "d" / f"f{i}").write_bytes(bytes([i]) * (100 + i))
+    (src / "d" / "link").symlink_to("f0")
+    repo_path = str(tmp_path / "repo")
+    restic = Restic(repo_path, TEST_PASSWORD, env_extra={"TZ": "Europe/Berlin"}, binary=restic_bin)
+    restic.init()
+    restic.backup(["."], cwd=src)
+    repo = Repository.open(LocalBackend(repo_path), TEST_PASSWORD)
+    parent = repo.snapshots()[-1]
+    old_d = next(n for n in repo.load_tree(parent.tree) if n.name == "d")
+    old_raw = repo.load_blob(BlobType.TREE, old_d.subtree)
+    assert b'+01:00"' in old_raw or b'+02:00"' in old_raw  # restic wrote the local zone
+
+    (src / "d" / "f3").write_bytes(b"changed")
+    res = Archiver(repo).backup([str(src)], host="h", contents_at_root=True, parent=parent)
+    assert res.stats.files_changed == 1 and res.stats.files_unmodified == 5
+    new_d = next(n for n in repo.load_tree(res.snapshot.tree) if n.name == "d")
+    new_raw = repo.load_blob(BlobType.TREE, new_d.subtree)
+    old_json = dict(zip((n.name for n in repo.load_tree(old_d.subtree)), stored_nodes(old_raw), strict=True))
+    new_nodes = repo.load_tree(new_d.subtree)
+    new_json = dict(zip((n.name for n in new_nodes), stored_nodes(new_raw), strict=True))
+    assert set(new_json) == set(old_json)
+    for name in old_json:  # a symlink's node is made again from its stat, as restic does
+        assert (new_json[name] == old_json[name]) == (name not in ("f3", "link")), name
+    for name in ("f3", "link"):
+        assert b'+0' not in new_json[name] and b'Z"' in new_json[name]  # mover's own encoding
+    # byte for byte what encoding the nodes alone would give, but for the kept nodes' times
+    assert decode_tree(new_raw, "new") == decode_tree(encode_tree(new_nodes), "plain") == new_nodes
+    assert new_raw.startswith(b'{"nodes":[{') and new_raw.endswith(b"}]}\n")
+
+    snap = next(s["id"] for s in restic.snapshots() if s["id"] == res.snapshot.id.hex())
+    checked = restic.check()
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    out = tmp_path / "out"
+    restic.run("restore", snap, "--target", out)
+    assert_same_tree(src, out)
+
+
+def test_a_directory_waiting_for_a_big_file_does_not_hold_back_later_trees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trees of directories walked after one that waits for a big file are saved while it
+    is still being read, not all after it: the big file's read here waits until they are."""
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "big").write_bytes(random.Random(3).randbytes(chunker.MIN_SIZE + 1000))
+    for d in ("b", "c", "d"):
+        (src / d).mkdir()
+        (src / d / "link").symlink_to("elsewhere")
+    backend = LocalBackend(str(tmp_path / "repo"))
+    Repository.init(backend, TEST_PASSWORD)
+    repo = Repository.open(backend, TEST_PASSWORD)
+    saved: list[bytes] = []
+    others_saved = threading.Event()
+    save_tree = Repository.save_tree
+
+    def recording_save_tree(self: Repository, nodes, as_stored=None) -> bytes:
+        saved.append(b",".join(sorted(n.name_bytes for n in nodes)))
+        if len(saved) == 3:
+            others_saved.set()
+        return save_tree(self, nodes, as_stored)
+
+    store_content = Archiver._store_content
+
+    def slow_store_content(self: Archiver, fd: int, path: str, *args):
+        released = others_saved.wait(10)
+        saved.append(b"released" if released else b"timed out")
+        return store_content(self, fd, path, *args)
+
+    monkeypatch.setattr(Repository, "save_tree", recording_save_tree)
+    monkeypatch.setattr(Archiver, "_store_content", slow_store_content)
+    res = Archiver(repo).backup([str(src)], host="h", contents_at_root=True)
+    assert saved[:4] == [b"link", b"link", b"link", b"released"]
+    assert saved[4:] == [b"big", b"a,b,c,d"]
+    assert {n.name for n in repo.load_tree(res.snapshot.tree)} == {"a", "b", "c", "d"}

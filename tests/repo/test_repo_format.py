@@ -135,7 +135,18 @@ def test_key_file_round_trip() -> None:
 )
 def test_go_json_encoding(value: object, go: str) -> None:
     assert gojson.dumps(value) == go
+    assert gojson.dumps_bytes(value) == go.encode()  # the trees' encoder (msgspec's)
     assert json.loads(go) == value
+
+
+def test_go_json_bytes_encoder_writes_what_the_json_one_does_for_random_strings() -> None:
+    rng = random.Random(16)
+    alphabet = ["\\", '"', "\b", "\f", "\n", "<", ">", "&", "\u2028", "\u2029", "b", "f", "u", "0",
+                "\x00", "\x1f", "\x7f", "\u00a0", "é", "😀"]
+    for _ in range(20_000):
+        s = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+        value = {"name": s, "xs": [s, None, rng.randrange(2**63)]}
+        assert gojson.dumps_bytes(value) == gojson.dumps(value).encode(), repr(s)
 
 
 @pytest.mark.parametrize(
